@@ -1,0 +1,42 @@
+"""Flowgate: the WhatsApp Flows backend. ``create_app()`` is the table of contents."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+import config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(config.load() if test_config is None else {**config.defaults(), **test_config})
+    # Webhooks may carry up to 3 MB (protocol doc 5.1); the Flow endpoint sets its own lower limit.
+    app.config.setdefault("MAX_CONTENT_LENGTH", 3 * 1024 * 1024)
+    _logging(app)
+
+    import domain
+    import security
+    import storage
+    from blueprints import endpoint, errors, health
+    from cli import init_app as init_cli
+
+    storage.init_app(app)
+    security.init_app(app)
+    domain.init_app(app)
+    errors.init_app(app)
+    init_cli(app)
+
+    app.register_blueprint(endpoint.bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def _logging(app: Flask) -> None:
+    logger = logging.getLogger("flowgate")
+    logger.setLevel(app.config["LOG_LEVEL"])
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False

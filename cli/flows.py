@@ -1,0 +1,67 @@
+"""flask flows …: list the registered flows and play one through the encrypted protocol."""
+from __future__ import annotations
+
+import json
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+import config
+from flows.player import Player
+from flows.sessions import new_token
+from flows.simulator import FlowClient
+
+flows_group = AppGroup("flows", help="Registered flows: list, simulate.")
+
+
+@flows_group.command("list")
+def list_flows():
+    for flow in current_app.extensions["flows"]:
+        click.echo(f"{flow.name:20} /flows/{flow.name}  screens: {', '.join(flow.screen_ids)}")
+
+
+def _fields(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not name=value", param_hint="--field")
+        out[name] = value
+    return out
+
+
+@flows_group.command("simulate")
+@click.argument("flow_name")
+@click.option("--url", default=None, help="Endpoint URL (default: this app on 127.0.0.1:$PORT).")
+@click.option("--field", "fields", multiple=True, help="A form value, name=value (repeatable).")
+@click.option("--token", default=None, help="Flow token to use (default: a fresh one).")
+@click.option("--public-key", "public_key_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="The endpoint's public key (default: this app's own key).")
+@click.option("--json", "as_json", is_flag=True, help="Print each step as a JSON line.")
+def simulate(flow_name, url, fields, token, public_key_path, as_json):
+    """Play WhatsApp: encrypt, sign, POST, decrypt, and print each screen until the flow ends."""
+    flow = current_app.extensions["flows"].get(flow_name)
+    if flow is None:
+        raise click.ClickException(f"unknown flow {flow_name!r}; try: flask flows list")
+    url = url or f"http://127.0.0.1:{config.server()['port']}/flows/{flow_name}"
+    public_key = (open(public_key_path).read() if public_key_path
+                  else current_app.extensions["keyring"].public_pem)
+    client = FlowClient(url, public_key, current_app.config["WHATSAPP_APP_SECRET"])
+    token = token or new_token()
+    click.echo(f"# {flow_name} at {url} (token {token[:9]}…)")
+    last = None
+    for step in Player(flow.definition, client, token, _fields(fields)).run():
+        last = step
+        if as_json:
+            click.echo(json.dumps({"screen": step.screen, "data": step.data, "note": step.note,
+                                   "ms": round(step.reply.latency * 1000, 1) if step.reply else None}))
+            continue
+        ms = f"{step.reply.latency * 1000:.0f} ms" if step.reply and step.reply.latency else ""
+        click.echo(f"\n== {step.screen or '(no screen)'}  {ms}")
+        for key, value in step.data.items():
+            click.echo(f"   {key}: {json.dumps(value)}")
+        if step.note:
+            click.echo(f"   ({step.note})")
+    if last is None or last.screen != "SUCCESS":
+        raise SystemExit(1)

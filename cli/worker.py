@@ -1,0 +1,23 @@
+"""flask worker: the RQ worker, built from the same config as the web process."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from workers.queues import QUEUES, build_worker
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty (tests, one-offs).")
+@click.option("--queue", "queue_names", multiple=True, help="Queues to serve (default: all, by priority).")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@with_appcontext
+def worker_command(burst, queue_names, name):
+    """Run a HerokuWorker-based RQ worker with the scheduler.
+
+    The app context pushed here is inherited by every forked work horse, so jobs reach the
+    app's Redis client and settings through ``current_app``.
+    """
+    worker = build_worker(current_app.extensions["redis"], queue_names or QUEUES, name=name)
+    worker.work(with_scheduler=True, burst=burst, logging_level=current_app.config["LOG_LEVEL"])

@@ -1,0 +1,104 @@
+"""Every setting Flowgate reads, in one place.
+
+This is the only module that looks at the environment. ``load(environ)`` turns it into the flat
+mapping that ``create_app()`` puts on ``app.config``; tests skip the environment and pass a dict.
+Heroku's unprefixed names (``PORT``, ``REDIS_URL``, ``WEB_CONCURRENCY``) are mapped here and
+nowhere else.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# Meta cuts an endpoint request at 10 s; the budget must leave room for the network both ways.
+MAX_DEADLINE_SECONDS = 8.0
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(value: str | None, default: int) -> int:
+    return default if value in (None, "") else int(value)
+
+
+def _float(value: str | None, default: float) -> float:
+    return default if value in (None, "") else float(value)
+
+
+def _pem(value: str | None) -> str | None:
+    # Heroku config vars are one line: tolerate literal "\n" escapes in pasted PEM text.
+    if not value:
+        return None
+    return value.replace("\\n", "\n").strip() + "\n"
+
+
+def defaults() -> dict:
+    """The configuration with nothing set: what a test starts from."""
+    return {
+        "APP_ENV": "production",
+        "INSTANCE_DIR": str(ROOT / "instance"),
+        "REDIS_URL": None,
+        "REDIS_SSL_NO_VERIFY": True,
+        "FLOW_PRIVATE_KEY": None,
+        "FLOW_PRIVATE_KEY_PATH": None,
+        "FLOW_PRIVATE_KEY_PASSPHRASE": None,
+        "FLOW_PRIVATE_KEY_PREVIOUS": None,
+        "FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE": None,
+        "WHATSAPP_APP_SECRET": None,
+        "WHATSAPP_APP_SECRET_PREVIOUS": None,
+        "FLOW_TOKEN_POLICY": "open",
+        "FLOW_SESSION_LIFETIME": 3 * 24 * 3600,
+        "FLOW_MAX_REQUEST_BYTES": 1024 * 1024,
+        "FLOW_MAX_RESPONSE_BYTES": 64 * 1024,
+        "FLOW_DEADLINE_SECONDS": 3.0,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def load(environ: os._Environ | dict | None = None) -> dict:
+    """Read the environment once; unknown variables are ignored."""
+    env = os.environ if environ is None else environ
+    cfg = defaults()
+    cfg.update(
+        APP_ENV=env.get("APP_ENV", "production").strip().lower(),
+        INSTANCE_DIR=env.get("FLOWGATE_INSTANCE_DIR") or cfg["INSTANCE_DIR"],
+        # REDIS_TLS_URL is the legacy Heroku name; REDIS_URL wins when both exist.
+        REDIS_URL=env.get("REDIS_URL") or env.get("REDIS_TLS_URL") or None,
+        REDIS_SSL_NO_VERIFY=_bool(env.get("REDIS_SSL_NO_VERIFY"), True),
+        FLOW_PRIVATE_KEY=_pem(env.get("FLOW_PRIVATE_KEY")),
+        FLOW_PRIVATE_KEY_PATH=env.get("FLOW_PRIVATE_KEY_PATH") or None,
+        FLOW_PRIVATE_KEY_PASSPHRASE=env.get("FLOW_PRIVATE_KEY_PASSPHRASE") or None,
+        FLOW_PRIVATE_KEY_PREVIOUS=_pem(env.get("FLOW_PRIVATE_KEY_PREVIOUS")),
+        FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE=env.get("FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE") or None,
+        WHATSAPP_APP_SECRET=env.get("WHATSAPP_APP_SECRET") or None,
+        WHATSAPP_APP_SECRET_PREVIOUS=env.get("WHATSAPP_APP_SECRET_PREVIOUS") or None,
+        FLOW_TOKEN_POLICY=env.get("FLOW_TOKEN_POLICY", "open").strip().lower(),
+        FLOW_SESSION_LIFETIME=_int(env.get("FLOW_SESSION_LIFETIME"), cfg["FLOW_SESSION_LIFETIME"]),
+        FLOW_MAX_REQUEST_BYTES=_int(env.get("FLOW_MAX_REQUEST_BYTES"), cfg["FLOW_MAX_REQUEST_BYTES"]),
+        FLOW_MAX_RESPONSE_BYTES=_int(env.get("FLOW_MAX_RESPONSE_BYTES"), cfg["FLOW_MAX_RESPONSE_BYTES"]),
+        FLOW_DEADLINE_SECONDS=min(
+            _float(env.get("FLOW_DEADLINE_SECONDS"), cfg["FLOW_DEADLINE_SECONDS"]), MAX_DEADLINE_SECONDS
+        ),
+        LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
+    )
+    return cfg
+
+
+def server(environ: os._Environ | dict | None = None) -> dict:
+    """What gunicorn.conf.py needs: the port and the process counts Heroku hands us."""
+    env = os.environ if environ is None else environ
+    return {
+        "port": _int(env.get("PORT"), 5000),
+        "workers": _int(env.get("WEB_CONCURRENCY"), 2),
+        "threads": _int(env.get("GUNICORN_THREADS"), 4),
+        "production": env.get("APP_ENV", "production").strip().lower() == "production",
+    }
+
+
+def is_development(cfg: dict) -> bool:
+    return cfg.get("APP_ENV") == "development"

@@ -1,0 +1,129 @@
+"""From a decrypted request to the reply: ping, error notifications, tokens, handlers.
+
+No HTTP here: the blueprint decrypts and encrypts, the engine decides. ``Outcome.plaintext`` is the
+reply already serialised, so its size is checked once and the bytes are encrypted as they are.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from flows.budget import Deadline
+from flows.crypto import json_bytes
+from flows.protocol import ACK_REPLY, PING_REPLY, Finish, FlowRequest, Screen, TokenRejected
+from flows.registry import Context, Flow
+from flows.sessions import SessionStore, short
+
+log = logging.getLogger("flowgate.endpoint")
+
+GENERIC_ERROR = "Something went wrong on our side. Please try again."
+UNKNOWN_STEP = "This step isn't available any more. Please start again from here."
+REFUSALS = {
+    "completed": "You have already completed this form. Thank you!",
+    "expired": "This form has expired. Please ask us for a new one in the chat.",
+    "revoked": "This form was replaced by a newer one. Please open the latest message in the chat.",
+    "gave_up": "This form has expired. Please ask us for a new one in the chat.",
+    "unknown": "We don't recognise this form. Please ask us for a new one in the chat.",
+}
+
+
+@dataclass
+class Outcome:
+    status: int  # 200, or 427 when the token is refused
+    plaintext: bytes
+    event: str  # ping, ack, screen, finish, refused, handler_error, ... (logs and metrics)
+    screen: str | None = None
+
+
+class Engine:
+    def __init__(self, sessions: SessionStore, deps: dict, deadline_seconds: float,
+                 max_reply_bytes: int):
+        self.sessions = sessions
+        self.deps = deps
+        self.deadline_seconds = deadline_seconds
+        self.max_reply_bytes = max_reply_bytes
+
+    def handle(self, flow: Flow, req: FlowRequest) -> Outcome:
+        if req.action == "ping":
+            return Outcome(200, json_bytes(PING_REPLY), "ping")
+        token = req.flow_token
+        if req.is_error_notification:
+            return self._acknowledge(flow, req)
+        if token is None:
+            log.warning("flow=%s action=%s request without flow_token", flow.name, req.action)
+        else:
+            visit = self._quietly(self.sessions.visit, token, flow.name, req.screen)
+            if visit is not None and visit.refused:
+                log.info("flow=%s token=%s refused: session %s", flow.name, short(token), visit.state)
+                return self._refuse(REFUSALS.get(visit.state, REFUSALS["expired"]))
+        return self._dispatch(flow, req)
+
+    def _acknowledge(self, flow: Flow, req: FlowRequest) -> Outcome:
+        key = next((str(req.data[k]) for k in ("error", "error_key") if k in req.data), "unspecified")
+        log.warning("flow=%s token=%s screen=%s client error notification: %s",
+                    flow.name, short(req.flow_token), req.screen, key[:80])
+        if req.flow_token:
+            self._quietly(self.sessions.move, req.flow_token, "failed", ("sent", "opened", "in_progress"),
+                          event="failed", detail=f"client error: {key[:200]}")
+        return Outcome(200, json_bytes(ACK_REPLY), "ack")
+
+    def _dispatch(self, flow: Flow, req: FlowRequest) -> Outcome:
+        here = req.screen if flow.has_screen(req.screen) else flow.entry_screen
+        handler = flow.handler_for(req.action, req.screen)
+        if handler is None:
+            if req.action == "data_exchange":
+                log.warning("flow=%s no handler for screen=%s", flow.name, (req.screen or "-")[:60])
+                return self._reply(flow, req, Screen(here, error_message=UNKNOWN_STEP), "unknown_screen")
+            # INIT and BACK without a handler: show the screen as the Flow JSON defines it.
+            return self._reply(flow, req, Screen(here), "default")
+        ctx = Context(request=req, flow=flow, deps=self.deps,
+                      deadline=Deadline(self.deadline_seconds),
+                      sessions=self.sessions if req.flow_token else None)
+        try:
+            result = handler(ctx)
+        except Exception:  # a bug in a flow must not surface as a 500: the user can retry
+            log.exception("flow=%s token=%s screen=%s handler raised", flow.name,
+                          short(req.flow_token), req.screen)
+            return self._reply(flow, req, Screen(here, error_message=GENERIC_ERROR), "handler_error")
+        return self._reply(flow, req, result, "screen")
+
+    def _reply(self, flow: Flow, req: FlowRequest, result, event: str) -> Outcome:
+        here = req.screen if flow.has_screen(req.screen) else flow.entry_screen
+        if isinstance(result, TokenRejected):
+            return self._refuse(result.message)
+        if isinstance(result, Finish):
+            plaintext = json_bytes(result.to_json(req.flow_token))
+            if req.flow_token:
+                self._quietly(self.sessions.move, req.flow_token, "completed",
+                              ("sent", "opened", "in_progress", "failed", "abandoned", "recovering"),
+                              event="completed", detail="endpoint SUCCESS")
+            return Outcome(200, plaintext, "finish", "SUCCESS")
+        if not isinstance(result, Screen) or not flow.has_screen(result.name):
+            log.error("flow=%s handler for screen=%s returned %r, not a screen of the Flow JSON",
+                      flow.name, req.screen, getattr(result, "name", type(result).__name__))
+            result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
+        plaintext = json_bytes(result.to_json())
+        if len(plaintext) > self.max_reply_bytes:
+            log.error("flow=%s screen=%s reply of %d bytes is over the %d byte limit",
+                      flow.name, result.name, len(plaintext), self.max_reply_bytes)
+            result, event = Screen(here, error_message=GENERIC_ERROR), "reply_too_large"
+            plaintext = json_bytes(result.to_json())
+        if req.flow_token and result.name != req.screen:
+            self._quietly(self.sessions.visit, req.flow_token, flow.name, result.name)
+        return Outcome(200, plaintext, event, result.name)
+
+    @staticmethod
+    def _quietly(call, *args, **kwargs):
+        """Session bookkeeping must not cost the user their screen: with Redis down, serve
+        without it (token checks included) and say so in the log."""
+        try:
+            return call(*args, **kwargs)
+        except RedisError as exc:
+            log.warning("sessions unavailable (%s): serving without them", type(exc).__name__)
+            return None
+
+    @staticmethod
+    def _refuse(message: str) -> Outcome:
+        return Outcome(427, json_bytes({"error_msg": message}), "refused")

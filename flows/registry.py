@@ -1,0 +1,130 @@
+"""Flows as code: a Flow is its Flow JSON file plus handlers registered per action and screen.
+
+    flow = Flow("member_check", Path(__file__).with_suffix(".json"))
+
+    @flow.on_exchange("MEMBER_LOOKUP")
+    def lookup(ctx): ...
+
+A handler takes a ``Context`` and returns a ``Screen``, a ``Finish`` or a ``TokenRejected``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from flows.protocol import FlowRequest
+
+
+@dataclass
+class Context:
+    """What a handler sees: the request, the session's carried values, and named dependencies."""
+
+    request: FlowRequest
+    flow: "Flow"
+    deps: dict = field(default_factory=dict)  # e.g. "members": the member store
+    deadline: object = None  # flows.budget.Deadline, set by the engine
+    sessions: object = None  # flows.sessions.SessionStore, None when the request has no token
+    _carried: dict | None = None
+
+    @property
+    def data(self) -> dict:
+        return self.request.data
+
+    @property
+    def token(self) -> str | None:
+        return self.request.flow_token
+
+    @property
+    def carried(self) -> dict:
+        """Values kept across screens (what the user entered, totals); read once, lazily."""
+        if self._carried is None:
+            self._carried = self.sessions.carried(self.token) if self.sessions and self.token else {}
+        return self._carried
+
+    def carry(self, **values) -> None:
+        """Keep values on the session: later screens and a recovery resend's prefill read them."""
+        self.carried.update(values)
+        if self.sessions and self.token:
+            self.sessions.carry(self.token, values)
+
+
+Handler = Callable[[Context], object]
+
+
+class Flow:
+    def __init__(self, name: str, json_path: Path, title: str | None = None):
+        self.name = name
+        self.json_path = Path(json_path)
+        self.title = title or name.replace("_", " ").title()
+        self._handlers: dict[tuple[str, str | None], Handler] = {}
+
+    # --- registration ---------------------------------------------------------------------
+    def on(self, action: str, screen: str | None = None):
+        def register(fn: Handler) -> Handler:
+            self._handlers[(action, screen)] = fn
+            return fn
+
+        return register
+
+    def on_init(self, fn: Handler) -> Handler:
+        return self.on("INIT")(fn)
+
+    def on_exchange(self, screen: str):
+        return self.on("data_exchange", screen)
+
+    def on_back(self, screen: str):
+        return self.on("BACK", screen)
+
+    def handler_for(self, action: str, screen: str | None) -> Handler | None:
+        return self._handlers.get((action, screen)) or self._handlers.get((action, None))
+
+    @property
+    def handlers(self) -> dict:
+        return dict(self._handlers)
+
+    # --- the Flow JSON ----------------------------------------------------------------------
+    @cached_property
+    def definition(self) -> dict:
+        return json.loads(self.json_path.read_text())
+
+    @cached_property
+    def screen_ids(self) -> list[str]:
+        return [s["id"] for s in self.definition.get("screens", [])]
+
+    @cached_property
+    def entry_screen(self) -> str:
+        routing = self.definition.get("routing_model") or {}
+        targets = {t for edges in routing.values() for t in edges}
+        for sid in self.screen_ids:
+            if sid not in targets:
+                return sid
+        return self.screen_ids[0]
+
+    def has_screen(self, screen: str | None) -> bool:
+        return screen in self.screen_ids
+
+
+class Registry:
+    """Name → Flow. One registry per app; the catalog fills it."""
+
+    def __init__(self, flows=()):
+        self._flows: dict[str, Flow] = {}
+        for flow in flows:
+            self.add(flow)
+
+    def add(self, flow: Flow) -> None:
+        if flow.name in self._flows:
+            raise ValueError(f"flow {flow.name!r} registered twice")
+        self._flows[flow.name] = flow
+
+    def get(self, name: str) -> Flow | None:
+        return self._flows.get(name)
+
+    def __iter__(self):
+        return iter(self._flows.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._flows)

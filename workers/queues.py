@@ -1,0 +1,78 @@
+"""Every RQ customisation in one place: queues, serializer, TTLs, retries, the worker class.
+
+Facts behind the choices are in shared/docs/rq-redis-heroku.md:
+- plain ``rq worker`` loses the running job on Heroku (SIGTERM reaches the horse), so the worker
+  is HerokuWorker-based and lets a short job finish before the 30 s SIGKILL;
+- a custom ``job_id`` alone does not deduplicate; ``unique=True`` does;
+- a ``Retry`` interval list is right-aligned: give it exactly ``max`` values;
+- ``failure_ttl`` defaults to a year: days are enough, and a failed unique job blocks its id.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+from rq.worker import HerokuWorker
+
+HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
+QUEUES = (HIGH, DEFAULT, LOW)  # priority order: a worker drains HIGH first
+
+JOB_TIMEOUT = 60  # seconds; every outbound call inside a job has its own shorter timeout
+RESULT_TTL = int(timedelta(days=1).total_seconds())
+FAILURE_TTL = int(timedelta(days=7).total_seconds())
+
+
+BACKOFF = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, 3, ...
+
+
+def retry_policy(max_retries: int = 5, backoff=BACKOFF) -> Retry:
+    """Growing waits. The list handed to RQ has exactly ``max_retries`` values, so its
+    right-aligned reading gives retry n the n-th wait, as written."""
+    backoff = list(backoff)
+    intervals = (backoff + [backoff[-1]] * max_retries)[:max_retries]
+    return Retry(max=max_retries, interval=intervals)
+
+
+def queue(connection, name: str = DEFAULT) -> Queue:
+    return Queue(name, connection=connection, serializer=JSONSerializer, default_timeout=JOB_TIMEOUT)
+
+
+def enqueue(connection, func: str, *args, queue_name: str = DEFAULT, job_id: str | None = None,
+            retry: Retry | None = None, at=None, delay: timedelta | None = None, **kwargs):
+    """Enqueue by dotted path, so the web side never imports job code.
+
+    With a ``job_id`` the job is unique: a second enqueue of the same id raises
+    ``rq.exceptions.DuplicateJobError`` instead of running the job twice.
+    """
+    q = queue(connection, queue_name)
+    options = dict(
+        args=args, kwargs=kwargs, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL, retry=retry or retry_policy(),
+    )
+    if job_id:
+        options.update(job_id=job_id, unique=True)
+    if at is not None:
+        return q.enqueue_at(at, func, **options)
+    if delay is not None:
+        return q.enqueue_in(delay, func, **options)
+    return q.enqueue(func, **options)
+
+
+class FlowgateWorker(HerokuWorker):
+    """HerokuWorker: on SIGTERM the horse is told to stop only after ``imminent_shutdown_delay``.
+
+    Heroku sends SIGKILL 30 s after SIGTERM; 20 s lets a job that is nearly done finish and still
+    leaves time for the worker to requeue it (retry) and register its own death.
+    """
+
+    imminent_shutdown_delay = 20
+
+
+def build_worker(connection, queue_names=QUEUES, name: str | None = None) -> FlowgateWorker:
+    return FlowgateWorker(
+        [queue(connection, n) for n in queue_names],
+        connection=connection,
+        serializer=JSONSerializer,
+        name=name,
+    )
