@@ -20,10 +20,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     import storage
     from blueprints import endpoint, errors, health
     from cli import init_app as init_cli
+    from messaging import init_app as init_messaging
 
     storage.init_app(app)
     security.init_app(app)
     domain.init_app(app)
+    init_messaging(app)
     errors.init_app(app)
     init_cli(app)
 

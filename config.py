@@ -56,6 +56,10 @@ def defaults() -> dict:
         "FLOW_MAX_REQUEST_BYTES": 1024 * 1024,
         "FLOW_MAX_RESPONSE_BYTES": 64 * 1024,
         "FLOW_DEADLINE_SECONDS": 3.0,
+        "WHATSAPP_API_BASE": "https://graph.facebook.com",
+        "WHATSAPP_API_VERSION": "v23.0",
+        "WHATSAPP_ACCESS_TOKEN": None,
+        "WHATSAPP_PHONE_NUMBER_ID": None,
         "LOG_LEVEL": "INFO",
     }
 
@@ -84,6 +88,10 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         FLOW_DEADLINE_SECONDS=min(
             _float(env.get("FLOW_DEADLINE_SECONDS"), cfg["FLOW_DEADLINE_SECONDS"]), MAX_DEADLINE_SECONDS
         ),
+        WHATSAPP_API_BASE=env.get("WHATSAPP_API_BASE") or cfg["WHATSAPP_API_BASE"],
+        WHATSAPP_API_VERSION=env.get("WHATSAPP_API_VERSION") or cfg["WHATSAPP_API_VERSION"],
+        WHATSAPP_ACCESS_TOKEN=env.get("WHATSAPP_ACCESS_TOKEN") or None,
+        WHATSAPP_PHONE_NUMBER_ID=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
     )
     return cfg

@@ -1,0 +1,93 @@
+"""The Graph API transport: one pooled requests session, explicit timeouts, classified errors.
+
+Everything that talks to Meta (messages, the encryption key endpoint) goes through ``GraphClient``.
+Errors are classified from the body's ``error.code`` (protocol doc 8.4) so callers decide between
+retrying, switching to a template, and giving up, without parsing responses themselves.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger("flowgate.graph")
+
+RETRYABLE_CODES = {130429, 131000, 131016, 131057, 131056, 80007, 4}
+NEEDS_TEMPLATE_CODES = {131047}
+PERMANENT_CODES = {131026, 131008, 131009, 131048, 131049, 131050, 131051, 132068, 132069, 190, 368}
+
+RETRYABLE, NEEDS_TEMPLATE, PERMANENT = "retryable", "needs_template", "permanent"
+
+
+def classify(status: int, code: int | None) -> str:
+    if code in NEEDS_TEMPLATE_CODES:
+        return NEEDS_TEMPLATE
+    if code in RETRYABLE_CODES:
+        return RETRYABLE
+    if code in PERMANENT_CODES or (code is not None and 132000 <= code < 133000):
+        return PERMANENT
+    if status >= 500 or status == 429:
+        return RETRYABLE
+    return PERMANENT
+
+
+@dataclass
+class GraphError(Exception):
+    kind: str  # retryable | needs_template | permanent
+    status: int
+    code: int | None
+    message: str
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"Graph API {self.kind} error (HTTP {self.status}, code {self.code}): {self.message}"
+
+
+class GraphClient:
+    def __init__(self, base_url: str, version: str, access_token: str | None,
+                 phone_number_id: str | None, timeout: float = 10.0, pool_size: int = 20):
+        self.base_url = base_url.rstrip("/")
+        self.version = version
+        self.access_token = access_token
+        self.phone_number_id = phone_number_id
+        self.timeout = timeout
+        self.http = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{self.version}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, *, json: dict | None = None, data: dict | None = None,
+                params: dict | None = None, timeout: float | None = None) -> dict:
+        """The decoded JSON body, or GraphError; network failures and timeouts are retryable."""
+        headers = {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+        try:
+            resp = self.http.request(method, self.url(path), json=json, data=data, params=params,
+                                     headers=headers, timeout=timeout or self.timeout)
+        except requests.Timeout:
+            raise GraphError(RETRYABLE, 0, None, "timeout") from None
+        except requests.RequestException as exc:
+            raise GraphError(RETRYABLE, 0, None, f"network error: {type(exc).__name__}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code < 400 and isinstance(body, dict):
+            return body
+        error = (body or {}).get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code") if isinstance(error.get("code"), int) else None
+        message = str(error.get("message") or resp.reason or "unreadable response")[:300]
+        retry_after = _retry_after(resp.headers.get("Retry-After"))
+        raise GraphError(classify(resp.status_code, code), resp.status_code, code, message, retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
