@@ -60,6 +60,10 @@ def defaults() -> dict:
         "WHATSAPP_API_VERSION": "v23.0",
         "WHATSAPP_ACCESS_TOKEN": None,
         "WHATSAPP_PHONE_NUMBER_ID": None,
+        "WASENDER_API_BASE": "https://www.wasenderapi.com/api",
+        "WASENDER_API_KEY": None,
+        "WASENDER_RATE": "1/min",
+        "WASENDER_WEBHOOK_SECRET": None,
         "LOG_LEVEL": "INFO",
     }
 
@@ -92,6 +96,10 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WHATSAPP_API_VERSION=env.get("WHATSAPP_API_VERSION") or cfg["WHATSAPP_API_VERSION"],
         WHATSAPP_ACCESS_TOKEN=env.get("WHATSAPP_ACCESS_TOKEN") or None,
         WHATSAPP_PHONE_NUMBER_ID=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+        WASENDER_API_BASE=env.get("WASENDER_API_BASE") or cfg["WASENDER_API_BASE"],
+        WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
+        WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
+        WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
     )
     return cfg

@@ -3,9 +3,15 @@
 
 def init_app(app) -> None:
     from messaging.graph import GraphClient
+    from messaging.ratelimit import parse_rate
+    from messaging.wasender import WASenderClient
 
     cfg = app.config
     app.extensions["graph"] = GraphClient(
         cfg["WHATSAPP_API_BASE"], cfg["WHATSAPP_API_VERSION"], cfg["WHATSAPP_ACCESS_TOKEN"],
         cfg["WHATSAPP_PHONE_NUMBER_ID"],
+    )
+    app.extensions["wasender"] = WASenderClient(
+        cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"],
+        parse_rate(cfg["WASENDER_RATE"]),
     )

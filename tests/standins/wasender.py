@@ -1,0 +1,57 @@
+"""A loopback WASenderApi: session status, send-message, and its 429 with retry_after."""
+from __future__ import annotations
+
+import itertools
+import json
+
+from flask import Response, request
+
+from standins import StandIn
+
+API_KEY = "test-wasender-key"
+
+
+class WASenderStandIn(StandIn):
+    def __init__(self, api_key: str = API_KEY, status: str = "connected"):
+        self.api_key = api_key
+        self.session_status = status
+        self._ids = itertools.count(1000)
+        super().__init__()
+
+    def routes(self) -> None:
+        app = self.app
+
+        def authorised():
+            return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+        @app.get("/api/status")
+        def status():
+            self.record(request)
+            if not authorised():
+                return _json(401, {"success": False, "message": "Unauthenticated."})
+            return _json(200, {"status": self.session_status})
+
+        @app.post("/api/send-message")
+        def send_message():
+            self.record(request)
+            if not authorised():
+                return _json(401, {"success": False, "message": "Unauthenticated."})
+            scripted = self.scripted()
+            if scripted is not None:
+                return _json(scripted.status, scripted.body, scripted.headers)
+            body = request.get_json(silent=True) or {}
+            if not body.get("to") or not (body.get("text") or body.get("documentUrl") or body.get("imageUrl")):
+                return _json(422, {"success": False, "message": "The to field is required."})
+            return _json(200, {"success": True, "data": {"msgId": next(self._ids), "jid": body["to"],
+                                                         "status": "in_progress"}})
+
+    def rate_limit_next(self, retry_after: int = 60, times: int = 1) -> None:
+        self.fail_next(429, {"message": "You are on a free trial. You can only send 1 message every 1 minute.",
+                             "retry_after": retry_after}, times=times)
+
+    def sent(self) -> list[dict]:
+        return [r.json() for r in self.matching("POST", "/api/send-message")]
+
+
+def _json(status: int, body, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers or {})

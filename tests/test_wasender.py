@@ -1,0 +1,112 @@
+"""WASenderApi client and the shared token bucket, against a loopback stand-in and real Redis."""
+import multiprocessing
+import time
+
+import pytest
+import redis as redis_lib
+
+from messaging.ratelimit import TokenBucket, parse_rate
+from messaging.wasender import WASenderClient, WASenderError, signature_ok
+from standins.wasender import API_KEY, WASenderStandIn
+
+
+@pytest.fixture
+def wasender():
+    with WASenderStandIn() as standin:
+        yield standin
+
+
+def make_client(standin, redis_client, per_second=100.0):
+    return WASenderClient(f"{standin.url}/api", API_KEY, redis_client, per_second, timeout=2)
+
+
+@pytest.mark.parametrize("text, per_second", [("1/min", 1 / 60), ("1/5s", 0.2), ("256/min", 256 / 60),
+                                               ("2/s", 2.0), ("10 / hour", 10 / 3600)])
+def test_parse_rate(text, per_second):
+    assert parse_rate(text) == pytest.approx(per_second)
+
+
+def test_parse_rate_rejects_garbage():
+    with pytest.raises(ValueError):
+        parse_rate("fast")
+
+
+def test_send_when_connected(wasender, redis_client):
+    msg_id = make_client(wasender, redis_client).send("15550001111", "hello")
+    assert msg_id == "1000"
+    assert wasender.sent() == [{"to": "+15550001111", "text": "hello"}]
+
+
+def test_not_connected_sends_nothing(redis_client):
+    with WASenderStandIn(status="need_scan") as standin:
+        with pytest.raises(WASenderError) as info:
+            make_client(standin, redis_client).send("15550001111", "hello")
+        assert info.value.kind == "not_connected" and standin.sent() == []
+
+
+def test_status_is_cached_for_all_clients(wasender, redis_client):
+    a, b = make_client(wasender, redis_client), make_client(wasender, redis_client)
+    assert a.status() == "connected" and b.status() == "connected"
+    assert len(wasender.matching("GET", "/api/status")) == 1
+
+
+def test_429_retry_after_holds_every_client_off(wasender, redis_client):
+    client = make_client(wasender, redis_client, per_second=1.0)
+    wasender.rate_limit_next(retry_after=30)
+    with pytest.raises(WASenderError) as info:
+        client.send("15550001111", "one")
+    assert info.value.kind == "rate_limited" and info.value.retry_after == 30
+    # Another worker's client now waits locally instead of calling and getting another 429.
+    with pytest.raises(WASenderError) as info:
+        make_client(wasender, redis_client, per_second=1.0).send("15550001111", "two")
+    assert info.value.kind == "rate_limited" and 29 <= info.value.retry_after <= 31
+    assert len(wasender.sent()) == 1
+
+
+def test_server_error_is_retryable_and_auth_error_permanent(wasender, redis_client):
+    wasender.fail_next(502, {"message": "bad gateway"})
+    with pytest.raises(WASenderError) as info:
+        make_client(wasender, redis_client).send("1555", "x")
+    assert info.value.kind == "retryable"
+    bad = WASenderClient(f"{wasender.url}/api", "wrong-key", redis_client, 100.0)
+    bad.record_status("connected")
+    with pytest.raises(WASenderError) as info:
+        bad.send("1555", "x")
+    assert info.value.kind == "permanent" and info.value.status == 401
+
+
+def test_webhook_signature_compare():
+    assert signature_ok("s3cret", "s3cret")
+    assert not signature_ok("s3cret", "s3cre")
+    assert not signature_ok("s3cret", None)
+    assert not signature_ok(None, "anything")
+
+
+def _take_for(url, key, per_second, seconds, queue):
+    client = redis_lib.Redis.from_url(url)
+    bucket = TokenBucket(client, key, per_second)
+    granted = []
+    end = time.time() + seconds
+    while time.time() < end:
+        ok, wait = bucket.take()
+        if ok:
+            granted.append(time.time())
+        else:
+            time.sleep(min(wait, 0.05))
+    queue.put(granted)
+
+
+def test_token_bucket_holds_the_rate_across_two_processes(redis_url):
+    # 5 tokens/s for 2 s from two processes: at most 1 (the initial token) + 10 refills in all.
+    queue = multiprocessing.get_context("fork").Queue()
+    procs = [multiprocessing.get_context("fork").Process(
+        target=_take_for, args=(redis_url, "fg:test:bucket", 5.0, 2.0, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    grants = sorted(queue.get(timeout=10) + queue.get(timeout=10))
+    for p in procs:
+        p.join(timeout=5)
+    assert 9 <= len(grants) <= 11
+    # Never two grants closer than the refill interval allows (with 1 token of capacity).
+    gaps = [b - a for a, b in zip(grants, grants[1:])]
+    assert min(gaps) >= 0.2 - 0.02
