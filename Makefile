@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test demo bench clean
+.PHONY: run test demo bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(VENV)/.runtime
 ## Benchmarks: figures as ratios against bounds measured in the same run.
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+## Fault injection and 10,000-case hostile-input runs (longer than `make test`).
+chaos: $(VENV)/.dev
+	HYPOTHESIS_PROFILE=chaos $(BIN)/python -m pytest -q tests/test_hostile.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

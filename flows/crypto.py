@@ -81,7 +81,7 @@ def decrypt_request(body: dict, ring: KeyRing) -> Envelope:
         raise DecryptionError("AES-GCM tag check") from None
     try:
         payload = json.loads(plaintext.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise DecryptionError("plaintext is not UTF-8 JSON") from None
     return Envelope(payload=payload, aes_key=aes_key, iv=iv, key_used=key_used)
 

@@ -194,3 +194,14 @@ def project_env(**overrides) -> dict:
 
 def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def _hypothesis_profiles():
+    from hypothesis import settings as hsettings
+
+    hsettings.register_profile("default", max_examples=60)
+    hsettings.register_profile("chaos", max_examples=10_000)
+    hsettings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+_hypothesis_profiles()
