@@ -10,13 +10,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -24,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from app import create_app  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.simulator import FlowClient  # noqa: E402
+from standins import ServedApp  # noqa: E402
 
 APP_SECRET = "test-app-secret-0f1e2d"
 PREVIOUS_SECRET = "test-app-secret-previous-9a8b"
@@ -144,27 +143,8 @@ def client(app):
     return app.test_client()
 
 
-class LiveServer:
-    """The app behind a real HTTP server on loopback, in a thread of the test process."""
-
-    def __init__(self, app):
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(timeout=5)
+class LiveServer(ServedApp):
+    """The app under test behind a real HTTP server on loopback, in a thread of the test process."""
 
 
 @pytest.fixture

@@ -37,22 +37,15 @@ class Scripted:
     delay: float = 0.0
 
 
-class StandIn:
-    """Subclasses add routes to ``self.app`` and call ``self.record()`` / ``self.scripted()``."""
+class ServedApp:
+    """A WSGI app behind a real HTTP server on 127.0.0.1 (ephemeral port), in a thread."""
 
-    def __init__(self):
-        self.app = Flask(type(self).__name__)
-        self.requests: list[Recorded] = []
-        self._script: deque[Scripted] = deque()
-        self._lock = threading.Lock()
-        self.routes()
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def routes(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
 
     @property
     def url(self) -> str:
@@ -65,6 +58,22 @@ class StandIn:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.thread.join(timeout=5)
+
+
+class StandIn(ServedApp):
+    """Subclasses add routes to ``self.app`` and call ``self.record()`` / ``self.scripted()``."""
+
+    def __init__(self):
+        app = Flask(type(self).__name__)
+        self.requests: list[Recorded] = []
+        self._script: deque[Scripted] = deque()
+        self._lock = threading.Lock()
+        self.app = app
+        self.routes()
+        super().__init__(app)
+
+    def routes(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     # --- recording and scripting ------------------------------------------------------------
     def record(self, request) -> Recorded:
