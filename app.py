@@ -18,7 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import domain
     import security
     import storage
-    from blueprints import endpoint, errors, health
+    from blueprints import endpoint, errors, health, send_api, wasender_webhook
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -31,6 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(send_api.bp)
+    app.register_blueprint(wasender_webhook.bp)
     return app
 
 

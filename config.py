@@ -30,6 +30,12 @@ def _float(value: str | None, default: float) -> float:
     return default if value in (None, "") else float(value)
 
 
+def _mapping(value: str | None) -> dict:
+    """'a=1,b=2' → {'a': '1', 'b': '2'}."""
+    pairs = (item.split("=", 1) for item in (value or "").split(",") if "=" in item)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 def _pem(value: str | None) -> str | None:
     # Heroku config vars are one line: tolerate literal "\n" escapes in pasted PEM text.
     if not value:
@@ -64,6 +70,16 @@ def defaults() -> dict:
         "WASENDER_API_KEY": None,
         "WASENDER_RATE": "1/min",
         "WASENDER_WEBHOOK_SECRET": None,
+        "API_TOKEN": None,
+        "FOLLOWUP_CHANNEL": None,
+        "FLOW_TEMPLATES": {},
+        "FLOW_IDS": {},
+        "RECOVERY_STEPS": "15m,6h,23h",
+        "RECOVERY_START": "opened",
+        "RECOVERY_GIVE_UP_AFTER": "24h",
+        "QUIET_HOURS": None,
+        "DEFAULT_TIMEZONE": "UTC",
+        "STOP_WORDS": ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja"),
         "LOG_LEVEL": "INFO",
     }
 
@@ -100,6 +116,18 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
         WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
+        API_TOKEN=env.get("API_TOKEN") or None,
+        FOLLOWUP_CHANNEL=(env.get("FOLLOWUP_CHANNEL") or "").strip().lower() or None,
+        FLOW_TEMPLATES={k: tuple((v.split(":", 1) + ["en_US"])[:2])
+                        for k, v in _mapping(env.get("FLOW_TEMPLATES")).items()},
+        FLOW_IDS=_mapping(env.get("FLOW_IDS")),
+        RECOVERY_STEPS=env.get("RECOVERY_STEPS") or cfg["RECOVERY_STEPS"],
+        RECOVERY_START=(env.get("RECOVERY_START") or cfg["RECOVERY_START"]).strip().lower(),
+        RECOVERY_GIVE_UP_AFTER=env.get("RECOVERY_GIVE_UP_AFTER") or cfg["RECOVERY_GIVE_UP_AFTER"],
+        QUIET_HOURS=env.get("QUIET_HOURS") or None,
+        DEFAULT_TIMEZONE=env.get("DEFAULT_TIMEZONE") or cfg["DEFAULT_TIMEZONE"],
+        STOP_WORDS=tuple(w.strip().lower() for w in env["STOP_WORDS"].split(",") if w.strip())
+        if env.get("STOP_WORDS") else cfg["STOP_WORDS"],
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
     )
     return cfg

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from flows.catalog import CATALOG
+from flows.contacts import Contacts
 from flows.engine import Engine
 from flows.members import StaticMembers
+from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
+from workers.hooks import RecoveryHooks
 
 
 def build_deps(app) -> dict:
@@ -24,7 +27,24 @@ def init_app(app) -> None:
     )
     app.extensions["flows"] = registry
     app.extensions["sessions"] = sessions
+    app.extensions["contacts"] = Contacts(app.extensions["redis"], cfg["STOP_WORDS"])
+    default_ladder = Ladder.from_spec(cfg["RECOVERY_STEPS"])
+    # A flow may carry its own ladder (``flow.recovery``); the rest share the configured one.
+    ladders = lambda flow: getattr(registry.get(flow) if isinstance(flow, str) else flow,  # noqa: E731
+                                   "recovery", None) or default_ladder
+    settings = {
+        "start": cfg["RECOVERY_START"],
+        "quiet": QuietHours.parse(cfg["QUIET_HOURS"]),
+        "timezone": cfg["DEFAULT_TIMEZONE"],
+        "give_up_after": parse_duration(cfg["RECOVERY_GIVE_UP_AFTER"]),
+    }
+    if settings["start"] not in ("opened", "sent"):
+        raise RuntimeError("RECOVERY_START must be 'opened' or 'sent'")
+    app.extensions["ladders"] = ladders
+    app.extensions["recovery_settings"] = settings
+    hooks = RecoveryHooks(app.extensions["redis"], sessions, ladders, settings)
+    app.extensions["recovery_hooks"] = hooks
     app.extensions["engine"] = Engine(
         sessions, build_deps(app), deadline_seconds=cfg["FLOW_DEADLINE_SECONDS"],
-        max_reply_bytes=cfg["FLOW_MAX_RESPONSE_BYTES"],
+        max_reply_bytes=cfg["FLOW_MAX_RESPONSE_BYTES"], hooks=hooks,
     )

@@ -65,3 +65,45 @@ def simulate(flow_name, url, fields, token, public_key_path, as_json):
             click.echo(f"   ({step.note})")
     if last is None or last.screen != "SUCCESS":
         raise SystemExit(1)
+
+
+@flows_group.command("send")
+@click.argument("flow_name")
+@click.argument("phone", required=False)
+@click.option("--data", "pairs", multiple=True, help="Prefill value, name=value (repeatable).")
+@click.option("--csv", "csv_file", type=click.File("r"), default=None,
+              help="Bulk: a CSV whose first column (or a 'phone' column) holds the numbers.")
+def send(flow_name, phone, pairs, csv_file):
+    """Send a Flow with a fresh token; the worker delivers it (Cloud API, WASender or console)."""
+    import csv
+
+    from workers.sending import issue_and_enqueue
+
+    flow = current_app.extensions["flows"].get(flow_name)
+    if flow is None:
+        raise click.ClickException(f"unknown flow {flow_name!r}; try: flask flows list")
+    data = _fields(pairs)
+    if csv_file is None:
+        if not phone:
+            raise click.UsageError("give a PHONE or --csv FILE")
+        try:
+            result = issue_and_enqueue(current_app, flow, phone, data)
+        except ValueError as exc:
+            raise click.ClickException(str(exc))
+        click.echo(json.dumps(result))
+        return
+    rows = list(csv.reader(csv_file))
+    if rows and rows[0] and not any(ch.isdigit() for ch in rows[0][0]):
+        header = [h.strip().lower() for h in rows.pop(0)]
+        column = header.index("phone") if "phone" in header else 0
+    else:
+        column = 0
+    sent, skipped = 0, 0
+    with click.progressbar(rows, label=f"queueing {flow_name}") as bar:
+        for row in bar:
+            try:
+                issue_and_enqueue(current_app, flow, row[column], data)
+                sent += 1
+            except (ValueError, IndexError):
+                skipped += 1
+    click.echo(f"queued {sent}, skipped {skipped} invalid rows")

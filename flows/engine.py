@@ -37,13 +37,29 @@ class Outcome:
     screen: str | None = None
 
 
+class Hooks:
+    """What the rest of the product wants to hear from the endpoint (recovery, fallback).
+
+    Called after the reply is decided; each must be cheap (an enqueue) and must not raise.
+    """
+
+    def opened(self, flow: str, token: str) -> None: ...
+
+    def completed(self, flow: str, token: str) -> None: ...
+
+    def client_error(self, flow: str, token: str, error_key: str) -> None: ...
+
+    def refused(self, flow: str, token: str, state: str) -> None: ...
+
+
 class Engine:
     def __init__(self, sessions: SessionStore, deps: dict, deadline_seconds: float,
-                 max_reply_bytes: int):
+                 max_reply_bytes: int, hooks: Hooks | None = None):
         self.sessions = sessions
         self.deps = deps
         self.deadline_seconds = deadline_seconds
         self.max_reply_bytes = max_reply_bytes
+        self.hooks = hooks or Hooks()
 
     def handle(self, flow: Flow, req: FlowRequest) -> Outcome:
         if req.action == "ping":
@@ -57,7 +73,10 @@ class Engine:
             visit = self._quietly(self.sessions.visit, token, flow.name, req.screen)
             if visit is not None and visit.refused:
                 log.info("flow=%s token=%s refused: session %s", flow.name, short(token), visit.state)
+                self.hooks.refused(flow.name, token, visit.state)
                 return self._refuse(REFUSALS.get(visit.state, REFUSALS["expired"]))
+            if visit is not None and visit.opened_now:
+                self.hooks.opened(flow.name, token)
         return self._dispatch(flow, req)
 
     def _acknowledge(self, flow: Flow, req: FlowRequest) -> Outcome:
@@ -67,6 +86,7 @@ class Engine:
         if req.flow_token:
             self._quietly(self.sessions.move, req.flow_token, "failed", ("sent", "opened", "in_progress"),
                           event="failed", detail=f"client error: {key[:200]}")
+            self.hooks.client_error(flow.name, req.flow_token, key[:200])
         return Outcome(200, json_bytes(ACK_REPLY), "ack")
 
     def _dispatch(self, flow: Flow, req: FlowRequest) -> Outcome:
@@ -96,9 +116,11 @@ class Engine:
         if isinstance(result, Finish):
             plaintext = json_bytes(result.to_json(req.flow_token))
             if req.flow_token:
-                self._quietly(self.sessions.move, req.flow_token, "completed",
-                              ("sent", "opened", "in_progress", "failed", "abandoned", "recovering"),
-                              event="completed", detail="endpoint SUCCESS")
+                moved = self._quietly(self.sessions.move, req.flow_token, "completed",
+                                      ("sent", "opened", "in_progress", "failed", "abandoned", "recovering"),
+                                      event="completed", detail="endpoint SUCCESS")
+                if moved:
+                    self.hooks.completed(flow.name, req.flow_token)
             return Outcome(200, plaintext, "finish", "SUCCESS")
         if not isinstance(result, Screen) or not flow.has_screen(result.name):
             log.error("flow=%s handler for screen=%s returned %r, not a screen of the Flow JSON",

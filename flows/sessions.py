@@ -25,14 +25,15 @@ TIMELINE_LENGTH = 50
 TOMBSTONE_SECONDS = 7 * 24 * 3600
 
 # KEYS: session, timeline. ARGV: token, flow, screen, now, lifetime, strict, tombstone, timeline_max
-# Returns {state, created(0/1)}: the state after the visit, or the closed state that refuses it.
+# Returns {state, created(0/1), opened_now(0/1)}: the state after the visit (or the closed state
+# that refuses it), and whether this visit is the session's first opening.
 _VISIT = """
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 local state = redis.call('HGET', s, 'state')
 local created = 0
 if not state then
-  if ARGV[6] == '1' then return {'unknown', 0} end
+  if ARGV[6] == '1' then return {'unknown', 0, 0} end
   redis.call('HSET', s, 'flow', ARGV[2], 'state', 'opened', 'created_at', ARGV[4],
              'opened_at', ARGV[4], 'expires_at', tostring(now + tonumber(ARGV[5])), 'issued', '0')
   redis.call('EXPIRE', s, tonumber(ARGV[5]) + tonumber(ARGV[7]))
@@ -42,15 +43,17 @@ if not state then
   created = 1
 end
 if state == 'completed' or state == 'expired' or state == 'revoked' or state == 'gave_up' then
-  return {state, 0}
+  return {state, 0, 0}
 end
 local expires = tonumber(redis.call('HGET', s, 'expires_at') or '0')
 if expires > 0 and now > expires then
   redis.call('HSET', s, 'state', 'expired', 'updated_at', ARGV[4])
   redis.call('RPUSH', KEYS[2], cjson.encode({at=now, event='expired'}))
-  return {'expired', 0}
+  return {'expired', 0, 0}
 end
+local opened_now = created
 if state == 'sent' then
+  opened_now = 1
   redis.call('HSET', s, 'state', 'opened', 'opened_at', ARGV[4])
   redis.call('RPUSH', KEYS[2], cjson.encode({at=now, event='opened'}))
   state = 'opened'
@@ -65,7 +68,7 @@ if ARGV[3] ~= '' and redis.call('HGET', s, 'screen') ~= ARGV[3] then
 end
 redis.call('HSET', s, 'updated_at', ARGV[4])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
-return {state, created}
+return {state, created, opened_now}
 """
 
 # KEYS: session, timeline. ARGV: to_state, allowed_from (comma list, '' = any), now, event, detail,
@@ -98,6 +101,7 @@ def short(token: str | None) -> str:
 class Visit:
     state: str
     created: bool
+    opened_now: bool = False
 
     @property
     def refused(self) -> bool:
@@ -122,12 +126,49 @@ class SessionStore:
     def visit(self, token: str, flow: str, screen: str | None, now: float | None = None) -> Visit:
         """Record an endpoint request; create the session on first sight unless policy is strict."""
         now = time.time() if now is None else now
-        state, created = self._visit(
+        state, created, opened_now = self._visit(
             keys=self._keys(token),
             args=[token, flow, screen or "", f"{now:.3f}", self.lifetime, int(self.strict),
                   TOMBSTONE_SECONDS, TIMELINE_LENGTH],
         )
-        return Visit(state=_s(state), created=bool(created))
+        return Visit(state=_s(state), created=bool(created), opened_now=bool(opened_now))
+
+    def issue(self, token: str, flow: str, wa_id: str | None, prefill: dict | None = None,
+              origin: str | None = None, now: float | None = None) -> None:
+        """A session for a Flow we are about to send: state ``sent``, accepted under strict policy.
+
+        ``origin`` is the first session of a recovery chain (the one whose ladder is running).
+        """
+        now = time.time() if now is None else now
+        key, timeline = self._keys(token)
+        ttl = self.lifetime + TOMBSTONE_SECONDS
+        fields = {"flow": flow, "state": "sent", "created_at": f"{now:.3f}", "sent_at": f"{now:.3f}",
+                  "expires_at": f"{now + self.lifetime:.3f}", "issued": "1", "origin": origin or token}
+        if wa_id:
+            fields["phone"] = wa_id
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, ttl)
+        pipe.rpush(timeline, json.dumps({"at": round(now, 3), "event": "sent",
+                                         "detail": f"origin {short(origin)}" if origin else ""}))
+        pipe.expire(timeline, ttl)
+        pipe.execute()
+        if prefill:
+            self.carry(token, prefill)
+
+    def set(self, token: str, **fields) -> None:
+        self.redis.hset(self.key(token), mapping={k: str(v) for k, v in fields.items()})
+
+    def link_message(self, token: str, wamid: str) -> None:
+        """Remember which token a sent Flow message carried: a completion without a flow_token is
+        matched through its ``context.id`` (the wamid of that message)."""
+        pipe = self.redis.pipeline()
+        pipe.set(f"fg:wamid:{wamid}", token, ex=self.lifetime + TOMBSTONE_SECONDS)
+        pipe.hset(self.key(token), "wamid", wamid)
+        pipe.execute()
+
+    def token_for_message(self, wamid: str) -> str | None:
+        return _s(self.redis.get(f"fg:wamid:{wamid}"))
 
     def move(self, token: str, to: str, allowed_from=(), event: str | None = None,
              detail: str = "", now: float | None = None) -> str | None:

@@ -15,3 +15,17 @@ def init_app(app) -> None:
         cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"],
         parse_rate(cfg["WASENDER_RATE"]),
     )
+
+    from config import is_development
+    from messaging.channels import CloudChannel, ConsoleChannel, WASenderChannel
+    from messaging.router import Router
+
+    mode = cfg["FOLLOWUP_CHANNEL"] or (
+        "console" if is_development(cfg) and not cfg["WHATSAPP_ACCESS_TOKEN"] else "cloud")
+    app.extensions["router"] = Router(
+        mode,
+        CloudChannel(app.extensions["graph"], cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"]),
+        WASenderChannel(app.extensions["wasender"]),
+        ConsoleChannel(app.extensions["redis"]),
+        app.extensions["contacts"],
+    )

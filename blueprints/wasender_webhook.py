@@ -1,0 +1,67 @@
+"""POST /webhooks/wasender: WASenderApi's webhooks (inbound messages, session status).
+
+The signature header is the shared secret itself (not an HMAC), compared in constant time.
+Inbound messages go to a worker (opt-out, conversation record); status events are recorded now.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import RedisError
+from rq.exceptions import DuplicateJobError
+
+from flows.contacts import normalise
+from messaging.wasender import signature_ok
+from workers.queues import HIGH, enqueue
+
+bp = Blueprint("wasender_webhook", __name__)
+log = logging.getLogger("flowgate.webhooks.wasender")
+
+
+def inbound_messages(data) -> list[dict]:
+    """messages.upsert carries one message or a list; keep the ones the user sent."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    messages = messages if isinstance(messages, list) else [messages] if isinstance(messages, dict) else []
+    out = []
+    for m in messages:
+        key = m.get("key") if isinstance(m, dict) else None
+        if not isinstance(key, dict) or key.get("fromMe") or not key.get("id"):
+            continue
+        phone = key.get("cleanedSenderPn") or key.get("senderPn") or key.get("remoteJid") or ""
+        if not isinstance(phone, str) or phone.endswith("@lid") or phone.endswith("@g.us"):
+            continue  # a LID or a group: no phone number to match a session with
+        text = m.get("messageBody") or (m.get("message") or {}).get("conversation") or ""
+        out.append({"id": str(key["id"]), "wa_id": normalise(phone), "text": str(text)[:4096]})
+    return out
+
+
+@bp.post("/webhooks/wasender")
+def wasender_webhook():
+    secret = current_app.config["WASENDER_WEBHOOK_SECRET"]
+    header = request.headers.get("X-Webhook-Signature")
+    if header is None:
+        return jsonify(error="missing signature"), 401
+    if not signature_ok(secret, header):
+        return jsonify(error="bad signature"), 403
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("event"), str):
+        log.warning("wasender webhook: not an event envelope")
+        return jsonify(error="expected {event, data}"), 400
+    event, data = body["event"], body.get("data")
+    redis = current_app.extensions["redis"]
+    try:
+        if event == "session.status" and isinstance(data, dict) and isinstance(data.get("status"), str):
+            current_app.extensions["wasender"].record_status(data["status"][:40])
+        elif event in ("messages.upsert", "messages.received", "messages-personal.received"):
+            for m in inbound_messages(data):
+                digest = hashlib.sha256(m["id"].encode()).hexdigest()[:32]
+                try:
+                    enqueue(redis, "workers.conversation.wasender_inbound", m["wa_id"], m["text"], m["id"],
+                            queue_name=HIGH, job_id=f"wsin-{digest}")
+                except DuplicateJobError:
+                    pass  # a repeated delivery of a message already taken
+    except RedisError:
+        return jsonify(error="storage unavailable"), 503
+    return jsonify(ok=True)

@@ -1,0 +1,96 @@
+"""What we know of each WhatsApp user, shared by all processes: the 24-hour customer-service
+window, opt-out, and their most recent Flow sessions.
+
+Keyed by wa_id (the phone number in E.164 digits): it is the address we must send to, so it is
+stored, but it never appears in a log line (``mask``).
+"""
+from __future__ import annotations
+
+import re
+import time
+
+WINDOW_SECONDS = 24 * 3600
+RECENT_SESSIONS = 20
+RETENTION = 90 * 24 * 3600
+DEFAULT_STOP_WORDS = ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja")
+
+
+def mask(phone: str | None) -> str:
+    """What a log line may carry of a phone number: country-ish prefix and last two digits."""
+    digits = re.sub(r"\D", "", phone or "")
+    return f"+{digits[:2]}…{digits[-2:]}" if len(digits) > 4 else "+…"
+
+
+def normalise(phone: str) -> str:
+    """wa_id form: digits only (Cloud API webhooks send it that way; WASender sends '+' or a JID)."""
+    return re.sub(r"\D", "", phone.split("@", 1)[0])
+
+
+class Contacts:
+    def __init__(self, redis, stop_words=DEFAULT_STOP_WORDS):
+        self.redis = redis
+        self.stop_words = tuple(w.lower() for w in stop_words)
+
+    @staticmethod
+    def key(wa_id: str) -> str:
+        return f"fg:contact:{normalise(wa_id)}"
+
+    # --- 24-hour window ----------------------------------------------------------------------
+    def inbound(self, wa_id: str, at: float | None = None) -> None:
+        """Any message from the user opens or refreshes the window; keep the latest time only."""
+        at = time.time() if at is None else at
+        key = self.key(wa_id)
+        # Webhooks can arrive out of order: never move the window backwards.
+        self.redis.eval(
+            "local c = tonumber(redis.call('HGET', KEYS[1], 'last_inbound') or '0') "
+            "if tonumber(ARGV[1]) > c then redis.call('HSET', KEYS[1], 'last_inbound', ARGV[1]) end "
+            "redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1",
+            1, key, f"{at:.3f}", RETENTION,
+        )
+
+    def in_window(self, wa_id: str, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        last = self.redis.hget(self.key(wa_id), "last_inbound")
+        return bool(last) and now - float(last) < WINDOW_SECONDS
+
+    # --- opt-out -----------------------------------------------------------------------------
+    def is_stop(self, text: str | None) -> bool:
+        words = (text or "").strip().lower().strip(".!")
+        return words in self.stop_words
+
+    def opt_out(self, wa_id: str, channel: str, at: float | None = None) -> bool:
+        """Record the opt-out; True if it is new (so the confirmation goes out once)."""
+        at = time.time() if at is None else at
+        new = self.redis.hsetnx(self.key(wa_id), "opted_out", f"{at:.3f}")
+        if new:
+            self.redis.hset(self.key(wa_id), "opt_out_channel", channel)
+            self.redis.expire(self.key(wa_id), RETENTION)
+        return bool(new)
+
+    def opted_out(self, wa_id: str) -> bool:
+        return bool(self.redis.hexists(self.key(wa_id), "opted_out"))
+
+    # --- sessions per user -------------------------------------------------------------------
+    def add_session(self, wa_id: str, token: str, at: float | None = None) -> None:
+        at = time.time() if at is None else at
+        key = self.key(wa_id) + ":sessions"
+        pipe = self.redis.pipeline()
+        pipe.zadd(key, {token: at})
+        pipe.zremrangebyrank(key, 0, -RECENT_SESSIONS - 1)
+        pipe.expire(key, RETENTION)
+        pipe.execute()
+
+    def recent_sessions(self, wa_id: str) -> list[str]:
+        """Newest first."""
+        return [t.decode() for t in self.redis.zrevrange(self.key(wa_id) + ":sessions", 0, -1)]
+
+    # --- completions -------------------------------------------------------------------------
+    def record_completion(self, wa_id: str, flow: str, at: float | None = None) -> None:
+        """Kept per user and flow, so a completion without a flow_token still stops recovery."""
+        at = time.time() if at is None else at
+        self.redis.hset(self.key(wa_id), f"completed:{flow}", f"{at:.3f}")
+        self.redis.expire(self.key(wa_id), RETENTION)
+
+    def last_completion(self, wa_id: str, flow: str) -> float | None:
+        raw = self.redis.hget(self.key(wa_id), f"completed:{flow}")
+        return float(raw) if raw else None

@@ -1,0 +1,35 @@
+"""One outbound message, whatever channel carries it.
+
+A recovery step, a fallback notice or a confirmation is described once as an ``Outbound``; the
+router picks the channel and each channel renders it in its own API's shape (a Cloud API
+interactive Flow, a template with a FLOW button, or WASender's plain text with keywords).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Outbound:
+    to: str  # wa_id
+    text: str
+    key: str  # idempotency key: one per (session, step) or (message, effect)
+    flow_name: str | None = None  # set → the message should open this Flow
+    flow_token: str | None = None
+    screen: str | None = None  # entry screen for navigate
+    prefill: dict = field(default_factory=dict)  # first screen's data
+    cta: str = "Continue"
+    buttons: tuple[str, ...] = ()  # quick replies (Resume / Stop) where the channel has them
+    document_url: str | None = None
+    image_url: str | None = None
+
+
+@dataclass
+class Delivery:
+    channel: str  # cloud | wasender | console
+    message_id: str
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        """What an exactly-once record keeps (JSON)."""
+        return {"channel": self.channel, "message_id": self.message_id, "detail": self.detail}

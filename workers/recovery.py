@@ -1,0 +1,217 @@
+"""Recovery: the ladder of nudges for abandoned Flows, and the one fallback message for failed ones.
+
+A ladder runs on the first session of a chain (its ``origin``). Each step re-reads the chain's
+latest session and does nothing if the user completed, opted out, or completed without a token
+(``Contacts`` keeps the last completion per user and flow); otherwise it issues a new token that
+carries what the user entered, sends the Flow again through the router, and revokes the previous
+token (which then answers 427 pointing at the new message). Every send has one idempotency key
+per (origin, step), so retries, duplicate jobs and dead workers never send twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
+
+from flows.contacts import mask
+from flows.recovery import plan
+from flows.sessions import new_token, short
+from messaging.once import once
+from messaging.outbound import Outbound
+from messaging.router import Refused
+from workers.queues import enqueue
+
+log = logging.getLogger("flowgate.recovery")
+
+OPEN = ("sent", "opened", "in_progress", "failed", "abandoned", "recovering")
+FALLBACK_TEXT = {
+    "client_error": "Sorry — the form “{title}” ran into a problem on your phone. Tap below to start it again.",
+    "expired": "The form “{title}” you opened has expired. Here is a fresh one.",
+    "lookup_unavailable": "We couldn't check your details just now. Tap below to try “{title}” again.",
+    "delivery_failed": "We couldn't deliver the form “{title}”. Here it is again.",
+    "invalid_after_completion": "One of your answers in “{title}” turned out to be invalid. Tap below to correct it.",
+}
+
+
+def _ext(name):
+    return current_app.extensions[name]
+
+
+def job_id(kind: str, token: str, step: str = "") -> str:
+    # RQ ids allow letters, digits, _ and -; tokens from other tools may hold anything.
+    digest = hashlib.sha256(token.encode()).hexdigest()[:24]
+    return f"{kind}-{digest}{'-' + step if step else ''}"
+
+
+# --- scheduling (called from the endpoint's hooks and the send API) ------------------------------
+
+
+def schedule_ladder(redis, token: str, flow_name: str, ladder, quiet, tz_name: str,
+                    started: datetime | None = None) -> list[str]:
+    """Enqueue every step at its due time; a second call for the same token adds nothing."""
+    started = started or datetime.now(timezone.utc)
+    ids = []
+    for step, due in plan(ladder, started, quiet, tz_name):
+        jid = job_id("rec", token, step.name)
+        try:
+            enqueue(redis, "workers.recovery.recovery_step", token, step.name, job_id=jid, at=due)
+        except DuplicateJobError:
+            pass
+        ids.append(jid)
+    redis.hset(f"fg:session:{token}", "ladder", ",".join(s.name for s in ladder.steps))
+    return ids
+
+
+def cancel_ladder(redis, origin: str, step_names) -> int:
+    """Completion cancels what is still pending (each step would re-check and skip anyway)."""
+    cancelled = 0
+    for name in step_names:
+        job = Job.fetch_many([job_id("rec", origin, name)], connection=redis)[0]
+        if job is not None and job.get_status(refresh=False) in ("scheduled", "queued", "deferred"):
+            job.delete()  # also takes it out of the scheduled registry
+            cancelled += 1
+    return cancelled
+
+
+# --- the step job ------------------------------------------------------------------------------
+
+
+def latest_of(sessions, origin: str) -> tuple[str, dict | None]:
+    latest = (sessions.get(origin) or {}).get("latest") or origin
+    return latest, sessions.get(latest)
+
+
+def completed_since(origin_session: dict, wa_id: str) -> bool:
+    """A completion we could not tie to a token still counts: the user's last completion of this
+    flow, recorded by the completion job, is newer than the ladder's start."""
+    contacts = _ext("contacts")
+    at = contacts.last_completion(wa_id, origin_session.get("flow", ""))
+    return at is not None and at >= float(origin_session.get("created_at", "0"))
+
+
+def recovery_step(origin: str, step_name: str) -> str:
+    sessions = _ext("sessions")
+    root = sessions.get(origin)
+    if root is None:
+        return "gone"
+    flow = _ext("flows").get(root.get("flow", ""))
+    ladder = _ext("ladders")(flow)
+    step = ladder.step(step_name)
+    latest, current = latest_of(sessions, origin)
+    wa_id = root.get("phone")
+    if current is None or step is None or flow is None:
+        return "gone"
+    if current["state"] == "completed" or root["state"] in ("completed", "recovered", "gave_up"):
+        return "completed"
+    if not wa_id:
+        sessions.note(origin, "recovery_skipped", f"{step_name}: no phone number known")
+        return "no_phone"
+    if completed_since(root, wa_id):
+        sessions.move(origin, "recovered", OPEN, detail=f"completed without token before {step_name}")
+        return "completed"
+    if _ext("contacts").opted_out(wa_id):
+        sessions.note(origin, "recovery_skipped", f"{step_name}: opted out")
+        return "opted_out"
+    if current["state"] not in OPEN:
+        return current["state"]
+    sessions.move(origin, "abandoned", ("sent", "opened", "in_progress", "failed"), detail=step_name)
+    text = step.text.format(title=flow.title)
+    result = resend(origin, latest, flow, wa_id, text, key=f"rec-{origin}-{step_name}",
+                    final=_final_attempt())
+    if result == "sent":
+        sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
+        if step_name == ladder.steps[-1].name:
+            enqueue(current_app.extensions["redis"], "workers.recovery.give_up", origin,
+                    job_id=job_id("giveup", origin), delay=timedelta(seconds=_ext("recovery_settings")["give_up_after"]))
+    return result
+
+
+def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool) -> str:
+    """Issue a new token carrying the user's entries, send it, revoke the previous token."""
+    sessions, redis = _ext("sessions"), current_app.extensions["redis"]
+    token = redis.get(f"fg:resend:{key}")  # the same token on every retry of this send
+    token = token.decode() if token else None
+    if token is None:
+        token = new_token()
+        if not redis.set(f"fg:resend:{key}", token, nx=True, ex=7 * 24 * 3600):
+            token = redis.get(f"fg:resend:{key}").decode()
+        sessions.issue(token, flow.name, wa_id, prefill=sessions.carried(previous), origin=origin)
+    out = Outbound(to=wa_id, text=text, key=key, flow_name=flow.name, flow_token=token,
+                   screen=flow.entry_screen, prefill=flow_prefill(flow, sessions.carried(previous)),
+                   cta="Continue", buttons=("Resume", "Stop"))
+    try:
+        record, _ = once(redis, key, lambda: _ext("router").deliver(out, final_attempt=final).to_dict())
+    except Refused as exc:
+        sessions.note(origin, "send_refused", f"{key}: {exc.reason}")
+        log.info("origin=%s %s refused: %s", short(origin), key, exc.reason)
+        return "refused"
+    if record.get("message_id") and record.get("channel") == "cloud":
+        sessions.link_message(token, record["message_id"])
+    sessions.set(origin, latest=token)
+    sessions.set(previous, replaced_by=token)
+    sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
+    sessions.note(origin, "sent", f"{key} via {record.get('channel')}")
+    log.info("origin=%s to=%s %s sent via %s", short(origin), mask(wa_id), key, record.get("channel"))
+    return "sent"
+
+
+def flow_prefill(flow, carried: dict) -> dict:
+    """Prefill the entry screen with what the user entered, as far as the screen declares it."""
+    declared = next((s.get("data", {}) for s in flow.definition["screens"] if s["id"] == flow.entry_screen), {})
+    return {k: v for k, v in carried.items() if k in declared}
+
+
+def _final_attempt() -> bool:
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job is not None and not job.retries_left
+
+
+def give_up(origin: str) -> str:
+    sessions = _ext("sessions")
+    latest, current = latest_of(sessions, origin)
+    if current is not None and current["state"] == "completed":
+        return "completed"
+    moved = sessions.move(origin, "gave_up", ("abandoned", "recovering"), detail="ladder finished")
+    return "gave_up" if moved else "unchanged"
+
+
+# --- completion and fallback -----------------------------------------------------------------
+
+
+def on_completed(token: str) -> None:
+    """A session of a chain completed: the chain's origin is recovered, its ladder cancelled."""
+    sessions, redis = _ext("sessions"), current_app.extensions["redis"]
+    session = sessions.get(token) or {}
+    origin = session.get("origin") or token
+    root = sessions.get(origin) or {}
+    if origin != token:
+        sessions.move(origin, "recovered", ("abandoned", "recovering", "revoked"),
+                      detail=f"completed via {short(token)}")
+    ladder = [s for s in root.get("ladder", "").split(",") if s]
+    if ladder:
+        cancel_ladder(redis, origin, ladder)
+
+
+def fallback(token: str, reason: str) -> str:
+    """Once per session (the send's idempotency key is the session's): tell the user what
+    happened and hand them a fresh Flow."""
+    sessions = _ext("sessions")
+    session = sessions.get(token)
+    if session is None or not session.get("phone"):
+        return "no_phone"
+    flow = _ext("flows").get(session.get("flow", ""))
+    if flow is None:
+        return "gone"
+    if _ext("contacts").opted_out(session["phone"]):
+        sessions.note(token, "fallback_skipped", "opted out")
+        return "opted_out"
+    sessions.note(token, "fallback", reason)
+    text = FALLBACK_TEXT.get(reason, FALLBACK_TEXT["client_error"]).format(title=flow.title)
+    origin = session.get("origin") or token
+    return resend(origin, token, flow, session["phone"], text, key=f"fb-{token}", final=_final_attempt())

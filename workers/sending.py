@@ -1,0 +1,64 @@
+"""Sending a Flow: issue a token and its session, then deliver it from a worker.
+
+The session exists before the message leaves, so the endpoint knows the token (strict policy)
+and the recovery ladder has a phone number to come back to.
+"""
+from __future__ import annotations
+
+import logging
+from flask import current_app
+
+from flows.contacts import mask, normalise
+from flows.sessions import new_token, short
+from messaging.once import once
+from messaging.outbound import Outbound
+from messaging.router import Refused
+from workers.queues import DEFAULT, enqueue
+from workers.recovery import flow_prefill, job_id
+
+log = logging.getLogger("flowgate.sending")
+
+
+def invite_text(flow) -> str:
+    return getattr(flow, "invite", None) or f"Please fill in “{flow.title}” — it takes a minute."
+
+
+def issue_and_enqueue(app, flow, phone: str, data: dict | None = None) -> dict:
+    """Create the session and queue its delivery; returns what the API and CLI report."""
+    wa_id = normalise(phone)
+    if not 6 <= len(wa_id) <= 15:
+        raise ValueError("phone must be an international number (E.164 digits)")
+    token = new_token()
+    ext = app.extensions
+    ext["sessions"].issue(token, flow.name, wa_id, prefill=data or {})
+    ext["contacts"].add_session(wa_id, token)
+    enqueue(ext["redis"], "workers.sending.deliver_flow", token, queue_name=DEFAULT,
+            job_id=job_id("send", token))
+    return {"flow_token": token, "flow": flow.name, "state": ext["sessions"].get(token)["state"]}
+
+
+def deliver_flow(token: str) -> str:
+    ext = current_app.extensions
+    sessions = ext["sessions"]
+    session = sessions.get(token)
+    if session is None:
+        return "gone"
+    flow = ext["flows"].get(session["flow"])
+    wa_id = session["phone"]
+    out = Outbound(to=wa_id, text=invite_text(flow), key=f"send-{token}", flow_name=flow.name,
+                   flow_token=token, screen=flow.entry_screen,
+                   prefill=flow_prefill(flow, sessions.carried(token)), cta="Open form")
+    try:
+        record, _ = once(ext["redis"], out.key, lambda: ext["router"].deliver(out).to_dict())
+    except Refused as exc:
+        sessions.note(token, "send_refused", exc.reason)
+        sessions.move(token, "failed", ("sent",), detail=f"not delivered: {exc.reason}")
+        log.info("token=%s to=%s not sent: %s", short(token), mask(wa_id), exc.reason)
+        return "refused"
+    if record.get("channel") == "cloud" and record.get("message_id"):
+        sessions.link_message(token, record["message_id"])
+    sessions.note(token, "delivered", f"via {record.get('channel')}")
+    if ext["recovery_settings"]["start"] == "sent":
+        ext["recovery_hooks"].start(flow.name, token)
+    return "sent"
+
