@@ -42,6 +42,8 @@ if not state then
   state = 'opened'
   created = 1
 end
+-- A token replaced by a recovery resend is closed, whatever its chain's state says.
+if redis.call('HEXISTS', s, 'replaced_by') == 1 and state ~= 'completed' then return {'revoked', 0, 0} end
 if state == 'completed' or state == 'expired' or state == 'revoked' or state == 'gave_up' then
   return {state, 0, 0}
 end

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask import current_app, has_app_context
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
@@ -23,13 +24,16 @@ RESULT_TTL = int(timedelta(days=1).total_seconds())
 FAILURE_TTL = int(timedelta(days=7).total_seconds())
 
 
-BACKOFF = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, 3, ...
+BACKOFF = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, 3, ... (JOB_RETRY_BACKOFF)
 
 
-def retry_policy(max_retries: int = 5, backoff=BACKOFF) -> Retry:
+def retry_policy(max_retries: int | None = None, backoff=None) -> Retry:
     """Growing waits. The list handed to RQ has exactly ``max_retries`` values, so its
     right-aligned reading gives retry n the n-th wait, as written."""
+    if backoff is None:
+        backoff = current_app.config["JOB_RETRY_BACKOFF"] if has_app_context() else BACKOFF
     backoff = list(backoff)
+    max_retries = len(backoff) if max_retries is None else max_retries
     intervals = (backoff + [backoff[-1]] * max_retries)[:max_retries]
     return Retry(max=max_retries, interval=intervals)
 
@@ -57,6 +61,14 @@ def enqueue(connection, func: str, *args, queue_name: str = DEFAULT, job_id: str
     if delay is not None:
         return q.enqueue_in(delay, func, **options)
     return q.enqueue(func, **options)
+
+
+def is_final_attempt() -> bool:
+    """Inside a job: True when a failure now would not be retried (fall back instead of raising)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job is not None and not job.retries_left
 
 
 class FlowgateWorker(HerokuWorker):

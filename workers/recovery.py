@@ -23,7 +23,7 @@ from flows.sessions import new_token, short
 from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
-from workers.queues import enqueue
+from workers.queues import enqueue, is_final_attempt
 
 log = logging.getLogger("flowgate.recovery")
 
@@ -121,7 +121,7 @@ def recovery_step(origin: str, step_name: str) -> str:
     sessions.move(origin, "abandoned", ("sent", "opened", "in_progress", "failed"), detail=step_name)
     text = step.text.format(title=flow.title)
     result = resend(origin, latest, flow, wa_id, text, key=f"rec-{origin}-{step_name}",
-                    final=_final_attempt())
+                    final=is_final_attempt())
     if result == "sent":
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
         if step_name == ladder.steps[-1].name:
@@ -152,8 +152,9 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
     if record.get("message_id") and record.get("channel") == "cloud":
         sessions.link_message(token, record["message_id"])
     sessions.set(origin, latest=token)
-    sessions.set(previous, replaced_by=token)
-    sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
+    sessions.set(previous, replaced_by=token)  # closes the token (427) even on the chain's origin
+    if previous != origin:  # the origin's state tracks the chain: abandoned → recovering → ...
+        sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
     sessions.note(origin, "sent", f"{key} via {record.get('channel')}")
     log.info("origin=%s to=%s %s sent via %s", short(origin), mask(wa_id), key, record.get("channel"))
     return "sent"
@@ -163,13 +164,6 @@ def flow_prefill(flow, carried: dict) -> dict:
     """Prefill the entry screen with what the user entered, as far as the screen declares it."""
     declared = next((s.get("data", {}) for s in flow.definition["screens"] if s["id"] == flow.entry_screen), {})
     return {k: v for k, v in carried.items() if k in declared}
-
-
-def _final_attempt() -> bool:
-    from rq import get_current_job
-
-    job = get_current_job()
-    return job is not None and not job.retries_left
 
 
 def give_up(origin: str) -> str:
@@ -214,4 +208,4 @@ def fallback(token: str, reason: str) -> str:
     sessions.note(token, "fallback", reason)
     text = FALLBACK_TEXT.get(reason, FALLBACK_TEXT["client_error"]).format(title=flow.title)
     origin = session.get("origin") or token
-    return resend(origin, token, flow, session["phone"], text, key=f"fb-{token}", final=_final_attempt())
+    return resend(origin, token, flow, session["phone"], text, key=f"fb-{token}", final=is_final_attempt())

@@ -13,7 +13,7 @@ from flows.sessions import new_token, short
 from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
-from workers.queues import DEFAULT, enqueue
+from workers.queues import DEFAULT, enqueue, is_final_attempt
 from workers.recovery import flow_prefill, job_id
 
 log = logging.getLogger("flowgate.sending")
@@ -49,7 +49,7 @@ def deliver_flow(token: str) -> str:
                    flow_token=token, screen=flow.entry_screen,
                    prefill=flow_prefill(flow, sessions.carried(token)), cta="Open form")
     try:
-        record, _ = once(ext["redis"], out.key, lambda: ext["router"].deliver(out).to_dict())
+        record, _ = once(ext["redis"], out.key, lambda: ext["router"].deliver(out, final_attempt=is_final_attempt()).to_dict())
     except Refused as exc:
         sessions.note(token, "send_refused", exc.reason)
         sessions.move(token, "failed", ("sent",), detail=f"not delivered: {exc.reason}")

@@ -1,0 +1,73 @@
+"""Real worker processes for tests: ``flask --app app worker``, as the Procfile runs it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+
+from conftest import ROOT, project_env, venv_bin, wait_for
+
+
+def env_from_config(cfg: dict) -> dict:
+    """The environment a child process needs to build the same app as ``create_app(cfg)``."""
+    env = {}
+    for key, value in cfg.items():
+        if value is None or key == "INSTANCE_DIR":
+            continue
+        if key == "FLOW_PRIVATE_KEY" or key == "FLOW_PRIVATE_KEY_PREVIOUS":
+            value = value.replace("\n", "\\n")
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={':'.join(v) if isinstance(v, tuple) else v}" for k, v in value.items())
+        elif isinstance(value, (tuple, list)):
+            value = ",".join(str(v) for v in value)
+        env[key] = value
+    if "INSTANCE_DIR" in cfg:
+        env["FLOWGATE_INSTANCE_DIR"] = cfg["INSTANCE_DIR"]
+    return project_env(**env)
+
+
+class Workers:
+    """N forked RQ workers with the scheduler; output kept in files for assertions."""
+
+    def __init__(self, cfg: dict, count: int = 1):
+        self.env = env_from_config(cfg)
+        self.count = count
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[str] = []
+
+    def start_one(self) -> subprocess.Popen:
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
+        self.logs.append(log.name)
+        proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self):
+        for _ in range(self.count):
+            self.start_one()
+        wait_for(lambda: all("Listening on" in self.output(i) for i in range(self.count)),
+                 timeout=30, message="workers to start")
+        return self
+
+    def output(self, index: int | None = None) -> str:
+        paths = self.logs if index is None else [self.logs[index]]
+        return "".join(open(p, errors="replace").read() for p in paths)
+
+    def stop(self, proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 40) -> int | None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)  # the whole group, as Heroku signals every process
+            try:
+                return proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                return proc.wait(timeout=10)
+        return proc.returncode
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            self.stop(proc)
+        if not os.environ.get("KEEP_WORKER_LOGS"):
+            for path in self.logs:
+                os.unlink(path)
