@@ -107,6 +107,3 @@ def test_token_bucket_holds_the_rate_across_two_processes(redis_url):
     for p in procs:
         p.join(timeout=5)
     assert 9 <= len(grants) <= 11
-    # Never two grants closer than the refill interval allows (with 1 token of capacity).
-    gaps = [b - a for a, b in zip(grants, grants[1:])]
-    assert min(gaps) >= 0.2 - 0.02
