@@ -28,7 +28,7 @@ def lint(definition, *, uses_endpoint: bool = False) -> list[Finding]:
         return [finding("$", "json.invalid", "the Flow JSON is not an object")]
     doc = Doc(definition)
     endpoint = uses_endpoint or doc.uses_endpoint
-    found = [*check_top(doc, endpoint), *check_routing(doc), *check_screens(doc, endpoint),
+    found = [*check_top(doc, endpoint), *check_routing(doc), *check_screens(doc),
              *check_components(doc), *check_references(doc)]
     return _sorted(found)
 

@@ -38,7 +38,6 @@ RULES: dict[str, tuple[str, str]] = {
     "screen.outside-form": (ERROR, "Move the input into the screen's Form (or drop the Form, 4.0+)."),
     "screen.form-required": (ERROR, "Put inputs in a Form, or use Flow JSON 4.0+ (7.3 recommended)."),
     "screen.success-not-terminal": (ERROR, 'Only terminal screens take "success"; remove it.'),
-    "screen.refresh-on-back-no-endpoint": (WARNING, "refresh_on_back calls the endpoint: add data_api_version or remove it."),
     "data.not-schema": (ERROR, 'Declare a schema, e.g. "key": {"type": "string", "__example__": "..."}; values come from the endpoint.'),
     "data.missing-type": (ERROR, 'Add "type" (string, number, integer, boolean, array, object).'),
     "data.bad-type": (ERROR, "Use one of string, number, integer, boolean, array, object."),

@@ -11,11 +11,11 @@ from flows.lint.model import Doc, ScreenView
 _ID = re.compile(T.SCREEN_ID_PATTERN)
 
 
-def check_screens(doc: Doc, uses_endpoint: bool):
+def check_screens(doc: Doc):
     seen: set[str] = set()
     for screen in doc.screens:
         yield from _identity(screen, seen)
-        yield from _keys(doc, screen, uses_endpoint)
+        yield from _keys(doc, screen)
         yield from _footers_and_limits(screen)
         yield from _forms(doc, screen)
         yield from check_data(screen)
@@ -38,7 +38,7 @@ def _identity(screen: ScreenView, seen: set):
     seen.add(sid)
 
 
-def _keys(doc: Doc, screen: ScreenView, uses_endpoint: bool):
+def _keys(doc: Doc, screen: ScreenView):
     for key in screen.raw:
         if key not in T.SCREEN_KEYS:
             yield finding(f"{screen.path}.{key}", "screen.unknown-key", f"unknown screen property {key!r}")
@@ -47,9 +47,6 @@ def _keys(doc: Doc, screen: ScreenView, uses_endpoint: bool):
                           f"{key} needs Flow JSON {T.SCREEN_KEY_VERSIONS[key]}+")
     if "success" in screen.raw and not screen.terminal:
         yield finding(f"{screen.path}.success", "screen.success-not-terminal", "success on a non-terminal screen")
-    if screen.raw.get("refresh_on_back") is True and "data_api_version" not in doc.raw and not uses_endpoint:
-        yield finding(f"{screen.path}.refresh_on_back", "screen.refresh-on-back-no-endpoint",
-                      "refresh_on_back without an endpoint")
     layout = screen.raw.get("layout")
     if not isinstance(layout, dict) or layout.get("type") != T.LAYOUT_TYPE \
             or not isinstance(layout.get("children"), list):
