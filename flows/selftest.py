@@ -201,6 +201,12 @@ def _init(report: Report, client: FlowClient, token: str, screens: dict | None, 
     report.add("init", True, f"INIT opens {screen} with {len(data)} data key(s)")
 
 
+def latency_alert(p90: float | None) -> float | None:
+    """The highest of Meta's p90 alert levels this figure reaches, or None."""
+    crossed = [level for level in LATENCY_ALERTS if p90 is not None and p90 >= level]
+    return crossed[-1] if crossed else None
+
+
 def _latency(report: Report, client: FlowClient, count: int, timeout: float) -> None:
     failures = 0
     for _ in range(max(0, count - 1)):
@@ -213,11 +219,11 @@ def _latency(report: Report, client: FlowClient, count: int, timeout: float) -> 
             failures += 1
         report.latencies.append(reply.latency)
     p50, p90 = report.percentile(0.5), report.percentile(0.9)
-    crossed = [t for t in LATENCY_ALERTS if p90 is not None and p90 >= t]
+    alert = latency_alert(p90)
     summary = f"p50 {p50 * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms over {len(report.latencies)} requests"
-    if crossed:
+    if alert is not None:
         report.add("latency", False, summary,
-                   f"p90 is past Meta's {crossed[-1]:g} s ENDPOINT_LATENCY alert (levels 1 s / 5 s / 7 s); "
+                   f"p90 is past Meta's {alert:g} s ENDPOINT_LATENCY alert (levels 1 s / 5 s / 7 s); "
                    "a degraded Flow gets throttled to 10 sends per hour, then blocked.")
     else:
         report.add("latency", True, summary + " (Meta alerts at p90 1 s / 5 s / 7 s)")
