@@ -6,7 +6,8 @@ helpers it calls, collecting every ``Screen("ID", {...})``. Names that are modul
 resolved through the function's globals; a dict built in a variable is followed through its
 literal assignments and ``d["k"] = ...`` lines. Anything the linter cannot resolve statically (a
 screen name computed at run time, ``**spread`` data) is reported as ``code.unchecked`` (info),
-so a gap in the check is visible instead of silent.
+so a gap in the check is visible instead of silent. Helpers imported from other modules are not
+followed: keep a flow's ``Screen(...)`` calls in its own module.
 """
 from __future__ import annotations
 

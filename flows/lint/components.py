@@ -138,7 +138,7 @@ COMPONENTS: dict[str, Component] = {
     "Image": _c("src width height scale-type aspect-ratio alt-text visible", required=("src",),
                 per_screen=3),
     "ImageCarousel": _c("images aspect-ratio scale-type visible", required=("images",), since="7.1"),
-    "NavigationList": _c("name list-items label description media-size on-click-action",
+    "NavigationList": _c("name list-items label description media-size visible on-click-action",
                          required=("name", "list-items"), since="6.2", per_screen=2,
                          events={"on-click-action": {"navigate": None, "data_exchange": None}}),
     "Form": _c("name children init-values error-messages", required=("name", "children")),
@@ -147,5 +147,3 @@ COMPONENTS: dict[str, Component] = {
 }
 
 INPUT_TYPES = frozenset(name for name, spec in COMPONENTS.items() if spec.is_input)
-# Properties a component carries that hold components, and how they nest.
-CONTAINERS = {"Form": ("children",), "If": ("then", "else")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from flows.lint.components import COMPONENTS, INPUT_TYPES
+from flows.lint.components import INPUT_TYPES
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,6 @@ class Doc:
         if any(s.raw.get("refresh_on_back") is True for s in self.screens):
             return True
         return _mentions_data_exchange(self.raw.get("screens"))
-
-    def known_type(self, node: Node) -> bool:
-        return node.type in COMPONENTS
 
 
 def _mentions_data_exchange(value) -> bool:
