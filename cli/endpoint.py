@@ -46,7 +46,7 @@ def selftest_command(url, flow_name, count, public_key_path, app_secret, token, 
     click.echo(f"Self-test of {url}" + (f" (flow {flow.name})" if flow else ""))
     for check in report.checks:
         click.echo(f"  {MARK[check.ok]} {check.name:16} {check.summary}")
-        for line in textwrap.wrap(check.detail, 90):
+        for line in textwrap.wrap(check.detail, 90, break_on_hyphens=False):
             click.echo(f"{'':23}{line}")
     if any(c.name == "decryption" and c.ok is False and c.summary.startswith("421") for c in report.checks):
         _compare_registered(public_key)

@@ -230,3 +230,7 @@ def test_every_registered_flow_lints_clean(app):
         found = [f for f in lint_flow(flow) if f.severity in ("error", "warning")]
         assert not found, f"{flow.name}:\n" + "\n".join(
             f"  {f.severity} {f.path} [{f.rule}] {f.message} — fix: {f.fix}" for f in found)
+
+
+def test_the_protocol_docs_corrected_fragment_is_clean():
+    assert lint_text((FIXTURES / "corrected_snippet.json").read_text()) == []

@@ -69,9 +69,20 @@ def _check_return(doc: Doc, routing: dict, action: str, source: str | None, ret:
             yield finding(ret.where, "code.init-not-entry", f"INIT returns {ret.screen}, which has inbound edges")
     elif action == "data_exchange" and source is not None and ret.screen != source:
         forward = ret.screen in (routing.get(source) or [])
-        backward = source in (routing.get(ret.screen) or [])  # every edge implies going back
+        # Every edge implies going back, so any screen on a path to this one is a valid return.
+        backward = source in _descendants(routing, ret.screen)
         if not (forward or backward):
             yield finding(ret.where, "code.transition", f"{source} → {ret.screen} is not in routing_model")
+
+
+def _descendants(routing: dict, start: str) -> set:
+    seen, stack = set(), [start]
+    while stack:
+        for nxt in routing.get(stack.pop()) or []:
+            if isinstance(nxt, str) and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
 
 
 def returned_screens(fn) -> list[Returned]:
