@@ -259,3 +259,63 @@ def test_wasender_not_connected_is_recorded_and_nothing_sent(base_cfg, keypair, 
         detail = [e["detail"] for e in stack.sessions.timeline(token) if e["event"] == "send_refused"]
     assert detail and "need_scan" in detail[0]
     assert wasender.sent() == []
+
+
+def test_client_error_gets_one_fallback_with_a_fresh_flow(base_cfg, keypair, graph):
+    cfg = {**base_cfg, "RECOVERY_STEPS": "1h"}  # keep the ladder out of the way
+    with Stack(cfg, keypair) as stack:
+        stack.app.extensions["contacts"].inbound(PHONE)
+        token = stack.send()
+        wait_for(lambda: len(graph.sent_messages()) == 1, message="the Flow message")
+        client = stack.client()
+        client.init(token)
+        for _ in range(3):  # the client may report the same error more than once
+            assert client.error(token, "MEMBER_LOOKUP", "invalid-screen-transition").body == {
+                "data": {"acknowledged": True}}
+        wait_for(lambda: len(graph.sent_messages()) == 2, message="the fallback message")
+        fresh = flow_tokens(graph)[1]
+        assert fresh != token and client.init(token).status == 427
+        assert client.init(fresh).screen == "MEMBER_LOOKUP"
+        notes = [e for e in stack.sessions.timeline(token) if e["event"] == "fallback"]
+        assert [n["detail"] for n in notes] == ["client_error"]
+    assert "ran into a problem" in graph.sent_messages()[1]["interactive"]["body"]["text"]
+    assert len(graph.sent_messages()) == 2
+
+
+def test_send_api_answers_json_errors(base_cfg, keypair):
+    app = create_app(base_cfg)
+    with LiveServer(app) as server:
+        url = f"{server.url}/api/flows/member_check/send"
+        assert requests.post(url, json={"to": PHONE}, timeout=5).status_code == 401
+        wrong = requests.post(url, json={"to": PHONE}, headers={"Authorization": "Bearer x"}, timeout=5)
+        assert wrong.status_code == 401 and wrong.json()["error"]
+        auth = {"Authorization": f"Bearer {API}"}
+        assert requests.post(url, data="nope", headers=auth, timeout=5).status_code == 400
+        assert requests.post(url, json={"to": "12"}, headers=auth, timeout=5).status_code == 400
+        assert requests.post(f"{server.url}/api/flows/nope/send", json={"to": PHONE}, headers=auth,
+                             timeout=5).status_code == 404
+        ok = requests.post(url, json={"to": "+1 555 000 1234", "data": {"member_id": "MEM123"}},
+                           headers=auth, timeout=5)
+    assert ok.status_code == 202 and ok.json()["state"] == "sent"
+    session = app.extensions["sessions"].get(ok.json()["flow_token"])
+    assert session["phone"] == PHONE and session["issued"] == "1"
+    assert app.extensions["sessions"].carried(ok.json()["flow_token"]) == {"member_id": "MEM123"}
+
+
+def test_cli_send_single_and_bulk_csv(base_cfg, tmp_path):
+    app = create_app({**base_cfg, "FLOW_TOKEN_POLICY": "strict"})
+    runner = app.test_cli_runner()
+    one = runner.invoke(args=["flows", "send", "member_check", PHONE, "--data", "member_id=VIP999"])
+    assert one.exit_code == 0, one.output
+    token = __import__("json").loads(one.output)["flow_token"]
+    assert app.extensions["sessions"].get(token)["state"] == "sent"
+    # Strict policy: a token we issued is accepted, an unknown one is not.
+    assert app.extensions["sessions"].visit(token, "member_check", None).state == "opened"
+    assert app.extensions["sessions"].visit("fg_unknown", "member_check", None).state == "unknown"
+    csv_file = tmp_path / "phones.csv"
+    csv_file.write_text("phone,name\n+15550001111,A\n15550002222,B\nnot-a-number,C\n")
+    bulk = runner.invoke(args=["flows", "send", "member_check", "--csv", str(csv_file)])
+    assert bulk.exit_code == 0, bulk.output
+    assert "queued 2, skipped 1 invalid rows" in bulk.output
+    queued = queue(app.extensions["redis"], "flowgate-default").get_job_ids()
+    assert len(queued) == 3  # one delivery job per Flow, run by the workers
