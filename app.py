@@ -18,7 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import domain
     import security
     import storage
-    from blueprints import endpoint, errors, health
+    from blueprints import demo_api, endpoint, errors, health
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(demo_api.bp)
     return app
 
 
