@@ -22,7 +22,7 @@ return 0
 _FAIL = """
 local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 redis.call('DEL', KEYS[2])
-redis.call('EXPIRE', KEYS[1], math.max(3600, tonumber(ARGV[3]) * 10))
+redis.call('EXPIRE', KEYS[1], math.max(3600, math.floor(tonumber(ARGV[3]) * 10)))
 if n >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'open_until', tostring(tonumber(ARGV[1]) + tonumber(ARGV[3])))
   return 1

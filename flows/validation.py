@@ -110,6 +110,12 @@ class Result:
     def ok(self) -> bool:
         return not self.errors
 
+    def fail(self, name: str, text: str) -> "Result":
+        """A cross-field or business rule said no (after check()): add it, redo the snackbar."""
+        self.errors[name] = text
+        self.snackbar = self.form._snackbar(self)
+        return self
+
     def error_data(self) -> dict:
         data = {}
         for f in self.form.fields:
@@ -149,10 +155,11 @@ class Form:
         result.snackbar = self._snackbar(result)
         return result
 
-    def check(self, ctx, locale: str | None = None) -> Result:
-        """Local checks, then the lookups of the fields that passed them."""
+    def check(self, ctx, locale: str | None = None, data: dict | None = None) -> Result:
+        """Local checks, then the lookups of the fields that passed them. ``data`` replaces the
+        request's data, e.g. values carried on the session rather than echoed by the client."""
         locale = locale if locale in MESSAGES else "en"
-        result = self.validate(ctx.data, locale)
+        result = self.validate(ctx.data if data is None else data, locale)
         unavailable = False
         for f in self.fields:
             value = result.values.get(f.name)
