@@ -9,6 +9,7 @@ import pytest
 
 from app import create_app
 from conftest import APP_SECRET, LiveServer
+from flows.lookup_cache import read_stats
 from flows.player import Player
 from flows.simulator import FlowClient
 from standins.business import BusinessStandIn, lookup_config
@@ -51,18 +52,26 @@ def play(app, client, flow, token, **fields):
 # --- member_check ----------------------------------------------------------------------------
 
 
-def test_member_check_expired_member_and_closed_policy_within_the_deadline(served, api):
-    app, client = served(FLOW_DEADLINE_SECONDS=0.5, MEMBER_API_TIMEOUT=5.0)
-    c = client("member_check")
-    expired = c.exchange("tok-m1", "MEMBER_LOOKUP", {"member_id": "old777"})
+def test_member_check_expired_member(served):
+    app, client = served()
+    expired = client("member_check").exchange("tok-m0", "MEMBER_LOOKUP", {"member_id": "old777"})
+    assert expired.screen == "MEMBER_LOOKUP"
     assert expired.data["member_id_error"] == "This membership has expired"
-    api.behave("hang")
+    assert expired.data["member_id_value"] == "OLD777"
+
+
+@pytest.mark.parametrize("mode", ["hang", "500", "garbage", "huge", "list"])
+def test_a_failing_member_api_gets_a_clear_screen_within_the_deadline(served, api, mode):
+    app, client = served(FLOW_DEADLINE_SECONDS=0.5, MEMBER_API_TIMEOUT=5.0)
+    api.behave(mode)
     started = time.monotonic()
-    reply = c.exchange("tok-m1", "MEMBER_LOOKUP", {"member_id": "VIP999"})
+    reply = client("member_check").exchange("tok-m1", "MEMBER_LOOKUP", {"member_id": "VIP999"})
     assert time.monotonic() - started < 0.5 + 0.5
     assert reply.status == 200 and reply.screen == "MEMBER_LOOKUP"
     assert reply.data["member_id_error"] == "We can't check this right now"
     assert reply.data["error_message"] == "We can't check this right now, please try again."
+    expected = "timeout" if mode == "hang" else "error"
+    assert read_stats(app.extensions["redis"])["member_check"]["members"][expected] == 1
 
 
 def test_member_check_walks_to_success_with_the_player(served):
