@@ -73,6 +73,14 @@ def as_text(raw) -> str:
 def _builtin(code: str):
     def mark(fn):
         fn.code = code
+        fn.texts = {}
+
+        def says(text: str, **per_locale):
+            """Reword this check's error, e.g. ``required().says("Tell us your ZIP", es="…")``."""
+            fn.texts = {"*": text, **per_locale}
+            return fn
+
+        fn.says = says
         return fn
     return mark
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import requests
+import urllib3.exceptions
 from redis.exceptions import RedisError
 from requests.adapters import HTTPAdapter
 
@@ -130,13 +131,15 @@ class Lookup:
         return LookupResult("unavailable", None, outcome)
 
     def _call(self, value: str, budget: float) -> tuple[str, dict | None]:
+        if value in ("", ".", ".."):  # would name the collection (or its parent), not a record
+            return "not_found", None
         url = f"{self.spec.url.rstrip('/')}/{quote(value, safe='')}"
         headers = {"Accept": "application/json"}
         if self.spec.auth:
             headers["Authorization"] = self.spec.auth
         started = time.monotonic()
         try:
-            # The read timeout bounds each wait for bytes; the loop below bounds the whole body.
+            # The timeouts bound the connect and the wait for the headers; _read bounds the body.
             resp = self.http.get(url, headers=headers, timeout=(budget, budget), stream=True,
                                  allow_redirects=False)
         except requests.Timeout:
@@ -145,7 +148,7 @@ class Lookup:
             raise _Failure("error", type(exc).__name__) from None
         try:
             body = self._read(resp, started + budget)
-        except requests.RequestException as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             late = time.monotonic() - started >= budget * 0.95
             raise _Failure("timeout" if late else "error", type(exc).__name__) from None
         finally:
@@ -163,19 +166,27 @@ class Lookup:
         return "found", record
 
     def _read(self, resp, until: float) -> bytes:
+        """The body, at most ``max_body_bytes``, finished by ``until``: each wait for bytes is
+        limited to the time left (a body that trickles in cannot stretch the budget)."""
         limit = self.spec.max_body_bytes
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Failure("error", f"body of {declared} bytes is over the limit")
+        sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
         chunks, size = [], 0
-        for chunk in resp.iter_content(16 * 1024):
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise _Failure("timeout", "body still arriving at the deadline")
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = resp.raw.read1(16 * 1024, decode_content=True)  # one wait on the socket at most
+            if not chunk:
+                return b"".join(chunks)
             size += len(chunk)
             if size > limit:
                 raise _Failure("error", "body over the limit")
-            if time.monotonic() > until:
-                raise _Failure("timeout", "body still arriving at the deadline")
             chunks.append(chunk)
-        return b"".join(chunks)
 
     @staticmethod
     def _quietly(call, *args, default=None):

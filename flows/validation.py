@@ -77,22 +77,26 @@ class Field:
         return code  # a custom check's own text
 
     def clean(self, raw, locale: str):
-        """(normalised value, error text or None) from the local checks."""
+        """(normalised value, error text or None) from the local checks, in order."""
         try:
             value = as_text(raw)
-            for fn in self.normalise:
-                value = fn(value)
-            if value == "" and not any(getattr(c, "code", None) == "required" for c in self.checks):
-                return value, None  # optional and empty: nothing else to check
-            for check in self.checks:
-                out = check(value)
-                if isinstance(out, str) and not hasattr(check, "code"):
-                    return value, self.text(out, locale)  # a custom check said no
-                if hasattr(check, "code") and out is not None:
-                    value = out  # built-ins return the (possibly converted) value
         except Invalid as bad:
-            return (raw if isinstance(raw, str) and len(raw) <= MAX_INPUT else ""), \
-                self.text(bad.code, locale, **bad.params)
+            return "", self.text(bad.code, locale, **bad.params)
+        for fn in self.normalise:
+            value = fn(value)
+        if value == "" and not any(getattr(c, "code", None) == "required" for c in self.checks):
+            return value, None  # optional and empty: nothing else to check
+        for check in self.checks:
+            if not hasattr(check, "code"):  # a custom check: value -> error text or None
+                problem = check(value)
+                if problem:
+                    return value, self.text(problem, locale)
+                continue
+            try:
+                value = check(value)  # built-ins may convert (an int, a decimal string)
+            except Invalid as bad:
+                own = check.texts.get(locale) or check.texts.get("*")
+                return value, own.format(**bad.params) if own else self.text(bad.code, locale, **bad.params)
         return value, None
 
 

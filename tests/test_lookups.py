@@ -63,6 +63,14 @@ def test_a_hanging_api_is_cut_at_the_deadline(redis_client, api):
     assert elapsed < 0.4 + 0.25, elapsed
 
 
+def test_a_body_that_trickles_in_is_cut_at_the_deadline(redis_client, api):
+    lookup = make(redis_client, api, timeout=5.0)
+    api.behave("drip", delay=0.1)  # each byte well inside any per-read timeout
+    started = time.monotonic()
+    result = lookup.fetch("MEM123", deadline=Deadline(0.5))
+    assert result.outcome == "timeout" and time.monotonic() - started < 0.5 + 0.25
+
+
 def test_the_lookups_own_timeout_applies_inside_a_longer_deadline(redis_client, api):
     lookup = make(redis_client, api, timeout=0.3)
     api.behave("slow", delay=2.0)

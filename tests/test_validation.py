@@ -57,6 +57,14 @@ def test_messages_per_check_and_per_locale():
     assert form.validate({}, locale="es").errors["zip"] == "Este campo es obligatorio"
 
 
+def test_a_check_can_be_reworded_on_the_spot():
+    form = Form(Field("zip", required().says("Tell us your ZIP", es="Dinos tu código postal"),
+                      pattern(r"\d{5}")))
+    assert form.validate({}).errors["zip"] == "Tell us your ZIP"
+    assert form.validate({}, locale="es").errors["zip"] == "Dinos tu código postal"
+    assert form.validate({"zip": "1"}).errors["zip"] == "This doesn't look right"
+
+
 @pytest.mark.parametrize("raw", [["a"], {"a": 1}, True, "x" * 5000])
 def test_hostile_values_are_field_errors_not_exceptions(raw):
     result = SIGNUP.validate({"code": raw, "email": "a@b.io"})

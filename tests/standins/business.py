@@ -19,7 +19,7 @@ SEED = {
     "members": demo_api.MEMBERS, "coverage": {k: {"area": v} for k, v in demo_api.COVERAGE.items()},
     "coupons": demo_api.COUPONS, "inventory": demo_api.INVENTORY,
 }
-MODES = ("ok", "slow", "hang", "500", "garbage", "huge", "list")
+MODES = ("ok", "slow", "hang", "500", "garbage", "huge", "list", "drip")
 
 
 class BusinessStandIn(StandIn):
@@ -39,6 +39,8 @@ class BusinessStandIn(StandIn):
                 return _json(401, {"error": "unauthorized"})
             scripted = self.scripted()
             mode, delay = (scripted.body, scripted.delay) if scripted else (self.mode, self.delay)
+            if mode == "drip":  # headers at once, then a byte every ``delay`` seconds
+                return Response(self._drip(delay or 0.1), status=200, mimetype="application/json")
             if mode == "hang":
                 self._release.wait(delay or 60)
             elif delay:
@@ -60,6 +62,12 @@ class BusinessStandIn(StandIn):
             return {"date": key, "slots": list(slots)}
         found = self.data.get(resource, {}).get(key)
         return None if found is None else {"key": key, **found}
+
+    def _drip(self, every: float):
+        for byte in b'{"name": "' + b"x" * 200 + b'"}':
+            if self._release.wait(every):
+                return
+            yield bytes([byte])
 
     # --- steering --------------------------------------------------------------------------------
     def behave(self, mode: str, delay: float = 0.0) -> None:
