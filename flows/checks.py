@@ -64,6 +64,8 @@ def as_text(raw) -> str:
         return ""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise Invalid("invalid")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # a number input may arrive as 2.0
     text = raw if isinstance(raw, str) else str(raw)
     if len(text) > MAX_INPUT:
         raise Invalid("too_long", max=MAX_INPUT)

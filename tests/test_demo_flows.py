@@ -238,6 +238,7 @@ def test_a_held_slot_is_not_offered_to_others_and_cannot_be_taken(served):
     assert "09:00" not in [s["id"] for s in other.data["slots"]]
     grab = c.exchange("tok-a3", "BOOK", {"step": "slot", "date": day, "slot": "09:00"})
     assert grab.data["slot_error"].startswith("Someone just took this time")
+    assert grab.data["show_slot_error"] is True  # Dropdown has no error-message: a caption shows it
     # Picking another time releases the first hold.
     c.exchange("tok-a2", "BOOK", {"step": "slot", "date": day, "slot": "09:30"})
     assert c.exchange("tok-a3", "BOOK", {"step": "slot", "date": day, "slot": "09:00"}).data["show_hold"] is True

@@ -9,6 +9,9 @@ import pytest
 from flows.catalog import CATALOG
 from flows.player import walk_components
 
+# Components documented with an error-message property (Dropdown, Radio and Checkbox groups have none).
+ERROR_MESSAGE_COMPONENTS = {"TextInput", "TextArea", "DatePicker", "CalendarPicker", "PhotoPicker",
+                            "DocumentPicker"}
 REF = re.compile(r"\$\{data\.([A-Za-z0-9_]+)\}")
 FLOWS = {flow.name: flow for flow in CATALOG}
 
@@ -36,7 +39,7 @@ def test_flow_json_rules(name):
         assert set(REF.findall(text)) <= set(declared), screen["id"]
         for comp in comps:
             if "error-message" in comp:
-                assert REF.fullmatch(comp["error-message"])
+                assert comp["type"] in ERROR_MESSAGE_COMPONENTS and REF.fullmatch(comp["error-message"])
             if comp["type"] in ("DatePicker", "CalendarPicker") and "on-select-action" in comp:
                 assert comp["on-select-action"]["name"] == "data_exchange"
             if comp["type"] == "TextInput":

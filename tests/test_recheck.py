@@ -20,6 +20,12 @@ def run_worker(redis_url, keypair, api) -> str:
     return proc.stdout + proc.stderr
 
 
+def test_nothing_unverified_means_no_job(app, redis_client):
+    app.extensions["sessions"].visit("tok-r0", "service_area", "POSTCODE")
+    assert recheck.schedule(redis_client, "tok-r0") is None
+    assert redis_client.keys("rq:job:*") == []
+
+
 def test_unverified_values_are_rechecked_by_a_worker(app, redis_client, redis_url, keypair):
     sessions = app.extensions["sessions"]
     sessions.visit("tok-r1", "service_area", "POSTCODE")

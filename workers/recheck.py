@@ -14,7 +14,7 @@ from flask import current_app
 from rq.exceptions import DuplicateJobError
 
 from flows.budget import Deadline
-from flows.sessions import short
+from flows.sessions import SessionStore, short
 from workers.queues import LOW, enqueue
 
 log = logging.getLogger("flowgate.recheck")
@@ -32,7 +32,10 @@ def job_id(token: str) -> str:
 
 
 def schedule(connection, token: str):
-    """Enqueue the re-check once per token (the completion job calls this); None if queued already."""
+    """Enqueue the re-check once per token (the completion job calls this). None when there is
+    nothing to re-check or it is queued already."""
+    if not connection.exists(SessionStore.key(token) + ":unverified"):
+        return None
     try:
         return enqueue(connection, "workers.recheck.recheck_unverified", token, queue_name=LOW,
                        job_id=job_id(token))

@@ -27,13 +27,16 @@ def book_data(**values) -> dict:
     today = date.today()
     data = {"min_date": today.isoformat(), "max_date": (today + timedelta(days=WINDOW_DAYS)).isoformat(),
             "slots": [{"id": "none", "title": "Pick a day first"}], "show_slots": False,
-            "date_error": "", "slot_error": "", "hold_text": "", "show_hold": False}
+            "date_error": "", "slot_error": "", "show_slot_error": False, "hold_text": "", "show_hold": False}
     data.update(values)
     return data
 
 
 def _again(result, **values) -> Screen:
-    return Screen("BOOK", book_data(**{**result.error_data(), **values}), error_message=result.snackbar)
+    # Dropdown has no error-message property: its error shows in a caption beside it.
+    data = book_data(**{**result.error_data(), **values})
+    data["show_slot_error"] = bool(data["slot_error"])
+    return Screen("BOOK", data, error_message=result.snackbar)
 
 
 def _free(ctx, day: str, record: dict) -> list[str]:
