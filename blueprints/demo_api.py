@@ -2,13 +2,15 @@
 
 The flows call these over real HTTP like any external API (flows/lookups.py); production points
 the lookup URLs elsewhere. Read-only seeded data, documented in the README's demo table. Shapes:
-``GET /demo-api/<resource>/<key>`` → 200 with a JSON object, or 404 ``{"error": "not found"}``.
+``GET /demo-api/<resource>?key=<key>`` (what the lookups call: the value stays out of the
+path, so the access log never shows it) or ``GET /demo-api/<resource>/<key>`` (handy with curl) →
+200 with a JSON object, or 404 ``{"error": "not found"}``.
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 bp = Blueprint("demo_api", __name__, url_prefix="/demo-api")
 
@@ -40,6 +42,10 @@ OPENING = [f"{h:02d}:{m:02d}" for h in (9, 10, 11, 14, 15, 16) for m in (0, 30)]
 CALENDAR_DAYS = 60
 
 
+def _key(from_path: str | None) -> str:
+    return from_path if from_path is not None else request.args.get("key", "")
+
+
 def _found(body: dict):
     return jsonify(body)
 
@@ -48,32 +54,42 @@ def _missing():
     return jsonify(error="not found"), 404
 
 
+@bp.get("/members", defaults={"member_id": None})
 @bp.get("/members/<member_id>")
-def member(member_id: str):
+def member(member_id: str | None):
+    member_id = _key(member_id)
     found = MEMBERS.get(member_id)
     return _found({"member_id": member_id, **found}) if found else _missing()
 
 
+@bp.get("/coverage", defaults={"postal_code": None})
 @bp.get("/coverage/<postal_code>")
-def coverage(postal_code: str):
+def coverage(postal_code: str | None):
+    postal_code = _key(postal_code)
     area = COVERAGE.get(postal_code)
     return _found({"postal_code": postal_code, "area": area}) if area else _missing()
 
 
+@bp.get("/coupons", defaults={"code": None})
 @bp.get("/coupons/<code>")
-def coupon(code: str):
+def coupon(code: str | None):
+    code = _key(code)
     found = COUPONS.get(code)
     return _found({"code": code, **found}) if found else _missing()
 
 
+@bp.get("/inventory", defaults={"sku": None})
 @bp.get("/inventory/<sku>")
-def inventory(sku: str):
+def inventory(sku: str | None):
+    sku = _key(sku)
     found = INVENTORY.get(sku)
     return _found({"sku": sku, **found}) if found else _missing()
 
 
+@bp.get("/calendar", defaults={"day": None})
 @bp.get("/calendar/<day>")
-def calendar(day: str):
+def calendar(day: str | None):
+    day = _key(day)
     try:
         d = date.fromisoformat(day)
     except ValueError:

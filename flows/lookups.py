@@ -2,7 +2,8 @@
 
     result = ctx.deps["lookups"]["members"].fetch("MEM123", deadline=ctx.deadline, flow="member_check")
 
-``GET <url>/<value>``: a JSON object with 200 is *found* (the object is the record), 404 is *not
+``GET <url>/<value>`` (or the URL with ``{value}`` replaced, e.g. ``…/members?id={value}``): a
+JSON object with 200 is *found* (the object is the record), 404 is *not
 found*; anything else (other statuses, non-JSON, a body over the size limit, a timeout, a refused
 connection) is a failure. The order of things:
 
@@ -133,7 +134,9 @@ class Lookup:
     def _call(self, value: str, budget: float) -> tuple[str, dict | None]:
         if value in ("", ".", ".."):  # would name the collection (or its parent), not a record
             return "not_found", None
-        url = f"{self.spec.url.rstrip('/')}/{quote(value, safe='')}"
+        quoted = quote(value, safe="")
+        url = (self.spec.url.replace("{value}", quoted) if "{value}" in self.spec.url
+               else f"{self.spec.url.rstrip('/')}/{quoted}")
         headers = {"Accept": "application/json"}
         if self.spec.auth:
             headers["Authorization"] = self.spec.auth
@@ -219,7 +222,8 @@ class Lookups:
 
 
 def specs_from_config(cfg: dict, port: int) -> list[LookupSpec]:
-    """One spec per lookup in config.LOOKUPS; with no URL, the app's own demo backend."""
+    """One spec per lookup in config.LOOKUPS; with no URL, the app's own demo backend (the value
+    in the query string, so this app's access log never shows it)."""
     from config import LOOKUPS
 
     base = (cfg.get("LOOKUP_BASE_URL") or f"http://127.0.0.1:{port}/demo-api").rstrip("/")
@@ -227,7 +231,7 @@ def specs_from_config(cfg: dict, port: int) -> list[LookupSpec]:
     for name, (prefix, path, policy) in LOOKUPS.items():
         specs.append(LookupSpec(
             name=name,
-            url=cfg.get(f"{prefix}_URL") or base + path,
+            url=cfg.get(f"{prefix}_URL") or f"{base}{path}?key={{value}}",
             auth=cfg.get(f"{prefix}_AUTH"),
             policy=cfg.get(f"{prefix}_POLICY") or policy,
             timeout=cfg.get(f"{prefix}_TIMEOUT") or cfg["LOOKUP_TIMEOUT_SECONDS"],

@@ -17,7 +17,8 @@ from test_gunicorn import start_gunicorn
 
 @pytest.mark.parametrize("path, status, field", [
     ("/demo-api/members/MEM123", 200, "name"), ("/demo-api/members/OLD777", 200, "status"),
-    ("/demo-api/members/NOPE", 404, "error"), ("/demo-api/coverage/10001", 200, "area"),
+    ("/demo-api/members/NOPE", 404, "error"), ("/demo-api/members?key=VIP999", 200, "tier"),
+    ("/demo-api/members", 404, "error"), ("/demo-api/coverage/10001", 200, "area"),
     ("/demo-api/coupons/SUMMER23", 200, "active"), ("/demo-api/inventory/SOLD-OUT", 200, "available"),
     ("/demo-api/calendar/not-a-date", 404, "error"), ("/demo-api/calendar/2001-01-01", 404, "error"),
 ])
@@ -68,3 +69,9 @@ def test_every_demo_flow_completes_against_the_apps_own_demo_api(redis_url, keyp
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert "Traceback" not in out
+    # The lookups reached /demo-api through gunicorn, whose access log is in ``out``: no form value.
+    assert "/demo-api/members" in out
+    for fields in DEMO_FIELDS.values():
+        for name, value in fields.items():
+            if name not in ("slot", "quantity"):  # "14:30" and "2" also occur in timestamps
+                assert value not in out, name

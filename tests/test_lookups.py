@@ -35,6 +35,13 @@ def test_found_and_not_found_and_the_auth_header(redis_client, api):
     assert make(redis_client, api, auth="Bearer wrong", name="members").fetch("VIP999").unavailable
 
 
+def test_a_url_template_puts_the_value_where_it_says(redis_client, api):
+    lookup = make(redis_client, api, url=f"{api.url}/members?key={{value}}")
+    assert lookup.fetch("VIP999").record["name"] == "Victor Ito"
+    assert api.requests[-1].path == "/members"  # the value went in the query, not the path
+    assert lookup.fetch("a/../b").not_found  # escaped: cannot walk the API's paths
+
+
 def test_a_cached_answer_costs_no_call(redis_client, api):
     lookup = make(redis_client, api)
     assert lookup.fetch("MEM123").outcome == "miss"

@@ -1,5 +1,6 @@
 """A loopback stand-in for the business's own APIs (members, coverage, coupons, inventory,
-calendar): ``GET /<resource>/<key>`` → 200 JSON object or 404, like blueprints/demo_api.py.
+calendar): ``GET /<resource>/<key>`` or ``/<resource>?key=<key>`` → 200 JSON object or 404, like
+blueprints/demo_api.py.
 
 It can be told to misbehave, for every call from now on (``behave``) or for the next few
 (``fail_next``): be slow, hang, answer 500, answer non-JSON, or send a huge body. It counts calls.
@@ -32,9 +33,11 @@ class BusinessStandIn(StandIn):
         super().__init__()
 
     def routes(self) -> None:
+        @self.app.get("/<resource>", defaults={"key": None})
         @self.app.get("/<resource>/<key>")
         def lookup(resource, key):
             self.record(request)
+            key = key if key is not None else request.args.get("key", "")
             if self.auth and request.headers.get("Authorization") != self.auth:
                 return _json(401, {"error": "unauthorized"})
             scripted = self.scripted()
