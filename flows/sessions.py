@@ -181,6 +181,10 @@ class SessionStore:
         pipe.expire(key, self.lifetime + TOMBSTONE_SECONDS)
         pipe.execute()
 
+    def clear_unverified(self, token: str, field: str) -> None:
+        """The field was answered after all (the user changed it, the API came back)."""
+        self.redis.hdel(self.key(token) + ":unverified", field)
+
     def unverified(self, token: str) -> dict:
         raw = self.redis.hgetall(self.key(token) + ":unverified")
         return {_s(k): json.loads(v) for k, v in raw.items()}

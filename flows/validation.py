@@ -54,12 +54,15 @@ def phone_chars(v: str) -> str:
 
 class Field:
     def __init__(self, name: str, *checks, normalise=(trim,), lookup: str | None = None,
-                 verify=None, messages: dict | None = None, translations: dict | None = None,
-                 echo: bool = False):
+                 policy: str | None = None, verify=None, messages: dict | None = None,
+                 translations: dict | None = None, echo: bool = False):
         self.name = name
         self.checks = checks
         self.normalise = tuple(normalise)
         self.lookup = lookup  # name in ctx.deps["lookups"]
+        # "closed" here wins over the lookup's configured policy: for a field whose record the
+        # flow needs (a price, a stock level), accepting it unverified is not an option.
+        self.policy = policy
         self.verify = verify  # record -> error text/code or None, for a found record
         self.messages = messages or {}
         self.translations = translations or {}
@@ -171,6 +174,8 @@ class Form:
                 continue
             lookup = ctx.deps["lookups"][f.lookup]
             answer = lookup.fetch(str(value), deadline=ctx.deadline, flow=ctx.flow.name)
+            if not answer.unavailable and lookup.policy == "open":
+                self._forget_unverified(ctx, f)  # an earlier value may have been marked
             if answer.found:
                 result.records[f.name] = answer.record
                 problem = f.verify(answer.record) if f.verify else None
@@ -178,7 +183,7 @@ class Form:
                     result.errors[f.name] = f.text(problem, locale)
             elif answer.not_found:
                 result.errors[f.name] = f.text("not_found", locale)
-            elif lookup.policy == "open":
+            elif (f.policy or lookup.policy) == "open":
                 result.unverified.append(f.name)
                 self._mark_unverified(ctx, f, value)
             else:
@@ -196,6 +201,14 @@ class Form:
         if len(result.errors) == 1:
             return next(iter(result.errors.values()))
         return table["several"].format(count=len(result.errors))
+
+    @staticmethod
+    def _forget_unverified(ctx, f: Field) -> None:
+        if ctx.sessions and ctx.token:
+            try:
+                ctx.sessions.clear_unverified(ctx.token, f.name)
+            except RedisError as exc:
+                log.warning("token=%s could not clear %s: %s", short(ctx.token), f.name, type(exc).__name__)
 
     @staticmethod
     def _mark_unverified(ctx, f: Field, value) -> None:

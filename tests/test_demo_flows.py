@@ -74,6 +74,15 @@ def test_a_failing_member_api_gets_a_clear_screen_within_the_deadline(served, ap
     assert read_stats(app.extensions["redis"])["member_check"]["members"][expected] == 1
 
 
+def test_member_check_under_the_open_policy_accepts_and_marks_unverified(served, api):
+    app, client = served(MEMBER_API_POLICY="open")
+    api.behave("500")
+    reply = client("member_check").exchange("tok-m3", "MEMBER_LOOKUP", {"member_id": "VIP999"})
+    assert reply.screen == "CONFIRM"
+    assert reply.data == {"member_id": "VIP999", "member_name": "VIP999", "tier": "To be confirmed"}
+    assert app.extensions["sessions"].unverified("tok-m3")["member_id"]["lookup"] == "members"
+
+
 def test_member_check_walks_to_success_with_the_player(served):
     app, client = served()
     steps = play(app, client, "member_check", "tok-m2", member_id=" mem123 ")
@@ -117,6 +126,16 @@ def test_service_area_open_policy_accepts_and_marks_unverified(served, api):
     assert done.data["extension_message_response"]["params"]["coverage"] == "unverified"
 
 
+def test_an_answered_resubmission_clears_the_unverified_mark(served, api):
+    app, client = served()
+    c = client("service_area")
+    api.fail_next("500")
+    c.exchange("tok-s4", "POSTCODE", {"postal_code": "90210"})
+    assert "postal_code" in app.extensions["sessions"].unverified("tok-s4")
+    c.exchange("tok-s4", "POSTCODE", {"postal_code": "60601"})  # the API answers this time
+    assert app.extensions["sessions"].unverified("tok-s4") == {}
+
+
 def test_details_without_a_checked_code_go_back_to_the_start(served):
     app, client = served()
     reply = client("service_area").exchange("tok-s3", "DETAILS", {"name": "Bo"})
@@ -156,6 +175,15 @@ def test_coupon_errors(served, coupon, message):
     reply = client("coupon_checkout").exchange("tok-c2", "CART", {"coupon": coupon})
     assert reply.screen == "CART" and reply.data["coupon_error"] == message
     assert reply.data["error_message"] == message and reply.data["subtotal_text"] == "Subtotal: $61.90"
+
+
+def test_money_flows_stay_closed_even_if_the_policy_is_configured_open(served, api):
+    app, client = served(PRICING_API_POLICY="open", INVENTORY_API_POLICY="open")
+    api.behave("500")
+    coupon = client("coupon_checkout").exchange("tok-c3", "CART", {"coupon": "SAVE10"})
+    assert coupon.screen == "CART" and coupon.data["error_message"].startswith("We can't check this right now")
+    stock = client("stock_order").exchange("tok-o4", "ORDER", {"sku": "MUG-01", "quantity": "1"})
+    assert stock.screen == "ORDER" and stock.data["sku_error"] == "We can't check this right now"
 
 
 # --- stock_order -----------------------------------------------------------------------------

@@ -163,3 +163,26 @@ def test_every_outcome_is_counted_per_flow_and_lookup(redis_client, api):
 def test_values_never_appear_in_redis_key_names(redis_client, api):
     make(redis_client, api).fetch("MEM123")
     assert not [k for k in redis_client.keys("*") if b"MEM123" in k]
+
+
+def test_settings_come_from_the_environment_with_the_demo_backend_as_default():
+    import config
+    from flows.lookups import specs_from_config
+
+    env = {"MEMBER_API_URL": "https://crm.example/members/{value}", "MEMBER_API_AUTH": "Bearer s3",
+           "MEMBER_API_POLICY": " OPEN ", "MEMBER_API_TIMEOUT": "0.5", "LOOKUP_CACHE_TTL": "60",
+           "INVENTORY_API_CACHE_TTL": "0", "LOOKUP_BREAKER_FAILURES": "7"}
+    specs = {s.name: s for s in specs_from_config(config.load(env), port=5123)}
+    members, inventory = specs["members"], specs["inventory"]
+    assert (members.url, members.auth, members.policy, members.timeout) == (
+        "https://crm.example/members/{value}", "Bearer s3", "open", 0.5)
+    assert (members.ttl, inventory.ttl, inventory.breaker_failures) == (60, 0, 7)
+    assert inventory.url == "http://127.0.0.1:5123/demo-api/inventory?key={value}"
+    assert (inventory.policy, specs["coverage"].policy, inventory.timeout) == ("closed", "open", 1.0)
+
+
+def test_an_unknown_policy_refuses_to_start(app_config):
+    from app import create_app
+
+    with pytest.raises(ValueError, match="policy must be one of"):
+        create_app({**app_config, "CALENDAR_API_POLICY": "maybe"})

@@ -13,7 +13,7 @@ from flows.validation import Field, Form
 flow = Flow("appointment", Path(__file__).with_suffix(".json"), title="Appointment")
 
 WINDOW_DAYS = 30
-DAY = Field("date", required(), date_within(0, WINDOW_DAYS), lookup="calendar",
+DAY = Field("date", required(), date_within(0, WINDOW_DAYS), lookup="calendar", policy="closed",
             verify=lambda day: None if isinstance(day.get("slots"), list) else "closed",
             messages={"not_found": "We're not open that day", "closed": "We're not open that day",
                       "required": "Pick a day"})

@@ -53,7 +53,7 @@ def usable(coupon: dict):
 
 COUPON = Form(Field(
     "coupon", length(max=20), pattern(r"[A-Z0-9]+"), normalise=[no_spaces, upper],
-    lookup="pricing", verify=usable, echo=True,
+    lookup="pricing", policy="closed", verify=usable, echo=True,
     messages={"not_found": "We don't know this coupon code", "expired": "This coupon has expired",
               "unusable": "This coupon can't be used right now", "pattern": "Use letters and digits only"},
 ))

@@ -18,7 +18,7 @@ NOT_FOUND = "We couldn't find that member ID"
 LOOKUP = Form(Field(
     "member_id", required(), length(max=20), pattern(r"[A-Z0-9-]+"),
     normalise=[trim, upper], lookup="members", echo=True,
-    verify=lambda member: "expired" if member.get("status") != "active" else None,
+    verify=lambda member: "expired" if member.get("status", "active") != "active" else None,
     messages={"not_found": NOT_FOUND, "pattern": "Use only the letters and digits on your card",
               "expired": "This membership has expired"},
 ))
@@ -37,9 +37,12 @@ def lookup(ctx):
         if result.errors["member_id"] == NOT_FOUND:
             result.snackbar = f"{NOT_FOUND}. Check your card and try again."  # the hint helps here
         return result.screen("MEMBER_LOOKUP")
-    member_id, member = result.values["member_id"], result.records["member_id"]
+    member_id = result.values["member_id"]
+    # With MEMBER_API_POLICY=open an unanswered ID is accepted and re-checked after completion.
+    member = result.records.get("member_id") or {"tier": "To be confirmed"}
     ctx.carry(member_id=member_id)
-    return Screen("CONFIRM", {"member_id": member_id, "member_name": member["name"], "tier": member["tier"]})
+    return Screen("CONFIRM", {"member_id": member_id, "member_name": _name(member, member_id),
+                              "tier": str(member.get("tier") or "Member")[:40]})
 
 
 @flow.on_exchange("CONFIRM")
@@ -48,5 +51,9 @@ def confirm(ctx):
     result = LOOKUP.check(ctx)
     if not result.ok:
         return result.screen("MEMBER_LOOKUP", {"member_id_value": ""})
-    member = result.records["member_id"]
-    return Finish({"member_id": result.values["member_id"], "member_name": member["name"]})
+    member_id = result.values["member_id"]
+    return Finish({"member_id": member_id, "member_name": _name(result.records.get("member_id") or {}, member_id)})
+
+
+def _name(member: dict, member_id: str) -> str:
+    return str(member.get("name") or member_id)[:80]  # the API's record is input too

@@ -13,7 +13,7 @@ flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock ord
 
 ORDER = Form(
     Field("sku", required(), pattern(r"[A-Z0-9-]{2,20}"), normalise=[no_spaces, upper],
-          lookup="inventory", echo=True, verify=lambda item: _problem(item),
+          lookup="inventory", policy="closed", echo=True, verify=lambda item: _problem(item),
           messages={"not_found": "We don't have this product", "pattern": "Use the code on the product page",
                     "sold_out": "Sorry, this product is sold out", "bad_record": "This product can't be ordered right now"}),
     Field("quantity", required(), integer(min=1, max=99), normalise=[trim]),
