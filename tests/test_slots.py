@@ -72,3 +72,16 @@ def test_concurrent_users_of_the_endpoint_one_gets_the_slot(served):  # noqa: F8
     held = [r for r in replies if r.data.get("show_hold")]
     refused = [r for r in replies if r.data.get("slot_error", "").startswith("Someone just took")]
     assert len(held) == 1 and len(refused) == 11
+
+
+def test_through_the_endpoint_an_expired_hold_lets_the_next_user_in(served):  # noqa: F811
+    app, client = served(SLOT_HOLD_SECONDS=0.3)
+    c = client("appointment")
+    day = next_weekday(3)
+    pick = {"step": "slot", "date": day, "slot": "11:30"}
+    assert c.exchange("tok-x1", "BOOK", pick).data["show_hold"] is True
+    assert c.exchange("tok-x2", "BOOK", pick).data["show_slot_error"] is True
+    wait_for(lambda: c.exchange("tok-x2", "BOOK", pick).data["show_hold"], timeout=3,
+             message="the first hold to expire")
+    late = c.exchange("tok-x1", "CONFIRM", {"confirm": True})  # the first user comes back too late
+    assert late.screen == "CONFIRM" and "just taken" in late.data["error_message"]
