@@ -18,7 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import domain
     import security
     import storage
-    from blueprints import endpoint, errors, health, send_api, wasender_webhook
+    from blueprints import demo_api, endpoint, errors, health, send_api, wasender_webhook
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(send_api.bp)
     app.register_blueprint(wasender_webhook.bp)
+    app.register_blueprint(demo_api.bp)
     return app
 
 

@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parent
 # Meta cuts an endpoint request at 10 s; the budget must leave room for the network both ways.
 MAX_DEADLINE_SECONDS = 8.0
 
+# The business APIs the demo flows validate against (flows/lookups.py): name → (env prefix, path
+# under the demo backend, failure policy when no answer can be had). Each reads <PREFIX>_URL,
+# _AUTH (the whole Authorization header value), _POLICY, _TIMEOUT and _CACHE_TTL.
+LOOKUPS = {
+    "members": ("MEMBER_API", "/members", "closed"),
+    "coverage": ("COVERAGE_API", "/coverage", "open"),  # a lead is worth keeping; re-checked later
+    "pricing": ("PRICING_API", "/coupons", "closed"),  # money: never accept an unchecked coupon
+    "inventory": ("INVENTORY_API", "/inventory", "closed"),
+    "calendar": ("CALENDAR_API", "/calendar", "closed"),
+}
+
 
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
@@ -82,6 +93,18 @@ def defaults() -> dict:
         "DEFAULT_TIMEZONE": "UTC",
         "STOP_WORDS": ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja"),
         "LOG_LEVEL": "INFO",
+        # Lookups (flows/lookups.py). No base URL → the app's own demo backend on 127.0.0.1:$PORT.
+        "LOOKUP_BASE_URL": None,
+        "LOOKUP_TIMEOUT_SECONDS": 1.0,
+        "LOOKUP_CACHE_TTL": 300,
+        "LOOKUP_NEGATIVE_TTL": 30,
+        "LOOKUP_STALE_MAX_AGE": 3600,
+        "LOOKUP_BREAKER_FAILURES": 5,
+        "LOOKUP_BREAKER_SECONDS": 30,
+        "LOOKUP_MAX_BODY_BYTES": 64 * 1024,
+        "SLOT_HOLD_SECONDS": 300.0,
+        **{f"{prefix}_{part}": None for prefix, _, _ in LOOKUPS.values()
+           for part in ("URL", "AUTH", "POLICY", "TIMEOUT", "CACHE_TTL")},
     }
 
 
@@ -132,7 +155,22 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         STOP_WORDS=tuple(w.strip().lower() for w in env["STOP_WORDS"].split(",") if w.strip())
         if env.get("STOP_WORDS") else cfg["STOP_WORDS"],
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
+        LOOKUP_BASE_URL=env.get("LOOKUP_BASE_URL") or None,
+        LOOKUP_TIMEOUT_SECONDS=_float(env.get("LOOKUP_TIMEOUT_SECONDS"), cfg["LOOKUP_TIMEOUT_SECONDS"]),
+        LOOKUP_CACHE_TTL=_int(env.get("LOOKUP_CACHE_TTL"), cfg["LOOKUP_CACHE_TTL"]),
+        LOOKUP_NEGATIVE_TTL=_int(env.get("LOOKUP_NEGATIVE_TTL"), cfg["LOOKUP_NEGATIVE_TTL"]),
+        LOOKUP_STALE_MAX_AGE=_int(env.get("LOOKUP_STALE_MAX_AGE"), cfg["LOOKUP_STALE_MAX_AGE"]),
+        LOOKUP_BREAKER_FAILURES=_int(env.get("LOOKUP_BREAKER_FAILURES"), cfg["LOOKUP_BREAKER_FAILURES"]),
+        LOOKUP_BREAKER_SECONDS=_int(env.get("LOOKUP_BREAKER_SECONDS"), cfg["LOOKUP_BREAKER_SECONDS"]),
+        LOOKUP_MAX_BODY_BYTES=_int(env.get("LOOKUP_MAX_BODY_BYTES"), cfg["LOOKUP_MAX_BODY_BYTES"]),
+        SLOT_HOLD_SECONDS=_float(env.get("SLOT_HOLD_SECONDS"), cfg["SLOT_HOLD_SECONDS"]),
     )
+    for prefix, _, _ in LOOKUPS.values():
+        cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None
+        cfg[f"{prefix}_AUTH"] = env.get(f"{prefix}_AUTH") or None
+        cfg[f"{prefix}_POLICY"] = (env.get(f"{prefix}_POLICY") or "").strip().lower() or None
+        cfg[f"{prefix}_TIMEOUT"] = _float(env.get(f"{prefix}_TIMEOUT"), None)
+        cfg[f"{prefix}_CACHE_TTL"] = _int(env.get(f"{prefix}_CACHE_TTL"), None)
     return cfg
 
 

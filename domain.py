@@ -1,19 +1,24 @@
 """Wires the Flow domain onto the app: the flow registry, the session store, the engine."""
 from __future__ import annotations
 
+import config
 from flows.catalog import CATALOG
 from flows.contacts import Contacts
 from flows.engine import Engine
-from flows.members import StaticMembers
+from flows.lookups import Lookups, specs_from_config
 from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
+from flows.slots import SlotHolds
 from workers.hooks import RecoveryHooks
 
 
 def build_deps(app) -> dict:
-    """What handlers may ask for by name (``ctx.deps["members"]``)."""
-    return {"members": StaticMembers()}
+    """What handlers may ask for by name (``ctx.deps["lookups"]["members"]``)."""
+    redis = app.extensions["redis"]
+    lookups = Lookups(specs_from_config(app.config, config.server()["port"]), redis)
+    app.extensions["lookups"] = lookups  # the re-check job reaches them here
+    return {"lookups": lookups, "slots": SlotHolds(redis, app.config["SLOT_HOLD_SECONDS"])}
 
 
 def init_app(app) -> None:

@@ -214,6 +214,40 @@ class SessionStore:
         pipe.expire(key, self.lifetime + TOMBSTONE_SECONDS)
         pipe.execute()
 
+    # --- values accepted without an answer (a lookup with the open policy) ---------------------
+    def mark_unverified(self, token: str, field: str, lookup: str, value: str, flow: str) -> None:
+        """Remember a value accepted unchecked, for workers/recheck.py to look up again later."""
+        key = self.key(token) + ":unverified"
+        entry = json.dumps({"lookup": lookup, "value": value, "flow": flow, "at": round(time.time(), 3)})
+        pipe = self.redis.pipeline()
+        pipe.hset(key, field, entry)
+        pipe.expire(key, self.lifetime + TOMBSTONE_SECONDS)
+        pipe.execute()
+
+    def clear_unverified(self, token: str, field: str) -> None:
+        """The field was answered after all (the user changed it, the API came back)."""
+        self.redis.hdel(self.key(token) + ":unverified", field)
+
+    def unverified(self, token: str) -> dict:
+        raw = self.redis.hgetall(self.key(token) + ":unverified")
+        return {_s(k): json.loads(v) for k, v in raw.items()}
+
+    def settle_unverified(self, token: str, field: str, verdict: str) -> bool:
+        """Record a re-check's verdict (verified | rejected) once; False if already settled."""
+        key = self.key(token)
+        pipe = self.redis.pipeline()
+        pipe.hdel(key + ":unverified", field)
+        pipe.hset(key + ":rechecked", field, verdict)
+        pipe.expire(key + ":rechecked", self.lifetime + TOMBSTONE_SECONDS)
+        removed = pipe.execute()[0]
+        if removed:
+            self.note(token, f"recheck_{verdict}", field)
+        return bool(removed)
+
+    def rechecked(self, token: str) -> dict:
+        """field → verified | rejected: what the follow-up message needs to know."""
+        return {_s(k): _s(v) for k, v in self.redis.hgetall(self.key(token) + ":rechecked").items()}
+
 
 def _s(value):
     return value.decode() if isinstance(value, bytes) else value

@@ -130,6 +130,7 @@ def app_config(redis_url, keypair, tmp_path):
         "FLOW_PRIVATE_KEY": keypair[0],
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_APP_SECRET_PREVIOUS": PREVIOUS_SECRET,
+        "LOOKUP_BASE_URL": demo_api_url(),
     }
 
 
@@ -185,3 +186,24 @@ def _hypothesis_profiles():
 
 
 _hypothesis_profiles()
+
+
+_demo_api = None
+
+
+def demo_api_url() -> str:
+    """The demo backend (blueprints/demo_api.py) on its own loopback server, started once.
+
+    With no lookup URL configured the app calls its own /demo-api on 127.0.0.1:$PORT; an app under
+    LiveServer runs on another port, so tests point LOOKUP_BASE_URL here instead (real HTTP).
+    """
+    global _demo_api
+    if _demo_api is None:
+        from flask import Flask
+
+        from blueprints import demo_api
+
+        demo = Flask("demo_api")
+        demo.register_blueprint(demo_api.bp)
+        _demo_api = LiveServer(demo).__enter__()
+    return f"{_demo_api.url}/demo-api"

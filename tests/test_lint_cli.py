@@ -10,7 +10,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
 def test_lint_a_registered_flow_is_clean_and_exits_zero(app):
     result = app.test_cli_runner().invoke(args=["flows", "lint", "member_check"])
     assert result.exit_code == 0, result.output
-    assert "member_check: clean" in result.output
+    first_line = result.output.splitlines()[0]
+    # Clean, or informational notes only (e.g. data the linter could not read as a literal).
+    assert first_line == "member_check: clean" or first_line.endswith(" info"), result.output
+    assert "error" not in result.output and "warning" not in result.output
 
 
 def test_lint_without_arguments_covers_every_registered_flow(app):
@@ -37,7 +40,8 @@ def test_lint_json_format_is_machine_readable(app):
     seed, member = out["results"]
     assert {"path", "rule", "severity", "message", "fix"} <= set(seed["findings"][0])
     assert "top.version-unpublishable" in {f["rule"] for f in seed["findings"]}
-    assert member == {"target": "member_check", "findings": []}
+    assert member["target"] == "member_check"
+    assert all(f["severity"] == "info" for f in member["findings"])
 
 
 def test_warnings_fail_only_with_strict(app, tmp_path):

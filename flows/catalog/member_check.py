@@ -1,44 +1,59 @@
 """member_check: the seed article's use case, done to the real protocol.
 
-Submit on the Footer (TextInput has no actions; protocol doc 6.8), look the ID up, and either come
-back to the same screen with a field error and a snackbar, or move on to a confirmation screen.
+Submit on the Footer (TextInput has no actions; protocol doc 6.8), look the ID up in the member
+API, and either come back to the same screen with a field error and a snackbar, or move on to a
+confirmation screen.
 """
 from pathlib import Path
 
+from flows.checks import length, pattern, required
 from flows.protocol import Finish, Screen
 from flows.registry import Flow
+from flows.validation import Field, Form, trim, upper
 
 flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check")
 
 NOT_FOUND = "We couldn't find that member ID"
 
+LOOKUP = Form(Field(
+    "member_id", required(), length(max=20), pattern(r"[A-Z0-9-]+"),
+    normalise=[trim, upper], lookup="members", echo=True,
+    verify=lambda member: "expired" if member.get("status", "active") != "active" else None,
+    messages={"not_found": NOT_FOUND, "pattern": "Use only the letters and digits on your card",
+              "expired": "This membership has expired"},
+))
+
 
 @flow.on_init
 def start(ctx):
     # Every declared key gets a neutral value on first display: never null.
-    prefill = ctx.carried.get("member_id", "")
-    return Screen("MEMBER_LOOKUP", {"member_id_error": "", "member_id_value": prefill})
+    return Screen("MEMBER_LOOKUP", LOOKUP.neutral({"member_id": ctx.carried.get("member_id", "")}))
 
 
 @flow.on_exchange("MEMBER_LOOKUP")
 def lookup(ctx):
-    member_id = str(ctx.data.get("member_id", "")).strip().upper()[:40]
-    member = ctx.deps["members"].find(member_id) if member_id else None
-    if member is None:
-        return Screen(
-            "MEMBER_LOOKUP",
-            {"member_id_error": NOT_FOUND, "member_id_value": member_id},
-            error_message=f"{NOT_FOUND}. Check your card and try again.",
-        )
+    result = LOOKUP.check(ctx)
+    if not result.ok:
+        if result.errors["member_id"] == NOT_FOUND:
+            result.snackbar = f"{NOT_FOUND}. Check your card and try again."  # the hint helps here
+        return result.screen("MEMBER_LOOKUP")
+    member_id = result.values["member_id"]
+    # With MEMBER_API_POLICY=open an unanswered ID is accepted and re-checked after completion.
+    member = result.records.get("member_id") or {"tier": "To be confirmed"}
     ctx.carry(member_id=member_id)
-    return Screen("CONFIRM", {"member_id": member_id, "member_name": member["name"], "tier": member["tier"]})
+    return Screen("CONFIRM", {"member_id": member_id, "member_name": _name(member, member_id),
+                              "tier": str(member.get("tier") or "Member")[:40]})
 
 
 @flow.on_exchange("CONFIRM")
 def confirm(ctx):
-    member_id = str(ctx.data.get("member_id", "")).strip().upper()[:40]
-    member = ctx.deps["members"].find(member_id)
-    if member is None:  # the payload echoes screen data; never trust it blindly
-        return Screen("MEMBER_LOOKUP", {"member_id_error": NOT_FOUND, "member_id_value": ""},
-                      error_message=NOT_FOUND)
-    return Finish({"member_id": member_id, "member_name": member["name"]})
+    # The payload echoes screen data; never trust it blindly: look it up again (a cache hit).
+    result = LOOKUP.check(ctx)
+    if not result.ok:
+        return result.screen("MEMBER_LOOKUP", {"member_id_value": ""})
+    member_id = result.values["member_id"]
+    return Finish({"member_id": member_id, "member_name": _name(result.records.get("member_id") or {}, member_id)})
+
+
+def _name(member: dict, member_id: str) -> str:
+    return str(member.get("name") or member_id)[:80]  # the API's record is input too

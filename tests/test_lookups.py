@@ -1,0 +1,188 @@
+"""Lookups against a real loopback business API and the real Redis: budget, cache, stale,
+breaker, failure shapes, counters."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import wait_for
+from flows import lookup_cache
+from flows.budget import Deadline
+from flows.lookups import LookupSpec, Lookups
+from standins.business import BusinessStandIn
+
+
+@pytest.fixture
+def api():
+    with BusinessStandIn(auth="Bearer biz-token") as standin:
+        yield standin
+
+
+def make(redis_client, api, **overrides):
+    spec = dict(name="members", url=f"{api.url}/members", auth="Bearer biz-token", timeout=1.0,
+                ttl=300, negative_ttl=30, stale_max_age=3600, breaker_failures=3, breaker_seconds=30)
+    spec.update(overrides)
+    return Lookups([LookupSpec(**spec)], redis_client)["members"]
+
+
+def test_found_and_not_found_and_the_auth_header(redis_client, api):
+    lookup = make(redis_client, api)
+    found = lookup.fetch("MEM123", flow="f")
+    assert found.found and found.record["name"] == "Ana Silva" and found.outcome == "miss"
+    assert lookup.fetch("NOPE", flow="f").not_found
+    assert api.requests[0].headers["Authorization"] == "Bearer biz-token"
+    assert make(redis_client, api, auth="Bearer wrong", name="members").fetch("VIP999").unavailable
+
+
+def test_a_url_template_puts_the_value_where_it_says(redis_client, api):
+    lookup = make(redis_client, api, url=f"{api.url}/members?key={{value}}")
+    assert lookup.fetch("VIP999").record["name"] == "Victor Ito"
+    assert api.requests[-1].path == "/members"  # the value went in the query, not the path
+    assert lookup.fetch("a/../b").not_found  # escaped: cannot walk the API's paths
+
+
+def test_a_cached_answer_costs_no_call(redis_client, api):
+    lookup = make(redis_client, api)
+    assert lookup.fetch("MEM123").outcome == "miss"
+    assert lookup.fetch("NOPE").outcome == "miss"
+    again, missing = lookup.fetch("MEM123"), lookup.fetch("NOPE")
+    assert (again.outcome, again.found, missing.outcome, missing.not_found) == ("hit", True, "hit", True)
+    assert api.calls("members") == 2
+    assert lookup.fetch("MEM123", fresh=True).outcome == "miss"  # a final re-check skips the cache
+    assert api.calls("members") == 3
+
+
+def test_negative_answers_expire_on_their_own_ttl(redis_client, api):
+    lookup = make(redis_client, api, ttl=300, negative_ttl=0)
+    lookup.fetch("MEM123"), lookup.fetch("NOPE")
+    assert lookup.fetch("MEM123").outcome == "hit"
+    assert lookup.fetch("NOPE").outcome == "miss"  # negative TTL 0: never fresh
+
+
+def test_a_hanging_api_is_cut_at_the_deadline(redis_client, api):
+    lookup = make(redis_client, api, timeout=5.0)
+    api.behave("hang")
+    started = time.monotonic()
+    result = lookup.fetch("MEM123", deadline=Deadline(0.4))
+    elapsed = time.monotonic() - started
+    assert result.unavailable and result.outcome == "timeout"
+    assert elapsed < 0.4 + 0.25, elapsed
+
+
+def test_a_body_that_trickles_in_is_cut_at_the_deadline(redis_client, api):
+    lookup = make(redis_client, api, timeout=5.0)
+    api.behave("drip", delay=0.1)  # each byte well inside any per-read timeout
+    started = time.monotonic()
+    result = lookup.fetch("MEM123", deadline=Deadline(0.5))
+    assert result.outcome == "timeout" and time.monotonic() - started < 0.5 + 0.25
+
+
+def test_the_lookups_own_timeout_applies_inside_a_longer_deadline(redis_client, api):
+    lookup = make(redis_client, api, timeout=0.3)
+    api.behave("slow", delay=2.0)
+    started = time.monotonic()
+    assert lookup.fetch("MEM123", deadline=Deadline(3.0)).outcome == "timeout"
+    assert time.monotonic() - started < 0.3 + 0.25
+
+
+def test_no_budget_left_means_no_call(redis_client, api):
+    lookup = make(redis_client, api)
+    assert lookup.fetch("MEM123", deadline=Deadline(0.0)).outcome == "timeout"
+    assert api.calls() == 0
+
+
+@pytest.mark.parametrize("mode", ["500", "garbage", "huge", "list"])
+def test_bad_answers_are_errors_not_records(redis_client, api, mode):
+    lookup = make(redis_client, api, max_body_bytes=64 * 1024)
+    api.behave(mode)
+    result = lookup.fetch("MEM123")
+    assert result.unavailable and result.outcome == "error"
+
+
+def test_a_stale_answer_is_served_when_the_api_fails(redis_client, api):
+    lookup = make(redis_client, api, ttl=0, negative_ttl=0, stale_max_age=3600)
+    assert lookup.fetch("MEM123").outcome == "miss"
+    api.behave("500")
+    stale = lookup.fetch("MEM123")
+    assert stale.outcome == "stale" and stale.found and stale.record["name"] == "Ana Silva"
+    too_old = make(redis_client, api, ttl=0, negative_ttl=0, stale_max_age=0)
+    assert too_old.fetch("MEM123").outcome == "error"  # max age 0: nothing stale is servable
+
+
+def test_the_breaker_opens_after_n_failures_and_closes_after_a_good_probe(redis_client, api):
+    lookup = make(redis_client, api, breaker_failures=3, breaker_seconds=0.5)
+    api.behave("500")
+    assert [lookup.fetch(f"X{i}").outcome for i in range(3)] == ["error"] * 3
+    assert lookup.breaker.state() == "open"
+    skipped = lookup.fetch("MEM123")
+    assert skipped.outcome == "breaker_open" and skipped.unavailable
+    assert api.calls() == 3  # the open breaker made no call
+    # Shared through Redis: a second process's Lookup (another instance) sees it open too.
+    assert make(redis_client, api, breaker_failures=3, breaker_seconds=0.5).fetch("VIP999").outcome == "breaker_open"
+    api.behave("ok")
+    wait_for(lambda: lookup.breaker.state() == "half_open", timeout=3, message="breaker to half-open")
+    assert lookup.fetch("MEM123").outcome == "miss"
+    assert lookup.breaker.state() == "closed"
+
+
+def test_a_failed_probe_reopens_the_breaker_at_once(redis_client, api):
+    lookup = make(redis_client, api, breaker_failures=2, breaker_seconds=0.5)
+    api.behave("500")
+    lookup.fetch("A"), lookup.fetch("B")
+    wait_for(lambda: lookup.breaker.state() == "half_open", timeout=3, message="breaker to half-open")
+    assert lookup.fetch("C").outcome == "error"  # the probe
+    assert lookup.breaker.state() == "open"
+    assert lookup.fetch("D").outcome == "breaker_open"
+
+
+def test_only_one_probe_at_a_time_when_half_open(redis_client, api):
+    lookup = make(redis_client, api, breaker_failures=1, breaker_seconds=0.5)
+    api.behave("500")
+    lookup.fetch("A")
+    wait_for(lambda: lookup.breaker.state() == "half_open", timeout=3, message="breaker to half-open")
+    assert lookup.breaker.allow() is True
+    assert lookup.breaker.allow() is False  # the probe is out; everyone else still skips
+
+
+def test_every_outcome_is_counted_per_flow_and_lookup(redis_client, api):
+    lookup = make(redis_client, api, breaker_failures=1, ttl=0, negative_ttl=0)
+    lookup.fetch("MEM123", flow="member_check")                # miss
+    api.behave("500")
+    lookup.fetch("MEM123", flow="member_check")                # stale (opens the breaker)
+    lookup.fetch("NOPE", flow="member_check")                  # breaker_open
+    lookup.fetch("NOPE", flow="other", deadline=Deadline(0))   # breaker_open for another flow
+    stats = lookup_cache.read_stats(redis_client)
+    mine = stats["member_check"]["members"]
+    assert (mine["miss"], mine["stale"], mine["breaker_open"], mine["calls"]) == (1, 1, 1, 3)
+    assert stats["other"]["members"]["breaker_open"] == 1
+    assert sum(v for k, v in mine.items() if k.startswith("le_")) == 3
+    assert 0 < redis_client.ttl(lookup_cache.stats_key()) <= lookup_cache.STATS_DAYS * 86400
+
+
+def test_values_never_appear_in_redis_key_names(redis_client, api):
+    make(redis_client, api).fetch("MEM123")
+    assert not [k for k in redis_client.keys("*") if b"MEM123" in k]
+
+
+def test_settings_come_from_the_environment_with_the_demo_backend_as_default():
+    import config
+    from flows.lookups import specs_from_config
+
+    env = {"MEMBER_API_URL": "https://crm.example/members/{value}", "MEMBER_API_AUTH": "Bearer s3",
+           "MEMBER_API_POLICY": " OPEN ", "MEMBER_API_TIMEOUT": "0.5", "LOOKUP_CACHE_TTL": "60",
+           "INVENTORY_API_CACHE_TTL": "0", "LOOKUP_BREAKER_FAILURES": "7"}
+    specs = {s.name: s for s in specs_from_config(config.load(env), port=5123)}
+    members, inventory = specs["members"], specs["inventory"]
+    assert (members.url, members.auth, members.policy, members.timeout) == (
+        "https://crm.example/members/{value}", "Bearer s3", "open", 0.5)
+    assert (members.ttl, inventory.ttl, inventory.breaker_failures) == (60, 0, 7)
+    assert inventory.url == "http://127.0.0.1:5123/demo-api/inventory?key={value}"
+    assert (inventory.policy, specs["coverage"].policy, inventory.timeout) == ("closed", "open", 1.0)
+
+
+def test_an_unknown_policy_refuses_to_start(app_config):
+    from app import create_app
+
+    with pytest.raises(ValueError, match="policy must be one of"):
+        create_app({**app_config, "CALENDAR_API_POLICY": "maybe"})
