@@ -1,0 +1,29 @@
+"""`make bench`: the endpoint benchmark, then the others that exist on this branch."""
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+# (module, required): the endpoint is this package's own; the others arrive from parallel work.
+MODULES = (("bench.endpoint", True), ("bench.lookups", False), ("bench.webhooks", False))
+
+
+def main() -> int:
+    started = time.monotonic()
+    for name, required in MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if required or exc.name != name:  # a missing dependency inside it is a real failure
+                raise
+            print(f"\n== {name}: not on this branch, skipped")
+            continue
+        print(f"\n== {name}")
+        module.main()
+    print(f"\nmake bench: done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
