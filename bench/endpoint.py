@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import tempfile
@@ -135,6 +136,9 @@ def main(argv=None) -> dict:
     import config
 
     args = parse_args(argv)
+    if not args.no_pywa and importlib.util.find_spec("pywa") is None:
+        print("pywa is not installed (pip install -r requirements-bench.txt): Flowgate only")
+        args.no_pywa = True
     server_cfg = config.server(project_env(WEB_CONCURRENCY=args.workers, GUNICORN_THREADS=args.threads))
     workers, threads = server_cfg["workers"], server_cfg["threads"]
     private_pem, public_pem = keys.generate()
