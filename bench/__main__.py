@@ -6,7 +6,8 @@ import sys
 import time
 
 # (module, required): the endpoint is this package's own; the others arrive from parallel work.
-MODULES = (("bench.endpoint", True), ("bench.lookups", False), ("bench.webhooks", False))
+MODULES = (("bench.endpoint", True), ("bench.breakdown", True), ("bench.lookups", False),
+           ("bench.webhooks", False))
 
 
 def main() -> int:
