@@ -30,8 +30,12 @@ demo: $(VENV)/.runtime
 	APP_ENV=development $(BIN)/flask --app app flows simulate member_check --field member_id=MEM123
 
 ## Benchmarks: figures as ratios against bounds measured in the same run.
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(BIN)/python -m bench
+
+$(VENV)/.bench: requirements-bench.txt $(VENV)/.dev
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
 
 ## Fault injection and 10,000-case hostile-input runs (longer than `make test`).
 chaos: $(VENV)/.dev

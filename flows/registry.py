@@ -46,7 +46,10 @@ class Context:
 
     def carry(self, **values) -> None:
         """Keep values on the session: later screens and a recovery resend's prefill read them."""
-        self.carried.update(values)
+        # Update the cache only when it is already loaded (or purely local): reading the whole
+        # hash back just to write to it cost a Redis round trip per data_exchange (bench.endpoint).
+        if self._carried is not None or not (self.sessions and self.token):
+            self.carried.update(values)
         if self.sessions and self.token:
             self.sessions.carry(self.token, values)
 

@@ -1,0 +1,85 @@
+"""Where a request's CPU goes, without HTTP: each app called as WSGI in this process.
+
+    .venv/bin/python -m bench.breakdown
+
+Subtracting these from the server CPU per request that bench.endpoint measures under gunicorn
+gives gunicorn's own share (HTTP parsing, gthread's poller and thread pool, the access log).
+CPU time (time.process_time), not wall time, so neighbours on a shared machine matter less.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import RedisServer, print_table
+from bench.endpoint import APP_SECRET, PATH, VALID_ID
+from flows import crypto, keys
+from flows.signing import sign
+
+N = 1500
+
+
+def _environ(payload: dict, public_key) -> tuple[dict, bytes]:
+    sealed = crypto.encrypt_request(payload, public_key)
+    body = json.dumps(sealed.body).encode()
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": PATH, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)), "HTTP_X_HUB_SIGNATURE_256": sign(APP_SECRET, body),
+            "wsgi.errors": sys.stderr}, body
+
+
+def _per_call_us(fn, n: int = N) -> float:
+    fn()
+    started = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - started) / n * 1e6
+
+
+def _wsgi_call(app, environ: dict, body: bytes):
+    def start_response(status, headers, exc_info=None):
+        if not status.startswith("200"):
+            raise RuntimeError(f"{status}: the breakdown would time an error path")
+
+    def call():
+        env = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+        b"".join(app(env, start_response))
+
+    return call
+
+
+def main() -> None:
+    private_pem, public_pem = keys.generate()
+    private_key, public_key = keys.load_private_key(private_pem), keys.load_public_key(public_pem)
+    with tempfile.TemporaryDirectory(prefix="flowgate-breakdown-") as tmp, RedisServer(Path(tmp)) as redis:
+        # Both apps read their settings through config.load(), as under gunicorn.
+        os.environ.update(APP_ENV="production", FLOW_PRIVATE_KEY=keys.one_line(private_pem),
+                          WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, LOG_LEVEL="WARNING")
+        from app import create_app
+        apps = {"flowgate": create_app()}
+        try:
+            from bench import pywa_app
+            apps["pywa"] = pywa_app.app
+        except ModuleNotFoundError:
+            print("pywa is not installed: Flowgate only")
+        wrapped = public_key.encrypt(os.urandom(16), crypto.OAEP)
+        rsa = _per_call_us(lambda: private_key.decrypt(wrapped, crypto.OAEP))
+        payloads = {"ping": {"version": "3.0", "action": "ping"},
+                    "exchange": {"version": "3.0", "action": "data_exchange", "screen": "MEMBER_LOOKUP",
+                                 "data": {"member_id": VALID_ID}, "flow_token": "bench-breakdown"}}
+        rows = [["RSA-2048 OAEP decrypt alone", "-", rsa, 1.0]]
+        for kind, payload in payloads.items():
+            for name, app in apps.items():
+                us = _per_call_us(_wsgi_call(app, *_environ(payload, public_key)))
+                rows.append([f"{name} app, {kind}", kind, us, rsa / us])
+    print_table("CPU per request inside the app (WSGI call, no HTTP server; µs of this process's CPU)",
+                ["what", "kind", "CPU µs/req", "RSA share"], rows)
+
+
+if __name__ == "__main__":
+    main()
