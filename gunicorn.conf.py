@@ -22,10 +22,11 @@ accesslog = "-"
 access_log_format = 'method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_us=%(D)s request_id=%({x-request-id}i)s'
 # Load the app once in the master and fork: less memory, and keys are parsed once for all workers.
 preload_app = _server["production"]
-# Spreads connections evenly over the workers (measured: 4/4 instead of 5/3).
-reuse_port = _server["production"]
+# Off: with SO_REUSEPORT every worker listens on its own socket, and when two workers recycle at
+# once (max_requests) nobody listens; the benchmark saw refused connections (docs/benchmarks.md).
+reuse_port = False
 # Behind Heroku's router only; it sets X-Forwarded-Proto.
 forwarded_allow_ips = "*" if _server["production"] else "127.0.0.1,::1"
 # Recycle workers now and then so a slow leak never becomes an outage.
 max_requests = 5000
-max_requests_jitter = 500
+max_requests_jitter = 2500
