@@ -82,6 +82,8 @@ def defaults() -> dict:
         "WASENDER_RATE": "1/min",
         "WASENDER_WEBHOOK_SECRET": None,
         "API_TOKEN": None,
+        "HANDOFF_FORWARD_URL": None,
+        "HANDOFF_FORWARD_SECRET": None,
         "JOB_RETRY_BACKOFF": (10, 30, 120, 600, 1800),
         "FOLLOWUP_CHANNEL": None,
         "FLOW_TEMPLATES": {},
@@ -141,6 +143,8 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
         WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
         API_TOKEN=env.get("API_TOKEN") or None,
+        HANDOFF_FORWARD_URL=env.get("HANDOFF_FORWARD_URL") or None,
+        HANDOFF_FORWARD_SECRET=env.get("HANDOFF_FORWARD_SECRET") or None,
         JOB_RETRY_BACKOFF=tuple(int(x) for x in env["JOB_RETRY_BACKOFF"].split(","))
         if env.get("JOB_RETRY_BACKOFF") else cfg["JOB_RETRY_BACKOFF"],
         FOLLOWUP_CHANNEL=(env.get("FOLLOWUP_CHANNEL") or "").strip().lower() or None,

@@ -5,6 +5,7 @@ import config
 from flows.catalog import CATALOG
 from flows.contacts import Contacts
 from flows.engine import Engine
+from flows.intents import Intents
 from flows.lookups import Lookups, specs_from_config
 from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
@@ -33,6 +34,7 @@ def init_app(app) -> None:
     app.extensions["flows"] = registry
     app.extensions["sessions"] = sessions
     app.extensions["contacts"] = Contacts(app.extensions["redis"], cfg["STOP_WORDS"])
+    app.extensions["intents"] = Intents(extra_stop_words=cfg["STOP_WORDS"])
     default_ladder = Ladder.from_spec(cfg["RECOVERY_STEPS"])
     # A flow may carry its own ladder (``flow.recovery``); the rest share the configured one.
     ladders = lambda flow: getattr(registry.get(flow) if isinstance(flow, str) else flow,  # noqa: E731

@@ -53,13 +53,32 @@ def _wsgi_call(app, environ: dict, body: bytes):
     return call
 
 
+def _serve_demo_api():
+    import threading
+
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from blueprints import demo_api
+
+    demo = Flask("demo_api")
+    demo.register_blueprint(demo_api.bp)
+    server = make_server("127.0.0.1", 0, demo, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main() -> None:
     private_pem, public_pem = keys.generate()
     private_key, public_key = keys.load_private_key(private_pem), keys.load_public_key(public_pem)
     with tempfile.TemporaryDirectory(prefix="flowgate-breakdown-") as tmp, RedisServer(Path(tmp)) as redis:
+        # The member API the exchange looks up: the demo backend on its own loopback server, so the
+        # exchange measured is the real one (a cached lookup), not the API-unreachable path.
+        demo = _serve_demo_api()
         # Both apps read their settings through config.load(), as under gunicorn.
         os.environ.update(APP_ENV="production", FLOW_PRIVATE_KEY=keys.one_line(private_pem),
-                          WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, LOG_LEVEL="WARNING")
+                          WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, LOG_LEVEL="WARNING",
+                          LOOKUP_BASE_URL=f"http://127.0.0.1:{demo.server_port}/demo-api")
         from app import create_app
         apps = {"flowgate": create_app()}
         try:

@@ -22,6 +22,9 @@ def init_app(app) -> None:
 
     mode = cfg["FOLLOWUP_CHANNEL"] or (
         "console" if is_development(cfg) and not cfg["WHATSAPP_ACCESS_TOKEN"] else "cloud")
+    import requests
+
+    app.extensions["forward_http"] = requests.Session()  # pooled, for signed POSTs to the business
     app.extensions["router"] = Router(
         mode,
         CloudChannel(app.extensions["graph"], cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"]),

@@ -47,12 +47,14 @@ class CloudChannel:
                 # What Meta would answer (131047); refused here without spending a request.
                 raise GraphError(NEEDS_TEMPLATE, 0, 131047, "outside the 24-hour window and no template")
             return {**base, "type": "template", "template": self._template(out, *template)}
-        if out.flow_name:
-            return {**base, "type": "interactive", "interactive": self._flow(out)}
         if out.buttons:
+            # Inside the window a recovery or fallback message asks first (Resume / Stop quick
+            # replies); the Flow itself follows the tap on Resume (workers/conversation.py).
             buttons = [{"type": "reply", "reply": {"id": b.lower(), "title": b[:20]}} for b in out.buttons[:3]]
             return {**base, "type": "interactive", "interactive": {
                 "type": "button", "body": {"text": out.text}, "action": {"buttons": buttons}}}
+        if out.flow_name:
+            return {**base, "type": "interactive", "interactive": self._flow(out)}
         return {**base, "type": "text", "text": {"body": out.text, "preview_url": False}}
 
     def _flow(self, out: Outbound) -> dict:

@@ -37,15 +37,18 @@ class Router:
         self.cloud, self.wasender, self.console = cloud, wasender, console
         self.contacts = contacts
 
-    def deliver(self, out: Outbound, final_attempt: bool = False) -> Delivery:
+    def deliver(self, out: Outbound, final_attempt: bool = False, via: str | None = None,
+                opt_out_notice: bool = False) -> Delivery:
         """Send through the right channel. ``final_attempt``: the job has no retries left, so in
-        hybrid mode a retryable Cloud failure goes to WASender instead of being raised."""
-        if self.contacts.opted_out(out.to):
+        hybrid mode a retryable Cloud failure goes to WASender instead of being raised. ``via``:
+        answer on the channel the user wrote on. ``opt_out_notice``: the one confirmation of a STOP,
+        the only message an opted-out user receives."""
+        if self.contacts.opted_out(out.to) and not opt_out_notice:
             raise Refused("user opted out")
         in_window = self.contacts.in_window(out.to)
         if self.mode == "console":
             return self.console.send(out, in_window)
-        if self.mode == "wasender":
+        if self.mode == "wasender" or via == "wasender":
             return self._wasender(out, in_window)
         try:
             return self.cloud.send(out, in_window)

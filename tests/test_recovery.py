@@ -79,6 +79,18 @@ class Stack:
         return sum(ScheduledJobRegistry(queue=queue(self.app.extensions["redis"], n)).count for n in QUEUES)
 
 
+def chain(sessions, origin: str) -> list[str]:
+    """The tokens of a recovery chain, oldest first (each replaced by the next)."""
+    tokens = [origin]
+    while (sessions.get(tokens[-1]) or {}).get("replaced_by"):
+        tokens.append(sessions.get(tokens[-1])["replaced_by"])
+    return tokens
+
+
+def buttons(body: dict) -> list[str]:
+    return [b["reply"]["id"] for b in body["interactive"]["action"]["buttons"]]
+
+
 def flow_tokens(graph) -> list[str]:
     out = []
     for body in graph.sent_messages():
@@ -102,7 +114,7 @@ def test_abandoned_flow_gets_each_step_once_in_order_and_old_tokens_get_427(base
         wait_for(lambda: stack.sessions.get(token)["state"] == "gave_up", timeout=15, message="give up")
         assert stack.scheduled() == 0
         client = stack.client()
-        tokens = flow_tokens(graph)
+        tokens = chain(stack.sessions, token)
         # Every replaced token answers 427 pointing at the newer message.
         for old in tokens[:-1]:
             refused = client.init(old)
@@ -115,8 +127,9 @@ def test_abandoned_flow_gets_each_step_once_in_order_and_old_tokens_get_427(base
     for delay, due in zip(delays, (2, 4, 6)):
         assert due - 0.5 <= delay <= due + 2.5, delays
     assert len(set(tokens)) == 4 and tokens[0] == token
-    body = graph.sent_messages()[1]
-    assert body["to"] == PHONE and body["interactive"]["action"]["parameters"]["flow_name"] == "member_check"
+    # Inside the window each step asks first, with Resume / Stop quick replies.
+    for body in graph.sent_messages()[1:]:
+        assert body["to"] == PHONE and buttons(body) == ["resume", "stop"]
     events = [e["event"] for e in stack.sessions.timeline(token)]
     assert "abandoned" in events and "recovering" in events and events[-1] == "gave_up"
 
@@ -134,7 +147,8 @@ def test_completion_mid_ladder_cancels_the_rest(base_cfg, keypair, graph):
         wait_for(lambda: len(graph.sent_messages()) == 1, message="the Flow message")
         stack.client().init(token)
         wait_for(lambda: len(graph.sent_messages()) == 2, timeout=15, message="the first recovery step")
-        complete(stack.client(), flow_tokens(graph)[1])
+        wait_for(lambda: len(chain(stack.sessions, token)) == 2, message="the old token replaced")
+        complete(stack.client(), chain(stack.sessions, token)[-1])
         wait_for(lambda: stack.sessions.get(token)["state"] == "recovered", message="origin recovered")
         wait_for(lambda: stack.scheduled() == 0, message="pending steps cancelled")
         assert len(graph.sent_messages()) == 2
@@ -184,7 +198,10 @@ def test_opt_out_on_wasender_suppresses_every_step(base_cfg, keypair, graph, was
         wait_for(lambda: stack.app.extensions["contacts"].opted_out(PHONE), message="opt-out recorded")
         skipped = lambda: [e for e in stack.sessions.timeline(token) if e["event"] == "recovery_skipped"]
         wait_for(lambda: len(skipped()) == 3, timeout=20, message="every step skipped")
-    assert len(graph.sent_messages()) == 1 and wasender.sent() == []
+    assert len(graph.sent_messages()) == 1
+    # The only message after STOP: its confirmation, once, on the channel the user wrote on.
+    assert [m["text"] for m in wasender.sent()] == [
+        "Done — you won't get any more reminders from us. Reply RESUME if you change your mind."]
 
 
 def test_quiet_hours_push_steps_to_the_end_of_them(base_cfg, keypair, graph):
@@ -273,12 +290,14 @@ def test_client_error_gets_one_fallback_with_a_fresh_flow(base_cfg, keypair, gra
             assert client.error(token, "MEMBER_LOOKUP", "invalid-screen-transition").body == {
                 "data": {"acknowledged": True}}
         wait_for(lambda: len(graph.sent_messages()) == 2, message="the fallback message")
-        fresh = flow_tokens(graph)[1]
+        wait_for(lambda: len(chain(stack.sessions, token)) == 2, message="the old token replaced")
+        fresh = chain(stack.sessions, token)[-1]
         assert fresh != token and client.init(token).status == 427
         assert client.init(fresh).screen == "MEMBER_LOOKUP"
         notes = [e for e in stack.sessions.timeline(token) if e["event"] == "fallback"]
         assert [n["detail"] for n in notes] == ["client_error"]
-    assert "ran into a problem" in graph.sent_messages()[1]["interactive"]["body"]["text"]
+    fallback = graph.sent_messages()[1]
+    assert "ran into a problem" in fallback["interactive"]["body"]["text"] and buttons(fallback) == ["resume", "stop"]
     assert len(graph.sent_messages()) == 2
 
 

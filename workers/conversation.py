@@ -1,26 +1,147 @@
-"""Messages users send us, on either channel: opt-out, and the record on their latest session."""
+"""Answering the user who replies to a recovery or fallback message, on either channel.
+
+A reply is matched to the user's latest Flow chain that had a recovery or fallback message. Then:
+- resume → a fresh Flow (new token, entries carried), by the recovery channel rules;
+- stop → opt-out on both channels, confirmed once;
+- help or anything else → a person: the message goes on the session timeline and to
+  HANDOFF_FORWARD_URL, and the user is told once that someone will answer.
+Each automated answer goes out at most once per session and intent (its idempotency key says so);
+after a hand-over, further messages are only forwarded, so the conversation can never loop.
+"""
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app
 
 from flows.contacts import mask
+from flows.intents import HELP, RESUME, STOP
+from flows.sessions import short
+from messaging.forward import ForwardError, post_signed
+from messaging.once import once
+from messaging.outbound import Outbound
+from messaging.router import Refused
+from workers.recovery import cancel_ladder, latest_of, resend
 
 log = logging.getLogger("flowgate.conversation")
 
+RESUME_TEXT = "Here is “{title}” again — your answers so far are filled in."
+STOP_TEXT = "Done — you won't get any more reminders from us. Reply RESUME if you change your mind."
+HANDOFF_TEXT = "Thanks for your message. A person from our team will answer you here shortly."
+
+
+def _ext(name):
+    return current_app.extensions[name]
+
+
+def conversation_for(wa_id: str) -> str | None:
+    """The origin of the user's latest chain that we wrote to (recovery or fallback)."""
+    sessions = _ext("sessions")
+    for token in _ext("contacts").recent_sessions(wa_id):
+        session = sessions.get(token) or {}
+        origin = session.get("origin") or token
+        root = sessions.get(origin) if origin != token else session
+        if root and root.get("conversation"):
+            return origin
+    return None
+
+
+def handle_reply(channel: str, wa_id: str, text: str | None, button_id: str | None,
+                 message_id: str) -> str:
+    """One inbound message (job, fed by both webhook blueprints). Returns what was done."""
+    sessions, contacts = _ext("sessions"), _ext("contacts")
+    intent = _ext("intents").classify(text, button_id)
+    origin = conversation_for(wa_id)
+    if intent == STOP:
+        return _stop(channel, wa_id, origin)
+    if origin is None:
+        return "no_conversation"
+    root = sessions.get(origin)
+    if intent == RESUME and not root.get("handed_over") and not contacts.opted_out(wa_id):
+        result = _resume(origin, wa_id)
+        if result != "already":
+            return result
+    return _hand_over(channel, wa_id, origin, text, message_id)
+
+
+def _resume(origin: str, wa_id: str) -> str:
+    sessions = _ext("sessions")
+    latest, current = latest_of(sessions, origin)
+    if current and current["state"] == "completed":
+        return "already"  # nothing to resume: let a person read it
+    flow = _ext("flows").get(sessions.get(origin)["flow"])
+    if flow is None or _done(f"resume-{origin}"):
+        return "already"
+    result = resend(origin, latest, flow, wa_id, RESUME_TEXT.format(title=flow.title),
+                    key=f"resume-{origin}", final=True, ask_first=False)
+    return "resumed" if result == "sent" else result
+
+
+def _stop(channel: str, wa_id: str, origin: str | None) -> str:
+    contacts, sessions = _ext("contacts"), _ext("sessions")
+    new = contacts.opt_out(wa_id, channel)
+    if origin:
+        sessions.note(origin, "opted_out", f"via {channel}")
+        ladder = [s for s in (sessions.get(origin) or {}).get("ladder", "").split(",") if s]
+        cancel_ladder(current_app.extensions["redis"], origin, ladder)
+    log.info("user %s opted out via %s (%s)", mask(wa_id), channel, "new" if new else "again")
+    _say(channel, wa_id, STOP_TEXT, key=f"stop-{wa_id}", opt_out_notice=True, origin=origin)
+    return "opted_out"
+
+
+def _hand_over(channel: str, wa_id: str, origin: str, text: str | None, message_id: str) -> str:
+    sessions = _ext("sessions")
+    sessions.note(origin, "user_message", f"{channel}: {(text or '[media or other]')[:500]}")
+    sessions.set(origin, handed_over=f"{time.time():.3f}")
+    _forward(channel, wa_id, origin, text, message_id)
+    _say(channel, wa_id, HANDOFF_TEXT, key=f"handoff-{origin}", origin=origin)
+    return "handed_over"
+
+
+def _forward(channel, wa_id, origin, text, message_id) -> None:
+    cfg = current_app.config
+    if not cfg["HANDOFF_FORWARD_URL"]:
+        return
+    session = _ext("sessions").get(origin) or {}
+    payload = {"type": "handoff", "channel": channel, "from": wa_id, "message_id": message_id,
+               "text": text, "flow": session.get("flow"), "flow_token": session.get("latest") or origin,
+               "at": round(time.time(), 3)}
+
+    def post():
+        try:
+            return {"status": post_signed(_ext("forward_http"), cfg["HANDOFF_FORWARD_URL"],
+                                          cfg["HANDOFF_FORWARD_SECRET"], payload)}
+        except ForwardError as exc:
+            if exc.retryable:
+                raise  # the job's retry tries again; the once-key keeps it to one delivery
+            _ext("sessions").note(origin, "handoff_forward_failed", str(exc))
+            return {"failed": str(exc)}
+
+    once(current_app.extensions["redis"], f"handoff-fwd-{message_id}", post)
+
+
+def _say(channel, wa_id, text, key, origin=None, opt_out_notice=False) -> None:
+    out = Outbound(to=wa_id, text=text, key=key)
+    try:
+        once(current_app.extensions["redis"], key,
+             lambda: _ext("router").deliver(out, via=channel, opt_out_notice=opt_out_notice).to_dict())
+    except Refused as exc:
+        if origin:
+            _ext("sessions").note(origin, "send_refused", f"{key}: {exc.reason}")
+        log.info("to=%s %s not sent: %s (token %s)", mask(wa_id), key, exc.reason, short(origin))
+
+
+def _done(key: str) -> bool:
+    from messaging.once import done
+
+    return done(current_app.extensions["redis"], key) is not None
+
 
 def wasender_inbound(wa_id: str, text: str, message_id: str) -> str:
-    """A message that reached our WASender number. It does not open the Cloud API's window."""
-    ext = current_app.extensions
-    contacts, sessions = ext["contacts"], ext["sessions"]
+    """A message that reached our WASender number (it does not open the Cloud API's window)."""
+    sessions, contacts = _ext("sessions"), _ext("contacts")
     recent = contacts.recent_sessions(wa_id)
     if recent:
         sessions.note(recent[0], "inbound", f"wasender message {message_id[:24]}")
-    if contacts.is_stop(text):
-        new = contacts.opt_out(wa_id, "wasender")
-        log.info("user %s opted out via wasender (%s)", mask(wa_id), "new" if new else "again")
-        if recent:
-            sessions.note(recent[0], "opted_out", "via wasender")
-        return "opted_out"
-    return "recorded"
+    return handle_reply("wasender", wa_id, text, None, message_id)

@@ -130,7 +130,8 @@ def recovery_step(origin: str, step_name: str) -> str:
     return result
 
 
-def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool) -> str:
+def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool,
+           ask_first: bool = True) -> str:
     """Issue a new token carrying the user's entries, send it, revoke the previous token."""
     sessions, redis = _ext("sessions"), current_app.extensions["redis"]
     token = redis.get(f"fg:resend:{key}")  # the same token on every retry of this send
@@ -142,7 +143,7 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
         sessions.issue(token, flow.name, wa_id, prefill=sessions.carried(previous), origin=origin)
     out = Outbound(to=wa_id, text=text, key=key, flow_name=flow.name, flow_token=token,
                    screen=flow.entry_screen, prefill=flow_prefill(flow, sessions.carried(previous)),
-                   cta="Continue", buttons=("Resume", "Stop"))
+                   cta="Continue", buttons=("Resume", "Stop") if ask_first else ())
     try:
         record, _ = once(redis, key, lambda: _ext("router").deliver(out, final_attempt=final).to_dict())
     except Refused as exc:
@@ -151,7 +152,7 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
         return "refused"
     if record.get("message_id") and record.get("channel") == "cloud":
         sessions.link_message(token, record["message_id"])
-    sessions.set(origin, latest=token)
+    sessions.set(origin, latest=token, conversation=record.get("channel", ""))
     sessions.set(previous, replaced_by=token)  # closes the token (427) even on the chain's origin
     if previous != origin:  # the origin's state tracks the chain: abandoned → recovering → ...
         sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
