@@ -16,9 +16,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     _logging(app)
 
     import domain
+    import metrics
     import security
     import storage
-    from blueprints import endpoint, errors, health
+    from blueprints import auth, dashboard, endpoint, errors, health, playground
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -26,11 +27,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     domain.init_app(app)
     init_messaging(app)
+    metrics.init_app(app)
+    auth.init_app(app)
+    playground.init_app(app)
     errors.init_app(app)
     init_cli(app)
 
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(playground.bp)
     return app
 
 

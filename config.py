@@ -65,6 +65,9 @@ def defaults() -> dict:
         "WASENDER_RATE": "1/min",
         "WASENDER_WEBHOOK_SECRET": None,
         "LOG_LEVEL": "INFO",
+        "DASHBOARD_PASSWORD": None,
+        "SECRET_KEY": None,
+        "PLAYGROUND_URL": "http://127.0.0.1:5000",
     }
 
 
@@ -101,6 +104,10 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
         WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
+        DASHBOARD_PASSWORD=env.get("DASHBOARD_PASSWORD") or None,
+        SECRET_KEY=env.get("SECRET_KEY") or None,
+        # The playground calls this app's own endpoint; only loopback is ever accepted.
+        PLAYGROUND_URL=env.get("PLAYGROUND_URL") or f"http://127.0.0.1:{_int(env.get('PORT'), 5000)}",
     )
     return cfg
 
