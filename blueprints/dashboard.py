@@ -118,8 +118,7 @@ def prometheus():
     registry = current_app.extensions.get("metrics_registry")
     if registry is None:
         registry = current_app.extensions["metrics_registry"] = build_registry(_redis())
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def _page() -> dict:
