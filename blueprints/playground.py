@@ -43,6 +43,12 @@ def require_login():
     return auth.gate()
 
 
+@bp.app_template_filter("pretty")
+def pretty(value) -> str:
+    """Readable JSON for the exchange panel (autoescaping still applies: it is not marked safe)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
 def _flow(flow_name: str):
     flow = current_app.extensions["flows"].get(flow_name)
     if flow is None:

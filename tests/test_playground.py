@@ -2,6 +2,7 @@
 endpoint of a live server on loopback, and the metrics see it like any other request."""
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 
@@ -54,7 +55,7 @@ def test_invalid_then_valid_id_then_completion(pg, redis_client):
 
     html = submit(pg, {})
     assert 'id="pg-done"' in html
-    params = re.search(r'<pre id="pg-params">(.*?)</pre>', html, re.S).group(1)
+    params = html_lib.unescape(re.search(r'<pre id="pg-params">(.*?)</pre>', html, re.S).group(1))
     assert json.loads(params) == {"flow_token": json.loads(params)["flow_token"], "member_id": "MEM123",
                                   "member_name": "Ana Silva"}
     assert re.search(r'class="latency">[\d.]+ ms', html)
