@@ -10,6 +10,7 @@ import logging
 from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
                    url_for)
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
 from blueprints import auth, charts
 from config import is_development
@@ -29,6 +30,16 @@ def require_login():
             abort(404)
         return None
     return auth.gate(login_redirect=request.endpoint == "dashboard.index")
+
+
+def redis_down(exc: RedisError):
+    """Both pages read everything from Redis: without it they say so instead of a bare 500."""
+    log.warning("dashboard: Redis unavailable (%s)", type(exc).__name__)
+    return "Redis is unavailable; the dashboard will be back when it is.\n", 503, \
+        {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "10"}
+
+
+bp.register_error_handler(RedisError, redis_down)
 
 
 def _redis():
@@ -61,7 +72,7 @@ def index():
         wasender=activity.wasender_status(redis),
         outbox=activity.console_outbox(redis) if is_development(current_app.config) else None,
         requeued=request.args.get("requeued", "")[:128], missing=request.args.get("missing", "")[:128],
-        **_page(),
+        **page_context(),
     )
 
 
@@ -103,7 +114,7 @@ def login():
             auth.too_many_failures(_redis(), record=True)
             log.warning("dashboard login failed from %s", request.remote_addr)
             error, status = "Wrong password.", 401
-    return render_template("dashboard/login.html", next=target, error=error, **_page()), status
+    return render_template("dashboard/login.html", next=target, error=error, **page_context()), status
 
 
 @bp.post("/dashboard/logout")
@@ -121,7 +132,7 @@ def prometheus():
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
-def _page() -> dict:
+def page_context() -> dict:
     """What the base template needs on every page."""
     cfg = current_app.config
     return {"open_warning": auth.mode(cfg) == "open", "csrf": auth.csrf_token(),

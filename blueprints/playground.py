@@ -14,16 +14,18 @@ import secrets
 from urllib.parse import urlparse
 
 import requests
+from redis.exceptions import RedisError
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
 from blueprints import auth
-from blueprints.dashboard import _page
+from blueprints.dashboard import page_context, redis_down
 from flows import preview
 from flows.player import resolve
 from flows.sessions import new_token
 from flows.simulator import FlowClient
 
 bp = Blueprint("playground", __name__, template_folder="templates")
+bp.register_error_handler(RedisError, redis_down)
 LOOPBACK = ("127.0.0.1", "::1")
 STATE_TTL = 2 * 3600
 HISTORY = 12
@@ -126,7 +128,7 @@ def _start(flow) -> dict:
 @bp.get("/playground")
 def index():
     flows = list(current_app.extensions["flows"])
-    return render_template("playground/index.html", flows=flows, **_page())
+    return render_template("playground/index.html", flows=flows, **page_context())
 
 
 @bp.get("/playground/<flow_name>")
@@ -136,7 +138,7 @@ def play(flow_name: str):
     screen = preview.view(flow.definition, state["screen"], state["data"], state["form"]) \
         if state.get("screen") else None
     return render_template("playground/play.html", flow=flow, state=state, screen=screen,
-                           endpoint=f"{endpoint_base()}/flows/{flow_name}", **_page())
+                           endpoint=f"{endpoint_base()}/flows/{flow_name}", **page_context())
 
 
 @bp.post("/playground/<flow_name>/action")

@@ -186,3 +186,14 @@ def test_console_outbox_is_shown_masked_in_development(app_config, redis_client)
                                            '"text": "Your membership is confirmed"}', "not json")
     html = client.get("/dashboard").get_data(as_text=True)
     assert "Your membership is confirmed" in html and "•••1111" in html and "+15550001111" not in html
+
+
+def test_dashboard_and_playground_say_503_when_redis_is_down(app_config):
+    from conftest import free_port
+
+    dead = create_app({**app_config, "APP_ENV": "development",
+                       "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}).test_client()
+    for path in ("/dashboard", "/dashboard/metrics.json", "/metrics", "/playground/member_check"):
+        resp = dead.get(path)
+        assert resp.status_code == 503, path
+        assert "Redis is unavailable" in resp.get_data(as_text=True)
