@@ -115,10 +115,15 @@ def _exchange(state: dict, flow_name: str, action: str, call) -> None:
         pass
 
 
+def _version(flow) -> str:
+    """WhatsApp sends the Flow's data_api_version as the request's version."""
+    return str(flow.definition.get("data_api_version") or "3.0")
+
+
 def _start(flow) -> dict:
     state = {"token": new_token(), "screen": None, "data": {}, "form": {}, "history": [], "stack": [],
              "done": None, "closed": None, "error": None}
-    _exchange(state, flow.name, "INIT", lambda c: c.init(state["token"]))
+    _exchange(state, flow.name, "INIT", lambda c: c.init(state["token"], version=_version(flow)))
     if state["screen"] is None and not state["closed"] and not state["error"]:
         state["screen"] = flow.entry_screen
     _save(flow.name, state)
@@ -158,7 +163,7 @@ def act(flow_name: str):
     name = action.get("name")
     if name == "data_exchange":
         _exchange(state, flow_name, "data_exchange",
-                  lambda c: c.exchange(state["token"], screen, payload))
+                  lambda c: c.exchange(state["token"], screen, payload, version=_version(flow)))
     elif name == "navigate":
         target = (action.get("next") or {}).get("name")
         if not flow.has_screen(target):
@@ -185,7 +190,8 @@ def back(flow_name: str):
         if sdef.get("refresh_on_back"):
             leaving = state["screen"]
             state.update(screen=state["stack"][-1], stack=state["stack"][:-1])
-            _exchange(state, flow_name, "BACK", lambda c: c.back(state["token"], leaving))
+            _exchange(state, flow_name, "BACK",
+                      lambda c: c.back(state["token"], leaving, version=_version(flow)))
         else:
             state.update(screen=state["stack"][-1], stack=state["stack"][:-1], form={})
         _save(flow_name, state)

@@ -14,6 +14,7 @@ from metrics import jobs
 from metrics.activity import wasender_status
 from metrics.latency import BUCKETS, OVERFLOW, parse_fields
 from metrics.snapshot import flow_names, totals, window
+from metrics.store import total_key
 
 
 class RedisCollector(Collector):
@@ -30,6 +31,11 @@ class RedisCollector(Collector):
         yield from _histograms(latency_totals)
         yield from _window(window(self.redis))
         yield from _queues(jobs.queue_figures(self.redis))
+        alerts = CounterMetricFamily("flowgate_flows_webhook_events", "`flows` webhook alerts and status "
+                                     "changes received", labels=["event"])
+        for event, value in sorted(self.redis.hgetall(total_key("_alerts")).items()):
+            alerts.add_metric([event.decode()], int(value))
+        yield alerts
         status = GaugeMetricFamily("flowgate_wasender_session", "WASenderApi session status (cached)",
                                    labels=["status"])
         status.add_metric([wasender_status(self.redis)], 1)

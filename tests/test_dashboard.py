@@ -51,9 +51,10 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
-def test_metrics_endpoint_reports_shared_numbers_in_prometheus_format(flow_client, client, redis_client):
+def test_metrics_endpoint_reports_shared_numbers_in_prometheus_format(flow_client, client, app, redis_client):
     play_sessions(flow_client)
     redis_client.set(STATUS_KEY, "connected")
+    app.extensions["metrics"].flows_event({"event": "ENDPOINT_LATENCY", "alert_state": "ACTIVATED"})
     resp = client.get("/metrics", headers=BASIC)
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
@@ -74,6 +75,8 @@ def test_metrics_endpoint_reports_shared_numbers_in_prometheus_format(flow_clien
     depth = {s.labels["queue"]: s.value for s in families["flowgate_queue_depth"].samples}
     assert depth[DEFAULT] == 0
     assert [s.labels["status"] for s in families["flowgate_wasender_session"].samples] == ["connected"]
+    alerts = {s.labels["event"]: s.value for s in families["flowgate_flows_webhook_events"].samples}
+    assert alerts == {"ENDPOINT_LATENCY": 1}
 
 
 def test_endpoint_4xx_answers_are_metered_as_errors(flow_client, client):
@@ -197,3 +200,14 @@ def test_dashboard_and_playground_say_503_when_redis_is_down(app_config):
         resp = dead.get(path)
         assert resp.status_code == 503, path
         assert "Redis is unavailable" in resp.get_data(as_text=True)
+
+
+def test_the_endpoint_still_answers_when_metrics_cannot_be_written(app_config, keypair):
+    from conftest import APP_SECRET, LiveServer, free_port
+    from flows.simulator import FlowClient
+
+    dead = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    with LiveServer(dead) as server:
+        client = FlowClient(f"{server.url}/flows/member_check", keypair[1], APP_SECRET)
+        assert client.ping().status == 200
+        assert client.init("tok-no-redis").screen == "MEMBER_LOOKUP"
