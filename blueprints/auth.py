@@ -43,8 +43,9 @@ def init_app(app) -> None:
             str(ring.current.private_numbers().d),
         ])
         cfg["SECRET_KEY"] = hashlib.sha256(material.encode()).hexdigest()
-    cfg.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    cfg.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # Flask's defaults hold these keys already (SameSite None), so set rather than setdefault.
+    cfg["SESSION_COOKIE_SAMESITE"] = cfg.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
     if not is_development(cfg):
         cfg["SESSION_COOKIE_SECURE"] = True
     state = mode(cfg)

@@ -143,6 +143,8 @@ def test_password_required_basic_auth_and_login_form(client):
     good = client.post("/dashboard/login", data={"csrf": token, "password": PASSWORD,
                                                  "next": "https://evil.example/"})
     assert good.status_code == 303 and good.headers["Location"].endswith("/dashboard")
+    cookie = good.headers["Set-Cookie"]
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie and "Secure" in cookie  # production
     assert client.get("/dashboard").status_code == 200  # the session cookie now suffices
     assert client.get("/metrics").status_code == 200
 
