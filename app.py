@@ -16,9 +16,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     _logging(app)
 
     import domain
+    import metrics
     import security
     import storage
-    from blueprints import demo_api, endpoint, errors, health, send_api, wasender_webhook
+    from blueprints import (auth, dashboard, demo_api, endpoint, errors, health, playground,
+                            send_api, wasender_webhook)
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -26,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     domain.init_app(app)
     init_messaging(app)
+    metrics.init_app(app)
+    auth.init_app(app)
+    playground.init_app(app)
     errors.init_app(app)
     init_cli(app)
 
@@ -34,6 +39,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(send_api.bp)
     app.register_blueprint(wasender_webhook.bp)
     app.register_blueprint(demo_api.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(playground.bp)
     return app
 
 

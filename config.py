@@ -107,6 +107,9 @@ def defaults() -> dict:
         "SLOT_HOLD_SECONDS": 300.0,
         **{f"{prefix}_{part}": None for prefix, _, _ in LOOKUPS.values()
            for part in ("URL", "AUTH", "POLICY", "TIMEOUT", "CACHE_TTL")},
+        "DASHBOARD_PASSWORD": None,
+        "SECRET_KEY": None,
+        "PLAYGROUND_URL": "http://127.0.0.1:5000",
     }
 
 
@@ -168,6 +171,10 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         LOOKUP_BREAKER_SECONDS=_int(env.get("LOOKUP_BREAKER_SECONDS"), cfg["LOOKUP_BREAKER_SECONDS"]),
         LOOKUP_MAX_BODY_BYTES=_int(env.get("LOOKUP_MAX_BODY_BYTES"), cfg["LOOKUP_MAX_BODY_BYTES"]),
         SLOT_HOLD_SECONDS=_float(env.get("SLOT_HOLD_SECONDS"), cfg["SLOT_HOLD_SECONDS"]),
+        DASHBOARD_PASSWORD=env.get("DASHBOARD_PASSWORD") or None,
+        SECRET_KEY=env.get("SECRET_KEY") or None,
+        # The playground calls this app's own endpoint; only loopback is ever accepted.
+        PLAYGROUND_URL=env.get("PLAYGROUND_URL") or f"http://127.0.0.1:{_int(env.get('PORT'), 5000)}",
     )
     for prefix, _, _ in LOOKUPS.values():
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None

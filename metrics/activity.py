@@ -1,0 +1,83 @@
+"""What happened lately: recent sessions with their timelines, the console outbox, WASender status.
+
+Everything shown here is masked first: tokens shortened, phone numbers reduced to their last
+digits, message texts cut short.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+from flows.sessions import SessionStore, short
+from messaging.wasender import STATUS_KEY as WASENDER_STATUS_KEY
+from metrics.store import RECENT_KEY
+
+# Redis list the development console channel pushes outgoing messages onto (newest first, JSON
+# objects {"at", "to", "text", "channel"}); capped by the writer. The dashboard only reads it.
+CONSOLE_OUTBOX_KEY = "fg:console:outbox"
+PHONE_FIELDS = ("phone", "wa_id", "to", "recipient")
+_DIGITS = re.compile(r"\+?\d[\d\s-]{5,}\d")
+
+
+def mask_phone(value) -> str:
+    digits = re.sub(r"\D", "", str(value or ""))
+    return f"•••{digits[-4:]}" if len(digits) > 4 else ("•••" if digits else "")
+
+
+def mask_text(text: str) -> str:
+    """Any run that looks like a phone number is reduced to its last digits."""
+    return _DIGITS.sub(lambda m: mask_phone(m.group(0)), text or "")
+
+
+def _when(ts) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return ""
+
+
+def recent_sessions(redis, limit: int = 20) -> list[dict]:
+    tokens = [t.decode() if isinstance(t, bytes) else t for t in redis.zrevrange(RECENT_KEY, 0, limit - 1)]
+    pipe = redis.pipeline(transaction=False)
+    for token in tokens:
+        pipe.hgetall(SessionStore.key(token))
+        pipe.lrange(SessionStore.key(token) + ":timeline", -12, -1)
+    results = pipe.execute()
+    rows = []
+    for i, token in enumerate(tokens):
+        raw, timeline = results[2 * i], results[2 * i + 1]
+        if not raw:
+            continue
+        session = {k.decode(): v.decode() for k, v in raw.items()}
+        phone = next((session[f] for f in PHONE_FIELDS if session.get(f)), "")
+        events = []
+        for item in timeline:
+            entry = json.loads(item)
+            events.append({"at": _when(entry.get("at")), "event": entry.get("event", ""),
+                           "detail": mask_text(str(entry.get("detail", "")))[:80]})
+        rows.append({"token": short(token), "flow": session.get("flow", ""),
+                     "state": session.get("state", ""), "screen": session.get("screen", ""),
+                     "phone": mask_phone(phone), "updated": _when(session.get("updated_at")),
+                     "timeline": events})
+    return rows
+
+
+def console_outbox(redis, limit: int = 20) -> list[dict]:
+    rows = []
+    for item in redis.lrange(CONSOLE_OUTBOX_KEY, 0, limit - 1):
+        try:
+            entry = json.loads(item)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        rows.append({"at": _when(entry.get("at")), "to": mask_phone(entry.get("to")),
+                     "channel": str(entry.get("channel", ""))[:20],
+                     "text": str(entry.get("text", ""))[:200]})
+    return rows
+
+
+def wasender_status(redis) -> str:
+    value = redis.get(WASENDER_STATUS_KEY)
+    return (value.decode() if isinstance(value, bytes) else value) or "unknown"

@@ -1,0 +1,150 @@
+"""Writing metrics: counters per flow and UTC day, latency per minute, a few capped lists.
+
+Every key lives under ``fg:m:`` and is bounded: day hashes expire after 35 days, minute hashes
+after the 30-minute window, lists and the recent-session index are trimmed on every write, and
+the all-time totals (what Prometheus scrapes as counters) grow only with the number of distinct
+labels, never with traffic. Labels must come from a finite vocabulary (screen ids, reasons,
+channels), never from user input: ``clean`` only makes them safe, not few.
+
+A ``Recorder`` queues writes on one pipeline and sends them in a single round trip on exit::
+
+    with metrics.batch() as m:
+        m.endpoint("member_check", "data_exchange", 0.042, 200)
+        m.count("member_check", "screen", label="CONFIRM")
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from metrics.latency import WINDOW_MINUTES, bucket_index
+
+PREFIX = "fg:m"
+FLOWS_KEY = f"{PREFIX}:flows"  # set of flow names that have metrics
+LATENCY_TOTAL_KEY = f"{PREFIX}:lat:total"
+FLOWS_EVENTS_KEY = f"{PREFIX}:flows_events"  # the `flows` webhook alerts and status changes
+RECENT_KEY = f"{PREFIX}:recent"  # sorted set: flow token -> last activity
+DAY_TTL = 35 * 24 * 3600
+MINUTE_TTL = (WINDOW_MINUTES + 2) * 60
+FLOWS_EVENTS_MAX = 100
+RECENT_MAX = 500
+# Statuses that are answers, not failures: 427 is the protocol's "token no longer valid".
+OK_STATUSES = (200, 427)
+LOOKUP_FAILURES = ("timeout", "error", "breaker_open")
+ALERT_FIELDS = ("event", "flow_id", "alert_state", "threshold", "p50_latency", "p90_latency",
+                "error_rate", "availability", "requests_count", "old_status", "new_status", "message")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:@/+-]")
+
+
+def clean(label) -> str:
+    """Safe inside a key field: no separator, no spaces, at most 64 characters."""
+    return _UNSAFE.sub("_", str(label))[:64] or "_"
+
+
+def day_of(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def day_key(flow: str, day: str) -> str:
+    return f"{PREFIX}:d:{day}:{flow}"
+
+
+def total_key(flow: str) -> str:
+    return f"{PREFIX}:t:{flow}"
+
+
+def minute_key(minute: int) -> str:
+    return f"{PREFIX}:lat:{minute}"
+
+
+class Recorder:
+    """Queues metric writes on one pipeline; ``flush()`` (or leaving the ``with``) sends them."""
+
+    def __init__(self, redis, now: float | None = None):
+        self._pipe = redis.pipeline(transaction=False)
+        self._now = time.time() if now is None else now
+        self._flows: set[str] = set()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._flows:
+            self._pipe.sadd(FLOWS_KEY, *self._flows)
+            self._flows.clear()
+        self._pipe.execute()
+
+    # --- counters ---------------------------------------------------------------------------
+    def _field(self, flow: str, field: str, n: int) -> None:
+        flow = clean(flow)
+        key = day_key(flow, day_of(self._now))
+        self._pipe.hincrby(key, field, n)
+        self._pipe.expire(key, DAY_TTL)
+        self._pipe.hincrby(total_key(flow), field, n)
+        self._flows.add(flow)
+
+    def count(self, flow: str, event: str, n: int = 1, label=None) -> "Recorder":
+        """``event``: sent, opened, screen (label=screen id), completed, failed (label=reason),
+        abandoned, recovered (label="channel:step"), opt_out, refused, endpoint_error, ...;
+        a tuple label is joined with ':'."""
+        if isinstance(label, (tuple, list)):
+            label = ":".join(clean(x) for x in label)
+        field = f"c|{clean(event)}" + (f"|{clean(label)}" if label not in (None, "") else "")
+        self._field(flow, field, n)
+        return self
+
+    def validation_failure(self, flow: str, field: str, check: str) -> "Recorder":
+        self._field(flow, f"v|{clean(field)}|{clean(check)}", 1)
+        return self
+
+    # --- latency ----------------------------------------------------------------------------
+    def _latency(self, kind: str, flow: str, name: str, seconds: float, error: bool,
+                 status: int | None = None) -> None:
+        base = f"{kind}|{clean(flow)}|{clean(name)}"
+        slot = f"{base}|b{bucket_index(seconds)}"
+        micros = int(max(0.0, seconds) * 1e6)
+        key = minute_key(int(self._now // 60))
+        for target in (key, LATENCY_TOTAL_KEY):
+            self._pipe.hincrby(target, slot, 1)
+            self._pipe.hincrby(target, f"{base}|us", micros)
+            if error:
+                self._pipe.hincrby(target, f"{base}|err", 1)
+        if status is not None:
+            self._pipe.hincrby(LATENCY_TOTAL_KEY, f"{base}|s{int(status)}", 1)
+        self._pipe.expire(key, MINUTE_TTL)
+        self._flows.add(clean(flow))
+
+    def endpoint(self, flow: str, action: str, seconds: float, status: int) -> "Recorder":
+        """One Flow endpoint request: latency, action, HTTP status (anything but 200/427 is an
+        error in Meta's error rate)."""
+        self._latency("e", flow, action, seconds, status not in OK_STATUSES, status)
+        return self
+
+    def lookup(self, flow: str, name: str, outcome: str, seconds: float) -> "Recorder":
+        """outcome: hit, miss, stale, timeout, error, breaker_open."""
+        self._field(flow, f"l|{clean(name)}|{clean(outcome)}", 1)
+        self._latency("l", flow, name, seconds, outcome in LOOKUP_FAILURES)
+        return self
+
+    # --- lists ------------------------------------------------------------------------------
+    def flows_event(self, value: dict) -> "Recorder":
+        """A `flows` webhook change value (alert or status change), kept in a capped list."""
+        entry = {k: value[k] for k in ALERT_FIELDS if k in value and value[k] is not None}
+        entry = {k: (str(v)[:300] if isinstance(v, str) else v) for k, v in entry.items()}
+        entry["received_at"] = round(self._now, 3)
+        self._pipe.lpush(FLOWS_EVENTS_KEY, json.dumps(entry, default=str))
+        self._pipe.ltrim(FLOWS_EVENTS_KEY, 0, FLOWS_EVENTS_MAX - 1)
+        self._pipe.hincrby(f"{PREFIX}:t:_alerts", clean(value.get("event", "unknown")), 1)
+        return self
+
+    def session(self, token: str) -> "Recorder":
+        """Mark a flow session as recently active (the dashboard lists the latest ones)."""
+        self._pipe.zadd(RECENT_KEY, {token: self._now})
+        self._pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_MAX - 1)
+        return self
