@@ -11,6 +11,7 @@ from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
 from flows.slots import SlotHolds
+from metrics import Metrics
 from workers.hooks import RecoveryHooks
 
 
@@ -19,7 +20,8 @@ def build_deps(app) -> dict:
     redis = app.extensions["redis"]
     lookups = Lookups(specs_from_config(app.config, config.server()["port"]), redis)
     app.extensions["lookups"] = lookups  # the re-check job reaches them here
-    return {"lookups": lookups, "slots": SlotHolds(redis, app.config["SLOT_HOLD_SECONDS"])}
+    return {"lookups": lookups, "slots": SlotHolds(redis, app.config["SLOT_HOLD_SECONDS"]),
+            "metrics": Metrics(redis)}
 
 
 def init_app(app) -> None:

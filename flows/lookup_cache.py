@@ -4,8 +4,8 @@ One key per (lookup, value): the answer and when it was fetched. It is *fresh* f
 negative TTL, and may still be served *stale* up to the max age when the API fails. The value
 itself is hashed into the key name, so no form value appears in a key.
 
-Counters are one hash per day (``fg:lookups:YYYYMMDD``, kept 8 days) with a field per
-flow, lookup and outcome plus latency buckets: small and bounded, for the dashboard.
+Outcome counters and latency go to the shared metrics store (``metrics``): per flow, lookup,
+outcome and UTC day, with latency in the 30-minute window the dashboard shows.
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 
 OUTCOMES = ("hit", "miss", "stale", "timeout", "error", "breaker_open")
-LATENCY_BUCKETS_MS = (5, 25, 100, 250, 500, 1000, 3000)
-STATS_DAYS = 8
 
 
 @dataclass(frozen=True)
@@ -61,29 +59,8 @@ class AnswerCache:
         self.redis.set(self.key(value), entry, ex=int(self.stale_max_age))
 
 
-def stats_key(day: str | None = None) -> str:
-    return "fg:lookups:" + (day or time.strftime("%Y%m%d", time.gmtime()))
-
-
 def count(redis, flow: str, lookup: str, outcome: str, seconds: float) -> None:
-    """One pipelined round trip: the outcome, the call count, the time spent, a latency bucket."""
-    ms = seconds * 1000
-    bucket = next((f"le_{b}" for b in LATENCY_BUCKETS_MS if ms <= b), "le_inf")
-    prefix = f"{flow}|{lookup}|"
-    key = stats_key()
-    pipe = redis.pipeline(transaction=False)
-    pipe.hincrby(key, prefix + outcome, 1)
-    pipe.hincrby(key, prefix + "calls", 1)
-    pipe.hincrby(key, prefix + "ms_total", int(round(ms)))
-    pipe.hincrby(key, prefix + bucket, 1)
-    pipe.expire(key, STATS_DAYS * 86400)
-    pipe.execute()
+    """Every outcome and its latency go to the shared metrics (dashboard, /metrics): one round trip."""
+    from metrics import Metrics
 
-
-def read_stats(redis, day: str | None = None) -> dict:
-    """{flow: {lookup: {field: n}}} for one day (today by default)."""
-    out: dict = {}
-    for field, n in redis.hgetall(stats_key(day)).items():
-        flow, lookup, name = field.decode().split("|", 2)
-        out.setdefault(flow, {}).setdefault(lookup, {})[name] = int(n)
-    return out
+    Metrics(redis).lookup(flow, lookup, outcome, seconds)

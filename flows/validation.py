@@ -80,27 +80,28 @@ class Field:
         return code  # a custom check's own text
 
     def clean(self, raw, locale: str):
-        """(normalised value, error text or None) from the local checks, in order."""
+        """(normalised value, error text or None, failing check's code or None), checks in order."""
         try:
             value = as_text(raw)
         except Invalid as bad:
-            return "", self.text(bad.code, locale, **bad.params)
+            return "", self.text(bad.code, locale, **bad.params), bad.code
         for fn in self.normalise:
             value = fn(value)
         if value == "" and not any(getattr(c, "code", None) == "required" for c in self.checks):
-            return value, None  # optional and empty: nothing else to check
+            return value, None, None  # optional and empty: nothing else to check
         for check in self.checks:
             if not hasattr(check, "code"):  # a custom check: value -> error text or None
                 problem = check(value)
                 if problem:
-                    return value, self.text(problem, locale)
+                    return value, self.text(problem, locale), getattr(check, "__name__", "custom")
                 continue
             try:
                 value = check(value)  # built-ins may convert (an int, a decimal string)
             except Invalid as bad:
                 own = check.texts.get(locale) or check.texts.get("*")
-                return value, own.format(**bad.params) if own else self.text(bad.code, locale, **bad.params)
-        return value, None
+                text = own.format(**bad.params) if own else self.text(bad.code, locale, **bad.params)
+                return value, text, bad.code
+        return value, None, None
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Result:
     records: dict = dc_field(default_factory=dict)  # field → the lookup's record
     unverified: list = dc_field(default_factory=list)  # fields accepted without an answer
     snackbar: str | None = None
+    codes: dict = dc_field(default_factory=dict)  # field → the failing check's code (metrics)
 
     @property
     def ok(self) -> bool:
@@ -152,13 +154,13 @@ class Form:
     def validate(self, data: dict, locale: str = "en") -> Result:
         """Local checks only (no lookups): the normalised values and every field's error."""
         data = data if isinstance(data, dict) else {}
-        values, errors = {}, {}
+        values, errors, codes = {}, {}, {}
         for f in self.fields:
-            value, error = f.clean(data.get(f.name), locale)
+            value, error, code = f.clean(data.get(f.name), locale)
             values[f.name] = value
             if error:
-                errors[f.name] = error
-        result = Result(self, values, errors, locale)
+                errors[f.name], codes[f.name] = error, code
+        result = Result(self, values, errors, locale, codes=codes)
         result.snackbar = self._snackbar(result)
         return result
 
@@ -181,15 +183,19 @@ class Form:
                 problem = f.verify(answer.record) if f.verify else None
                 if problem:
                     result.errors[f.name] = f.text(problem, locale)
+                    result.codes[f.name] = str(problem)[:40]
             elif answer.not_found:
                 result.errors[f.name] = f.text("not_found", locale)
+                result.codes[f.name] = "not_found"
             elif (f.policy or lookup.policy) == "open":
                 result.unverified.append(f.name)
                 self._mark_unverified(ctx, f, value)
             else:
                 result.errors[f.name] = f.text("unavailable", locale)
+                result.codes[f.name] = "unavailable"
                 unavailable = True
         result.snackbar = self._snackbar(result, unavailable)
+        _count_failures(ctx, result)
         return result
 
     def _snackbar(self, result: Result, unavailable: bool = False) -> str | None:
@@ -221,3 +227,17 @@ class Form:
         except RedisError as exc:
             log.warning("token=%s could not mark %s unverified: %s", short(ctx.token), f.name,
                         type(exc).__name__)
+
+
+def _count_failures(ctx, result: Result) -> None:
+    """Which field failed which check, for the dashboard's top validation errors. A metric must
+    never cost the user their screen, so a Redis failure here is only logged."""
+    metrics = ctx.deps.get("metrics")
+    if metrics is None or not result.errors:
+        return
+    try:
+        with metrics.batch() as rec:
+            for name in result.errors:
+                rec.validation_failure(ctx.flow.name, name, result.codes.get(name) or "invalid")
+    except RedisError as exc:
+        log.warning("flow=%s validation metrics not recorded: %s", ctx.flow.name, type(exc).__name__)

@@ -107,7 +107,8 @@ class ConsoleChannel:
         self.redis = redis
 
     def send(self, out: Outbound, in_window: bool) -> Delivery:
-        entry = {"at": round(time.time(), 3), "to": out.to, "text": out.text, "flow": out.flow_name,
+        entry = {"at": round(time.time(), 3), "channel": "console", "to": out.to, "text": out.text,
+                 "flow": out.flow_name,
                  "flow_token": out.flow_token, "prefill": out.prefill, "key": out.key}
         pipe = self.redis.pipeline()
         pipe.lpush(CONSOLE_OUTBOX, json.dumps(entry))

@@ -10,12 +10,12 @@ import re
 from datetime import datetime, timezone
 
 from flows.sessions import SessionStore, short
+from messaging.channels import CONSOLE_OUTBOX as CONSOLE_OUTBOX_KEY  # the console channel owns it
 from messaging.wasender import STATUS_KEY as WASENDER_STATUS_KEY
 from metrics.store import RECENT_KEY
 
 # Redis list the development console channel pushes outgoing messages onto (newest first, JSON
 # objects {"at", "to", "text", "channel"}); capped by the writer. The dashboard only reads it.
-CONSOLE_OUTBOX_KEY = "fg:console:outbox"
 PHONE_FIELDS = ("phone", "wa_id", "to", "recipient")
 _DIGITS = re.compile(r"\+?\d[\d\s-]{5,}\d")
 

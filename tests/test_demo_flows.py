@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from conftest import APP_SECRET, LiveServer
-from flows.lookup_cache import read_stats
+from metrics import Metrics
 from flows.player import Player
 from flows.simulator import FlowClient
 from standins.business import BusinessStandIn, lookup_config
@@ -71,7 +71,8 @@ def test_a_failing_member_api_gets_a_clear_screen_within_the_deadline(served, ap
     assert reply.data["member_id_error"] == "We can't check this right now"
     assert reply.data["error_message"] == "We can't check this right now, please try again."
     expected = "timeout" if mode == "hang" else "error"
-    assert read_stats(app.extensions["redis"])["member_check"]["members"][expected] == 1
+    lookups = Metrics(app.extensions["redis"]).snapshot(days=1)["flows"]["member_check"]["today"]["lookups"]
+    assert lookups["members"][expected] == 1
 
 
 def test_member_check_under_the_open_policy_accepts_and_marks_unverified(served, api):

@@ -300,3 +300,13 @@ def test_unknown_screen_gets_a_clear_message(flow_client):
 def test_none_values_are_stripped_from_replies():
     screen = Screen("S", {"a": None, "b": {"c": None, "d": 1}, "e": [None, 2]})
     assert screen.to_json() == {"screen": "S", "data": {"b": {"d": 1}, "e": [2]}}
+
+
+def test_validation_failures_reach_the_dashboard_metrics(flow_client, app):
+    from metrics import Metrics
+
+    client = flow_client()
+    client.exchange("tok-vm", "MEMBER_LOOKUP", {"member_id": "NOPE42"})
+    client.exchange("tok-vm", "MEMBER_LOOKUP", {"member_id": ""})
+    validation = Metrics(app.extensions["redis"]).snapshot(days=1)["flows"]["member_check"]["today"]["validation"]
+    assert validation == {"member_id|not_found": 1, "member_id|required": 1}

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from metrics import Metrics
+
 from conftest import wait_for
 from flows import lookup_cache
 from flows.budget import Deadline
@@ -152,12 +154,12 @@ def test_every_outcome_is_counted_per_flow_and_lookup(redis_client, api):
     lookup.fetch("MEM123", flow="member_check")                # stale (opens the breaker)
     lookup.fetch("NOPE", flow="member_check")                  # breaker_open
     lookup.fetch("NOPE", flow="other", deadline=Deadline(0))   # breaker_open for another flow
-    stats = lookup_cache.read_stats(redis_client)
-    mine = stats["member_check"]["members"]
-    assert (mine["miss"], mine["stale"], mine["breaker_open"], mine["calls"]) == (1, 1, 1, 3)
-    assert stats["other"]["members"]["breaker_open"] == 1
-    assert sum(v for k, v in mine.items() if k.startswith("le_")) == 3
-    assert 0 < redis_client.ttl(lookup_cache.stats_key()) <= lookup_cache.STATS_DAYS * 86400
+    flows = Metrics(redis_client).snapshot(days=1)["flows"]
+    mine = flows["member_check"]["today"]["lookups"]["members"]
+    assert (mine["miss"], mine["stale"], mine["breaker_open"]) == (1, 1, 1)
+    assert flows["other"]["today"]["lookups"]["members"] == {"breaker_open": 1}
+    latency = flows["member_check"]["lookup_latency"]["members"]
+    assert latency["requests"] == 3 and latency["errors"] == 1  # breaker_open; stale was answered
 
 
 def test_values_never_appear_in_redis_key_names(redis_client, api):

@@ -152,6 +152,9 @@ def test_completion_mid_ladder_cancels_the_rest(base_cfg, keypair, graph):
         wait_for(lambda: stack.sessions.get(token)["state"] == "recovered", message="origin recovered")
         wait_for(lambda: stack.scheduled() == 0, message="pending steps cancelled")
         assert len(graph.sent_messages()) == 2
+        today = stack.app.extensions["metrics"].snapshot(days=1)["flows"]["member_check"]["today"]
+        assert today["counters"]["sent"] == 1 and today["counters"]["abandoned"] == 1
+        assert today["recovered_by"] == {"cloud:step1": 1}
 
 
 def test_completed_before_the_first_step_sends_nothing(base_cfg, keypair, graph):

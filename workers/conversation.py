@@ -22,7 +22,7 @@ from messaging.forward import ForwardError, post_signed
 from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
-from workers.recovery import cancel_ladder, latest_of, resend
+from workers.recovery import cancel_ladder, latest_of, metric, resend
 
 log = logging.getLogger("flowgate.conversation")
 
@@ -74,7 +74,7 @@ def _resume(origin: str, wa_id: str) -> str:
     if flow is None or _done(f"resume-{origin}"):
         return "already"
     result = resend(origin, latest, flow, wa_id, RESUME_TEXT.format(title=flow.title),
-                    key=f"resume-{origin}", final=True, ask_first=False)
+                    key=f"resume-{origin}", final=True, ask_first=False, step="resume")
     return "resumed" if result == "sent" else result
 
 
@@ -86,6 +86,9 @@ def _stop(channel: str, wa_id: str, origin: str | None) -> str:
         ladder = [s for s in (sessions.get(origin) or {}).get("ladder", "").split(",") if s]
         cancel_ladder(current_app.extensions["redis"], origin, ladder)
     log.info("user %s opted out via %s (%s)", mask(wa_id), channel, "new" if new else "again")
+    if new:
+        flow = (sessions.get(origin) or {}).get("flow", "-") if origin else "-"
+        metric(flow, "opt_out", label=channel)
     _say(channel, wa_id, STOP_TEXT, key=f"stop-{wa_id}", opt_out_notice=True, origin=origin)
     return "opted_out"
 

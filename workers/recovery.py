@@ -14,6 +14,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
+from redis.exceptions import RedisError
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
@@ -39,6 +40,17 @@ FALLBACK_TEXT = {
 
 def _ext(name):
     return current_app.extensions[name]
+
+
+def metric(flow: str, event: str, label=None, token: str | None = None) -> None:
+    """Count for the dashboard; a metric is never worth failing (and retrying) a send for."""
+    try:
+        with _ext("metrics").batch() as rec:
+            rec.count(flow, event, label=label)
+            if token:
+                rec.session(token)
+    except RedisError as exc:
+        log.warning("metric %s not recorded: %s", event, type(exc).__name__)
 
 
 def job_id(kind: str, token: str, step: str = "") -> str:
@@ -111,17 +123,19 @@ def recovery_step(origin: str, step_name: str) -> str:
         sessions.note(origin, "recovery_skipped", f"{step_name}: no phone number known")
         return "no_phone"
     if completed_since(root, wa_id):
-        sessions.move(origin, "recovered", OPEN, detail=f"completed without token before {step_name}")
+        if sessions.move(origin, "recovered", OPEN, detail=f"completed without token before {step_name}"):
+            metric(flow.name, "recovered", label=(root.get("conversation") or "none", root.get("last_step") or "none"))
         return "completed"
     if _ext("contacts").opted_out(wa_id):
         sessions.note(origin, "recovery_skipped", f"{step_name}: opted out")
         return "opted_out"
     if current["state"] not in OPEN:
         return current["state"]
-    sessions.move(origin, "abandoned", ("sent", "opened", "in_progress", "failed"), detail=step_name)
+    if sessions.move(origin, "abandoned", ("sent", "opened", "in_progress", "failed"), detail=step_name):
+        metric(flow.name, "abandoned", token=origin)
     text = step.text.format(title=flow.title)
     result = resend(origin, latest, flow, wa_id, text, key=f"rec-{origin}-{step_name}",
-                    final=is_final_attempt())
+                    final=is_final_attempt(), step=step_name)
     if result == "sent":
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
         if step_name == ladder.steps[-1].name:
@@ -131,7 +145,7 @@ def recovery_step(origin: str, step_name: str) -> str:
 
 
 def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool,
-           ask_first: bool = True) -> str:
+           ask_first: bool = True, step: str = "") -> str:
     """Issue a new token carrying the user's entries, send it, revoke the previous token."""
     sessions, redis = _ext("sessions"), current_app.extensions["redis"]
     token = redis.get(f"fg:resend:{key}")  # the same token on every retry of this send
@@ -149,10 +163,11 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
     except Refused as exc:
         sessions.note(origin, "send_refused", f"{key}: {exc.reason}")
         log.info("origin=%s %s refused: %s", short(origin), key, exc.reason)
+        metric(flow.name, "failed", label=f"send:{exc.reason.split(' (')[0][:30]}")
         return "refused"
     if record.get("message_id") and record.get("channel") == "cloud":
         sessions.link_message(token, record["message_id"])
-    sessions.set(origin, latest=token, conversation=record.get("channel", ""))
+    sessions.set(origin, latest=token, conversation=record.get("channel", ""), last_step=step or key.split("-", 1)[0])
     sessions.set(previous, replaced_by=token)  # closes the token (427) even on the chain's origin
     if previous != origin:  # the origin's state tracks the chain: abandoned → recovering → ...
         sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
@@ -185,9 +200,10 @@ def on_completed(token: str) -> None:
     session = sessions.get(token) or {}
     origin = session.get("origin") or token
     root = sessions.get(origin) or {}
-    if origin != token:
-        sessions.move(origin, "recovered", ("abandoned", "recovering", "revoked"),
-                      detail=f"completed via {short(token)}")
+    if origin != token and sessions.move(origin, "recovered", ("abandoned", "recovering", "revoked"),
+                                         detail=f"completed via {short(token)}"):
+        metric(root.get("flow", "-"), "recovered",
+               label=(root.get("conversation") or "none", root.get("last_step") or "none"), token=origin)
     ladder = [s for s in root.get("ladder", "").split(",") if s]
     if ladder:
         cancel_ladder(redis, origin, ladder)
@@ -209,4 +225,5 @@ def fallback(token: str, reason: str) -> str:
     sessions.note(token, "fallback", reason)
     text = FALLBACK_TEXT.get(reason, FALLBACK_TEXT["client_error"]).format(title=flow.title)
     origin = session.get("origin") or token
-    return resend(origin, token, flow, session["phone"], text, key=f"fb-{token}", final=is_final_attempt())
+    return resend(origin, token, flow, session["phone"], text, key=f"fb-{token}", final=is_final_attempt(),
+                  step="fallback")

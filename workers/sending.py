@@ -14,7 +14,7 @@ from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
 from workers.queues import DEFAULT, enqueue, is_final_attempt
-from workers.recovery import flow_prefill, job_id
+from workers.recovery import flow_prefill, job_id, metric
 
 log = logging.getLogger("flowgate.sending")
 
@@ -54,10 +54,12 @@ def deliver_flow(token: str) -> str:
         sessions.note(token, "send_refused", exc.reason)
         sessions.move(token, "failed", ("sent",), detail=f"not delivered: {exc.reason}")
         log.info("token=%s to=%s not sent: %s", short(token), mask(wa_id), exc.reason)
+        metric(flow.name, "failed", label=f"send:{exc.reason.split(' (')[0][:30]}", token=token)
         return "refused"
     if record.get("channel") == "cloud" and record.get("message_id"):
         sessions.link_message(token, record["message_id"])
     sessions.note(token, "delivered", f"via {record.get('channel')}")
+    metric(flow.name, "sent", token=token)
     if ext["recovery_settings"]["start"] == "sent":
         ext["recovery_hooks"].start(flow.name, token)
     return "sent"
