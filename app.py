@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import security
     import storage
     from blueprints import endpoint, errors, health
+    from blueprints import submissions, webhooks
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -31,6 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(submissions.bp)
     return app
 
 

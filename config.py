@@ -30,6 +30,11 @@ def _float(value: str | None, default: float) -> float:
     return default if value in (None, "") else float(value)
 
 
+def _ints(value: str | None, default: tuple) -> tuple:
+    # "10,30,120" -> (10, 30, 120): retry waits in seconds.
+    return default if value in (None, "") else tuple(int(v) for v in value.split(",") if v.strip())
+
+
 def _pem(value: str | None) -> str | None:
     # Heroku config vars are one line: tolerate literal "\n" escapes in pasted PEM text.
     if not value:
@@ -61,6 +66,19 @@ def defaults() -> dict:
         "WHATSAPP_ACCESS_TOKEN": None,
         "WHATSAPP_PHONE_NUMBER_ID": None,
         "LOG_LEVEL": "INFO",
+        # Webhooks, completions and confirmations (issue 4).
+        "WHATSAPP_VERIFY_TOKEN": None,
+        "API_TOKEN": None,
+        "COMPLETION_FORWARD_URL": None,
+        "COMPLETION_FORWARD_SECRET": None,
+        "CONFIRMATION_TEXT": "Thank you! We have received your answers.",
+        "WEBHOOK_DEDUPE_SECONDS": 8 * 24 * 3600,  # longer than Meta's 7-day retry window
+        "SUBMISSION_RETENTION_SECONDS": 30 * 24 * 3600,
+        "JOB_MAX_RETRIES": 5,
+        "JOB_RETRY_BACKOFF": (10, 30, 120, 600, 1800),
+        "EFFECT_LEASE_SECONDS": 90,  # longer than a job may run (60 s), so a live job keeps it
+        "RQ_MAINTENANCE_INTERVAL": 600,
+        "RQ_JOB_MONITORING_INTERVAL": 30,
     }
 
 
@@ -93,6 +111,20 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WHATSAPP_ACCESS_TOKEN=env.get("WHATSAPP_ACCESS_TOKEN") or None,
         WHATSAPP_PHONE_NUMBER_ID=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
+        WHATSAPP_VERIFY_TOKEN=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        API_TOKEN=env.get("API_TOKEN") or None,
+        COMPLETION_FORWARD_URL=env.get("COMPLETION_FORWARD_URL") or None,
+        COMPLETION_FORWARD_SECRET=env.get("COMPLETION_FORWARD_SECRET") or None,
+        CONFIRMATION_TEXT=env.get("CONFIRMATION_TEXT") or cfg["CONFIRMATION_TEXT"],
+        WEBHOOK_DEDUPE_SECONDS=_int(env.get("WEBHOOK_DEDUPE_SECONDS"), cfg["WEBHOOK_DEDUPE_SECONDS"]),
+        SUBMISSION_RETENTION_SECONDS=_int(env.get("SUBMISSION_RETENTION_SECONDS"),
+                                          cfg["SUBMISSION_RETENTION_SECONDS"]),
+        JOB_MAX_RETRIES=_int(env.get("JOB_MAX_RETRIES"), cfg["JOB_MAX_RETRIES"]),
+        JOB_RETRY_BACKOFF=_ints(env.get("JOB_RETRY_BACKOFF"), cfg["JOB_RETRY_BACKOFF"]),
+        EFFECT_LEASE_SECONDS=_int(env.get("EFFECT_LEASE_SECONDS"), cfg["EFFECT_LEASE_SECONDS"]),
+        RQ_MAINTENANCE_INTERVAL=_int(env.get("RQ_MAINTENANCE_INTERVAL"), cfg["RQ_MAINTENANCE_INTERVAL"]),
+        RQ_JOB_MONITORING_INTERVAL=_int(env.get("RQ_JOB_MONITORING_INTERVAL"),
+                                        cfg["RQ_JOB_MONITORING_INTERVAL"]),
     )
     return cfg
 

@@ -9,6 +9,7 @@ Facts behind the choices are in shared/docs/rq-redis-heroku.md:
 """
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from rq import Queue, Retry
@@ -32,6 +33,28 @@ def retry_policy(max_retries: int = 5, backoff=BACKOFF) -> Retry:
     backoff = list(backoff)
     intervals = (backoff + [backoff[-1]] * max_retries)[:max_retries]
     return Retry(max=max_retries, interval=intervals)
+
+
+def retry_from(cfg) -> Retry:
+    """The policy configured for this deployment (tests shorten the waits through config)."""
+    return retry_policy(cfg["JOB_MAX_RETRIES"], cfg["JOB_RETRY_BACKOFF"])
+
+
+def honour_retry_after(job, exc_type, exc_value, traceback) -> bool:
+    """Worker exception handler: an exception carrying ``retry_after`` (a Graph API 429 with
+    Retry-After, an effect still leased by another attempt) pushes the next retry back at least
+    that long.
+
+    RQ calls handlers before it schedules the retry, and reads the wait from
+    ``retry_intervals[len - retries_left]`` (right-aligned); only that slot is raised, so later
+    retries keep their own waits.
+    """
+    wait = getattr(exc_value, "retry_after", None)
+    intervals = job.retry_intervals
+    if wait and job.retries_left and intervals:
+        index = max(len(intervals) - job.retries_left, 0)
+        intervals[index] = max(intervals[index], math.ceil(wait))
+    return True  # let the next handler (RQ's default: failed registry / retry) run
 
 
 def queue(connection, name: str = DEFAULT) -> Queue:
@@ -69,10 +92,17 @@ class FlowgateWorker(HerokuWorker):
     imminent_shutdown_delay = 20
 
 
-def build_worker(connection, queue_names=QUEUES, name: str | None = None) -> FlowgateWorker:
+def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
+                 maintenance_interval: int = 600, job_monitoring_interval: int = 30) -> FlowgateWorker:
+    """``maintenance_interval`` is how often this worker looks for jobs abandoned by a worker that
+    died (SIGKILL); RQ declares a job abandoned ``job_monitoring_interval`` + 60 s after its last
+    heartbeat."""
     return FlowgateWorker(
         [queue(connection, n) for n in queue_names],
         connection=connection,
         serializer=JSONSerializer,
         name=name,
+        exception_handlers=[honour_retry_after],
+        maintenance_interval=maintenance_interval,
+        job_monitoring_interval=job_monitoring_interval,
     )
