@@ -7,7 +7,7 @@ means every event of the body is safely in Redis; anything else makes Meta redel
 | 200 | GET handshake; POST stored (or all duplicates) |
 | 400 | body not JSON / not a WhatsApp Business webhook envelope |
 | 401 / 403 | X-Hub-Signature-256 absent / wrong; GET with a wrong verify token |
-| 413 | body over MAX_CONTENT_LENGTH (3 MB, Meta's limit) |
+| 413 | body over 3 MB (Meta's limit) |
 | 503 | Redis could not take the events |
 """
 from __future__ import annotations
@@ -24,6 +24,9 @@ from workers.intake import accept
 from workers.queues import retry_from
 
 bp = Blueprint("webhooks", __name__)
+# Meta's webhook payloads are at most 3 MB (protocol doc 5.1). Set per request: Flask's default
+# config already holds MAX_CONTENT_LENGTH=None, so app.py's setdefault does not apply a limit.
+MAX_BODY_BYTES = 3 * 1024 * 1024
 log = logging.getLogger("flowgate.webhooks")
 
 
@@ -40,7 +43,8 @@ def verify():
 
 @bp.post("/webhooks/whatsapp")
 def receive():
-    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    request.max_content_length = MAX_BODY_BYTES
+    raw = request.get_data(cache=False)  # raises 413 past the limit
     verifier = current_app.extensions["verifier"]
     if verifier.enabled:
         header = request.headers.get(HEADER)

@@ -5,7 +5,7 @@ import json
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from flows.redact import phone
 from flows.submissions import SubmissionStore
@@ -19,6 +19,7 @@ messages_group = AppGroup("messages", help="Outbound messages: console outbox, f
 @click.command("submissions")
 @click.argument("submission_id", required=False)
 @click.option("--limit", default=20, show_default=True, help="How many of the newest to list.")
+@with_appcontext
 def submissions_command(submission_id, limit):
     """List completed Flow submissions (newest first), or print one in full by id."""
     store = SubmissionStore(current_app.extensions["redis"], current_app.config["SUBMISSION_RETENTION_SECONDS"])

@@ -31,8 +31,8 @@ class SubmissionStore:
         now = time.time()
         pipe = self.redis.pipeline()
         pipe.set(self.key(document["id"]), json.dumps(document), ex=self.retention)
-        # NX: a re-run keeps the first time in the index, so the list order is stable.
-        pipe.zadd(INDEX, {document["id"]: document.get("received_at") or now}, nx=True)
+        # Scored by when it was stored (retention counts from then); NX: a re-run keeps its place.
+        pipe.zadd(INDEX, {document["id"]: now}, nx=True)
         pipe.zremrangebyscore(INDEX, "-inf", now - self.retention)
         pipe.execute()
 
