@@ -79,6 +79,7 @@ def defaults() -> dict:
         "EFFECT_LEASE_SECONDS": 90,  # longer than a job may run (60 s), so a live job keeps it
         "RQ_MAINTENANCE_INTERVAL": 600,
         "RQ_JOB_MONITORING_INTERVAL": 30,
+        "RQ_WORKER_TTL": 420,
     }
 
 
@@ -125,6 +126,7 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         RQ_MAINTENANCE_INTERVAL=_int(env.get("RQ_MAINTENANCE_INTERVAL"), cfg["RQ_MAINTENANCE_INTERVAL"]),
         RQ_JOB_MONITORING_INTERVAL=_int(env.get("RQ_JOB_MONITORING_INTERVAL"),
                                         cfg["RQ_JOB_MONITORING_INTERVAL"]),
+        RQ_WORKER_TTL=_int(env.get("RQ_WORKER_TTL"), cfg["RQ_WORKER_TTL"]),
     )
     return cfg
 

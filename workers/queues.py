@@ -93,10 +93,16 @@ class FlowgateWorker(HerokuWorker):
 
 
 def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
-                 maintenance_interval: int = 600, job_monitoring_interval: int = 30) -> FlowgateWorker:
-    """``maintenance_interval`` is how often this worker looks for jobs abandoned by a worker that
-    died (SIGKILL); RQ declares a job abandoned ``job_monitoring_interval`` + 60 s after its last
-    heartbeat."""
+                 maintenance_interval: int = 600, job_monitoring_interval: int = 30,
+                 worker_ttl: int = 420) -> FlowgateWorker:
+    """Recovery after a worker is SIGKILLed depends on three RQ timings (rq-redis-heroku.md):
+
+    - a job is declared abandoned ``job_monitoring_interval`` + 60 s after its last heartbeat;
+    - a worker looks for abandoned jobs, and takes over a dead worker's scheduler lock (which
+      expires 61 s after the dead worker last refreshed it), at most every ``maintenance_interval``;
+    - an idle worker only gets to that check when its blocking dequeue returns, every
+      ``worker_ttl`` - 15 s.
+    """
     return FlowgateWorker(
         [queue(connection, n) for n in queue_names],
         connection=connection,
@@ -105,4 +111,5 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
         exception_handlers=[honour_retry_after],
         maintenance_interval=maintenance_interval,
         job_monitoring_interval=job_monitoring_interval,
+        worker_ttl=worker_ttl,
     )
