@@ -9,6 +9,7 @@ Facts behind the choices are in shared/docs/rq-redis-heroku.md:
 """
 from __future__ import annotations
 
+import importlib
 import math
 from datetime import timedelta
 
@@ -23,6 +24,10 @@ JOB_TIMEOUT = 60  # seconds; every outbound call inside a job has its own shorte
 RESULT_TTL = int(timedelta(days=1).total_seconds())
 FAILURE_TTL = int(timedelta(days=7).total_seconds())
 
+
+# Imported once in the worker process so every forked horse inherits them instead of importing
+# them again per job (measured: a large share of a short job's time).
+JOB_MODULES = ("workers.completion", "workers.inbound")
 
 BACKOFF = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, 3, ...
 
@@ -103,6 +108,8 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
     - an idle worker only gets to that check when its blocking dequeue returns, every
       ``worker_ttl`` - 15 s.
     """
+    for module in JOB_MODULES:
+        importlib.import_module(module)
     return FlowgateWorker(
         [queue(connection, n) for n in queue_names],
         connection=connection,
