@@ -6,7 +6,7 @@ raises ``GraphError`` classified as retryable / needs_template / permanent.
 """
 from __future__ import annotations
 
-from messaging.graph import GraphClient
+from messaging.graph import PERMANENT, GraphClient, GraphError
 
 FLOW_MESSAGE_VERSION = "3"
 NAVIGATE, DATA_EXCHANGE = "navigate", "data_exchange"
@@ -79,7 +79,8 @@ class CloudChannel:
     def send(self, to: str, message: dict, callback: str | None = None) -> str:
         """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError."""
         if not self.graph.phone_number_id:
-            raise RuntimeError("WHATSAPP_PHONE_NUMBER_ID is not set")
+            # A configuration fault: no retry will fix it, so it is reported like Meta's permanent errors.
+            raise GraphError(PERMANENT, 0, None, "WHATSAPP_PHONE_NUMBER_ID is not set")
         reply = self.graph.request("POST", f"{self.graph.phone_number_id}/messages",
                                    json=envelope(to, message, callback))
         messages = reply.get("messages")

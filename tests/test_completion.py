@@ -202,6 +202,18 @@ def test_failed_status_goes_to_the_fallback(app):
         "failed_status", 131047, "fg_st", "needs_template")
 
 
+def test_a_failed_confirmation_status_names_its_effect(app):
+    with app.app_context():
+        inbound_jobs.record_status(status(new_wamid(), "failed", code=131026, callback="confirm:wamid.X"))
+    assert fallback.pending(app.extensions["redis"])[0]["detail"] == "permanent confirm:wamid.X"
+
+
+def test_missing_phone_number_id_is_a_permanent_failure_not_a_crash(app_config, graph):
+    app = create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN})
+    assert run(app, completion(token="fg_nophone"))["confirmation"] == "permanent"
+    assert graph.requests == []
+
+
 def test_flow_events_are_recorded_for_the_dashboard(app):
     with app.app_context():
         inbound_jobs.record_flow_event({"event": "ENDPOINT_LATENCY", "flow_id": "9", "alert_state": "ACTIVATED",

@@ -66,7 +66,8 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
     code = error.get("code") if isinstance(error.get("code"), int) else None
     token = Correlation(redis, sessions).token_for(msg_id)
     fallback.hand_over(redis, sessions, reason="failed_status", to=status.get("recipient_id"), token=token,
-                       message_id=msg_id, code=code, detail=classify(400, code))
+                       message_id=msg_id, code=code,
+                       detail=" ".join(filter(None, [classify(400, code), status.get("biz_opaque_callback_data")])))
     return "failed"
 
 
