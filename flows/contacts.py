@@ -18,19 +18,27 @@ def _key(wa_id: str) -> str:
     return f"fg:contact:{wa_id}"
 
 
+# KEYS: contact. ARGV: at, message_id, keep_seconds. The window only moves forward: an old
+# message redelivered by Meta must not move it back.
+_INBOUND = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'last_inbound_at') or '0')
+if tonumber(ARGV[1]) > cur then
+  redis.call('HSET', KEYS[1], 'last_inbound_at', ARGV[1], 'last_message_id', ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
 class Contacts:
     def __init__(self, redis):
         self.redis = redis
+        self._inbound = redis.register_script(_INBOUND)
 
     def inbound(self, wa_id: str, message_id: str, at: float, kind: str, text: str | None = None) -> None:
         """Record an inbound message; the window only moves forward (redeliveries arrive late)."""
         key = _key(wa_id)
-        # max(): an old message redelivered by Meta must not move the window back.
-        self.redis.eval(
-            "local cur = tonumber(redis.call('HGET', KEYS[1], 'last_inbound_at') or '0') "
-            "if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'last_inbound_at', ARGV[1], "
-            "'last_message_id', ARGV[2]) end redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) return 1",
-            1, key, f"{at:.3f}", message_id, KEEP_SECONDS)
+        self._inbound(keys=[key], args=[f"{at:.3f}", message_id, KEEP_SECONDS])
         if text is not None:
             entry = json.dumps({"at": at, "id": message_id, "type": kind, "text": text[:4096]})
             pipe = self.redis.pipeline()

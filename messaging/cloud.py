@@ -76,13 +76,17 @@ class CloudChannel:
     def __init__(self, graph: GraphClient):
         self.graph = graph
 
-    def send(self, to: str, message: dict, callback: str | None = None) -> str:
-        """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError."""
-        if not self.graph.phone_number_id:
+    def send(self, to: str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
+        """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError.
+
+        ``sender_id``: the business number to send from — a reply goes out from the number the
+        user wrote to (the webhook's ``metadata.phone_number_id``); default WHATSAPP_PHONE_NUMBER_ID.
+        """
+        sender_id = sender_id or self.graph.phone_number_id
+        if not sender_id:
             # A configuration fault: no retry will fix it, so it is reported like Meta's permanent errors.
             raise GraphError(PERMANENT, 0, None, "WHATSAPP_PHONE_NUMBER_ID is not set")
-        reply = self.graph.request("POST", f"{self.graph.phone_number_id}/messages",
-                                   json=envelope(to, message, callback))
+        reply = self.graph.request("POST", f"{sender_id}/messages", json=envelope(to, message, callback))
         messages = reply.get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[0], dict):
             return str(messages[0].get("id", ""))

@@ -25,9 +25,10 @@ class ConsoleChannel:
     def __init__(self, redis):
         self.redis = redis
 
-    def send(self, to: str, message: dict, callback: str | None = None) -> str:
+    def send(self, to: str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
         wamid = f"wamid.console.{secrets.token_hex(8)}"
-        entry = {"at": round(time.time(), 3), "id": wamid, "body": envelope(to, message, callback)}
+        entry = {"at": round(time.time(), 3), "id": wamid, "from_number": sender_id,
+                 "body": envelope(to, message, callback)}
         pipe = self.redis.pipeline()
         pipe.lpush(OUTBOX, json.dumps(entry))
         pipe.ltrim(OUTBOX, 0, OUTBOX_LENGTH - 1)

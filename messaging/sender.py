@@ -19,8 +19,8 @@ class Sender:
     def channel_name(self) -> str:
         return self.channel.name
 
-    def text(self, to: str, body: str, callback: str | None = None) -> str:
-        return self.channel.send(to, cloud.text(body), callback)
+    def text(self, to: str, body: str, callback: str | None = None, sender_id: str | None = None) -> str:
+        return self.channel.send(to, cloud.text(body), callback, sender_id)
 
     def flow(self, to: str, *, flow_token: str, session_flow: str, callback: str | None = None,
              **message) -> str:

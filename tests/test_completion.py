@@ -41,7 +41,7 @@ def receiver():
 @pytest.fixture
 def app(app_config, graph, receiver):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-                       "WHATSAPP_PHONE_NUMBER_ID": "106540352242922", "API_TOKEN": API_TOKEN,
+                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "API_TOKEN": API_TOKEN,
                        "COMPLETION_FORWARD_URL": receiver.endpoint, "COMPLETION_FORWARD_SECRET": FORWARD_SECRET})
 
 
@@ -57,6 +57,7 @@ def test_completion_closes_the_session_stores_and_confirms(app, graph, flow_clie
     result = run(app, message)
     assert result["confirmation"] == "sent"
     (sent,) = graph.sent_messages()
+    assert graph.requests[0].path == "/v23.0/106540352242922/messages"  # from the number written to
     assert sent["to"] == USER and sent["text"]["body"] == app.config["CONFIRMATION_TEXT"]
     sessions = app.extensions["sessions"]
     assert sessions.get("fg_tok1")["state"] == "completed"
@@ -210,7 +211,9 @@ def test_a_failed_confirmation_status_names_its_effect(app):
 
 def test_missing_phone_number_id_is_a_permanent_failure_not_a_crash(app_config, graph):
     app = create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN})
-    assert run(app, completion(token="fg_nophone"))["confirmation"] == "permanent"
+    with app.app_context():
+        result = completion_jobs.process_completion(completion(token="fg_nophone"), None)
+    assert result["confirmation"] == "permanent"
     assert graph.requests == []
 
 

@@ -98,7 +98,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
         return {"submission": sid, "problem": problem}
 
     _enqueue_follow_ups(redis, cfg, sid, token)
-    confirmation = _confirm(ext, cfg, user, msg_id, token)
+    confirmation = _confirm(ext, cfg, user, msg_id, token, phone_number_id)
     return {"submission": sid, "flow_token": token, "confirmation": confirmation}
 
 
@@ -125,13 +125,14 @@ def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
             pass
 
 
-def _confirm(ext, cfg, to: str, msg_id: str, token: str | None) -> str:
+def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str | None) -> str:
     sender, sessions, redis = ext["sender"], ext["sessions"], ext["redis"]
     key = f"confirm:{msg_id}"
 
     def send() -> dict:
         try:
-            sent = sender.text(to, cfg["CONFIRMATION_TEXT"], callback=key)
+            # Reply from the number the user wrote to (protocol doc 7.1).
+            sent = sender.text(to, cfg["CONFIRMATION_TEXT"], callback=key, sender_id=sender_id)
         except GraphError as exc:
             if exc.kind == RETRYABLE:
                 raise  # released by Effects, retried by RQ after at least exc.retry_after
