@@ -12,7 +12,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(config.load() if test_config is None else {**config.defaults(), **test_config})
     # Webhooks may carry up to 3 MB (protocol doc 5.1); the Flow endpoint sets its own lower limit.
-    app.config.setdefault("MAX_CONTENT_LENGTH", 3 * 1024 * 1024)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default config holds None
+        app.config["MAX_CONTENT_LENGTH"] = 3 * 1024 * 1024
     _logging(app)
 
     import domain
@@ -20,7 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import security
     import storage
     from blueprints import (auth, dashboard, demo_api, endpoint, errors, health, playground,
-                            send_api, wasender_webhook)
+                            send_api, submissions, wasender_webhook, webhooks)
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -41,6 +42,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(demo_api.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(playground.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(submissions.bp)
     return app
 
 

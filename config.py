@@ -45,6 +45,9 @@ def _mapping(value: str | None) -> dict:
     """'a=1,b=2' → {'a': '1', 'b': '2'}."""
     pairs = (item.split("=", 1) for item in (value or "").split(",") if "=" in item)
     return {k.strip(): v.strip() for k, v in pairs}
+def _ints(value: str | None, default: tuple) -> tuple:
+    # "10,30,120" -> (10, 30, 120): retry waits in seconds.
+    return default if value in (None, "") else tuple(int(v) for v in value.split(",") if v.strip())
 
 
 def _pem(value: str | None) -> str | None:
@@ -81,10 +84,8 @@ def defaults() -> dict:
         "WASENDER_API_KEY": None,
         "WASENDER_RATE": "1/min",
         "WASENDER_WEBHOOK_SECRET": None,
-        "API_TOKEN": None,
         "HANDOFF_FORWARD_URL": None,
         "HANDOFF_FORWARD_SECRET": None,
-        "JOB_RETRY_BACKOFF": (10, 30, 120, 600, 1800),
         "FOLLOWUP_CHANNEL": None,
         "FLOW_TEMPLATES": {},
         "FLOW_IDS": {},
@@ -110,6 +111,20 @@ def defaults() -> dict:
         "DASHBOARD_PASSWORD": None,
         "SECRET_KEY": None,
         "PLAYGROUND_URL": "http://127.0.0.1:5000",
+        # Webhooks, completions and confirmations (issue 4).
+        "WHATSAPP_VERIFY_TOKEN": None,
+        "API_TOKEN": None,
+        "COMPLETION_FORWARD_URL": None,
+        "COMPLETION_FORWARD_SECRET": None,
+        "CONFIRMATION_TEXT": "Thank you! We have received your answers.",
+        "WEBHOOK_DEDUPE_SECONDS": 8 * 24 * 3600,  # longer than Meta's 7-day retry window
+        "SUBMISSION_RETENTION_SECONDS": 30 * 24 * 3600,
+        "JOB_MAX_RETRIES": 5,
+        "JOB_RETRY_BACKOFF": (10, 30, 120, 600, 1800),
+        "EFFECT_LEASE_SECONDS": 90,  # longer than a job may run (60 s), so a live job keeps it
+        "RQ_MAINTENANCE_INTERVAL": 600,
+        "RQ_JOB_MONITORING_INTERVAL": 30,
+        "RQ_WORKER_TTL": 420,
     }
 
 
@@ -145,11 +160,8 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
         WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
-        API_TOKEN=env.get("API_TOKEN") or None,
         HANDOFF_FORWARD_URL=env.get("HANDOFF_FORWARD_URL") or None,
         HANDOFF_FORWARD_SECRET=env.get("HANDOFF_FORWARD_SECRET") or None,
-        JOB_RETRY_BACKOFF=tuple(int(x) for x in env["JOB_RETRY_BACKOFF"].split(","))
-        if env.get("JOB_RETRY_BACKOFF") else cfg["JOB_RETRY_BACKOFF"],
         FOLLOWUP_CHANNEL=(env.get("FOLLOWUP_CHANNEL") or "").strip().lower() or None,
         FLOW_TEMPLATES={k: tuple((v.split(":", 1) + ["en_US"])[:2])
                         for k, v in _mapping(env.get("FLOW_TEMPLATES")).items()},
@@ -175,6 +187,21 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         SECRET_KEY=env.get("SECRET_KEY") or None,
         # The playground calls this app's own endpoint; only loopback is ever accepted.
         PLAYGROUND_URL=env.get("PLAYGROUND_URL") or f"http://127.0.0.1:{_int(env.get('PORT'), 5000)}",
+        WHATSAPP_VERIFY_TOKEN=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        API_TOKEN=env.get("API_TOKEN") or None,
+        COMPLETION_FORWARD_URL=env.get("COMPLETION_FORWARD_URL") or None,
+        COMPLETION_FORWARD_SECRET=env.get("COMPLETION_FORWARD_SECRET") or None,
+        CONFIRMATION_TEXT=env.get("CONFIRMATION_TEXT") or cfg["CONFIRMATION_TEXT"],
+        WEBHOOK_DEDUPE_SECONDS=_int(env.get("WEBHOOK_DEDUPE_SECONDS"), cfg["WEBHOOK_DEDUPE_SECONDS"]),
+        SUBMISSION_RETENTION_SECONDS=_int(env.get("SUBMISSION_RETENTION_SECONDS"),
+                                          cfg["SUBMISSION_RETENTION_SECONDS"]),
+        JOB_MAX_RETRIES=_int(env.get("JOB_MAX_RETRIES"), cfg["JOB_MAX_RETRIES"]),
+        JOB_RETRY_BACKOFF=_ints(env.get("JOB_RETRY_BACKOFF"), cfg["JOB_RETRY_BACKOFF"]),
+        EFFECT_LEASE_SECONDS=_int(env.get("EFFECT_LEASE_SECONDS"), cfg["EFFECT_LEASE_SECONDS"]),
+        RQ_MAINTENANCE_INTERVAL=_int(env.get("RQ_MAINTENANCE_INTERVAL"), cfg["RQ_MAINTENANCE_INTERVAL"]),
+        RQ_JOB_MONITORING_INTERVAL=_int(env.get("RQ_JOB_MONITORING_INTERVAL"),
+                                        cfg["RQ_JOB_MONITORING_INTERVAL"]),
+        RQ_WORKER_TTL=_int(env.get("RQ_WORKER_TTL"), cfg["RQ_WORKER_TTL"]),
     )
     for prefix, _, _ in LOOKUPS.values():
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None

@@ -6,6 +6,7 @@ def init_app(app) -> None:
     from cli.flows import flows_group
     from cli.keys import keys_group
     from cli.lint import lint_command
+    from cli.messages import messages_group, submissions_command
     from cli.worker import worker_command
 
     flows_group.add_command(lint_command)
@@ -13,3 +14,5 @@ def init_app(app) -> None:
     app.cli.add_command(flows_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(endpoint_group)
+    app.cli.add_command(messages_group)
+    flows_group.add_command(submissions_command)

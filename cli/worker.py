@@ -19,5 +19,9 @@ def worker_command(burst, queue_names, name):
     The app context pushed here is inherited by every forked work horse, so jobs reach the
     app's Redis client and settings through ``current_app``.
     """
-    worker = build_worker(current_app.extensions["redis"], queue_names or QUEUES, name=name)
+    cfg = current_app.config
+    worker = build_worker(current_app.extensions["redis"], queue_names or QUEUES, name=name,
+                          maintenance_interval=cfg["RQ_MAINTENANCE_INTERVAL"],
+                          job_monitoring_interval=cfg["RQ_JOB_MONITORING_INTERVAL"],
+                          worker_ttl=cfg["RQ_WORKER_TTL"])
     worker.work(with_scheduler=True, burst=burst, logging_level=current_app.config["LOG_LEVEL"])

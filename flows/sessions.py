@@ -89,6 +89,11 @@ return prev
 """
 
 
+def wamid_key(wamid: str) -> str:
+    """wamid of a Flow message we sent → its token (a completion without flow_token names it)."""
+    return f"fg:flowmsg:{wamid}"
+
+
 def new_token() -> str:
     """Unguessable and safe in RQ job ids and URLs."""
     return "fg_" + secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
@@ -165,12 +170,12 @@ class SessionStore:
         """Remember which token a sent Flow message carried: a completion without a flow_token is
         matched through its ``context.id`` (the wamid of that message)."""
         pipe = self.redis.pipeline()
-        pipe.set(f"fg:wamid:{wamid}", token, ex=self.lifetime + TOMBSTONE_SECONDS)
+        pipe.set(wamid_key(wamid), token, ex=self.lifetime + TOMBSTONE_SECONDS)
         pipe.hset(self.key(token), "wamid", wamid)
         pipe.execute()
 
     def token_for_message(self, wamid: str) -> str | None:
-        return _s(self.redis.get(f"fg:wamid:{wamid}"))
+        return _s(self.redis.get(wamid_key(wamid)))
 
     def move(self, token: str, to: str, allowed_from=(), event: str | None = None,
              detail: str = "", now: float | None = None) -> str | None:

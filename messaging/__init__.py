@@ -2,9 +2,13 @@
 
 
 def init_app(app) -> None:
+    from flows.correlation import Correlation
+    from messaging.cloud import CloudChannel
+    from messaging.console import ConsoleChannel
     from messaging.graph import GraphClient
     from messaging.ratelimit import parse_rate
     from messaging.wasender import WASenderClient
+    from messaging.sender import Sender
 
     cfg = app.config
     app.extensions["graph"] = GraphClient(
@@ -17,7 +21,7 @@ def init_app(app) -> None:
     )
 
     from config import is_development
-    from messaging.channels import CloudChannel, ConsoleChannel, WASenderChannel
+    from messaging import channels
     from messaging.router import Router
 
     mode = cfg["FOLLOWUP_CHANNEL"] or (
@@ -25,10 +29,15 @@ def init_app(app) -> None:
     import requests
 
     app.extensions["forward_http"] = requests.Session()  # pooled, for signed POSTs to the business
+    console = ConsoleChannel(app.extensions["redis"])
     app.extensions["router"] = Router(
         mode,
-        CloudChannel(app.extensions["graph"], cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"]),
-        WASenderChannel(app.extensions["wasender"]),
-        ConsoleChannel(app.extensions["redis"]),
+        channels.CloudChannel(CloudChannel(app.extensions["graph"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"]),
+        channels.WASenderChannel(app.extensions["wasender"]),
+        channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True),
         app.extensions["contacts"],
     )
+    # No access token (make run): messages go to the console outbox instead of Meta.
+    channel = (CloudChannel(app.extensions["graph"]) if cfg["WHATSAPP_ACCESS_TOKEN"]
+               else console)
+    app.extensions["sender"] = Sender(channel, Correlation(app.extensions["redis"], app.extensions["sessions"]))

@@ -1,6 +1,6 @@
 """Signed POSTs to the business's own systems (completions, hand-overs).
 
-The body is JSON; ``X-Flowgate-Signature: sha256=<hex>`` is HMAC-SHA256 of the raw body with the
+The body is JSON; ``X-Flowgate-Signature-256: sha256=<hex>`` is HMAC-SHA256 of the raw body with the
 shared secret, so the receiver can check it exactly like Meta's X-Hub-Signature-256.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 
 import requests
 
-HEADER = "X-Flowgate-Signature"
+HEADER = "X-Flowgate-Signature-256"  # the completion forward's header too
 
 
 class ForwardError(Exception):

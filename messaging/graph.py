@@ -57,6 +57,13 @@ class GraphClient:
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
+        # Resolve requests' environment settings (proxy variables, CA bundle) once, not on every
+        # call: per request they cost ~3 ms of a ~9 ms confirmation job in a fresh RQ horse
+        # (profiled), and ~/.netrc credentials must never replace our bearer token anyway.
+        settings = self.http.merge_environment_settings(self.base_url, {}, None, None, None)
+        self.http.proxies.update(settings["proxies"])
+        self.http.verify = settings["verify"]
+        self.http.trust_env = False
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{self.version}/{path.lstrip('/')}"

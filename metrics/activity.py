@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timezone
 
 from flows.sessions import SessionStore, short
-from messaging.channels import CONSOLE_OUTBOX as CONSOLE_OUTBOX_KEY  # the console channel owns it
+from messaging.console import OUTBOX as CONSOLE_OUTBOX_KEY  # the console channel owns it
 from messaging.wasender import STATUS_KEY as WASENDER_STATUS_KEY
 from metrics.store import RECENT_KEY
 
@@ -72,10 +72,22 @@ def console_outbox(redis, limit: int = 20) -> list[dict]:
             continue
         if not isinstance(entry, dict):
             continue
-        rows.append({"at": _when(entry.get("at")), "to": mask_phone(entry.get("to")),
-                     "channel": str(entry.get("channel", ""))[:20],
-                     "text": str(entry.get("text", ""))[:200]})
+        body = entry.get("body") if isinstance(entry.get("body"), dict) else entry
+        rows.append({"at": _when(entry.get("at")), "to": mask_phone(body.get("to")),
+                     "channel": str(body.get("type") or entry.get("channel", ""))[:20],
+                     "text": _message_text(body)[:200]})
     return rows
+
+
+def _message_text(body: dict) -> str:
+    """What a person reads of a Cloud API message: its text, its body, or its template's name."""
+    if isinstance(body.get("text"), dict):
+        return str(body["text"].get("body", ""))
+    if isinstance(body.get("interactive"), dict):
+        return str((body["interactive"].get("body") or {}).get("text", ""))
+    if isinstance(body.get("template"), dict):
+        return f"[template {body['template'].get('name', '')}]"
+    return str(body.get("text", ""))
 
 
 def wasender_status(redis) -> str:

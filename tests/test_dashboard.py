@@ -187,10 +187,13 @@ def test_requeue_button_moves_a_real_failed_job_back(client, redis_client):
 
 def test_console_outbox_is_shown_masked_in_development(app_config, redis_client):
     client = create_app({**app_config, "APP_ENV": "development"}).test_client()
-    redis_client.lpush(CONSOLE_OUTBOX_KEY, '{"at": 1790000000, "to": "+15550001111", "channel": "console", '
-                                           '"text": "Your membership is confirmed"}', "not json")
+    from messaging import cloud
+    from messaging.console import ConsoleChannel
+
+    ConsoleChannel(redis_client).send("15550001111", cloud.text("Your membership is confirmed"))
+    redis_client.lpush(CONSOLE_OUTBOX_KEY, "not json")
     html = client.get("/dashboard").get_data(as_text=True)
-    assert "Your membership is confirmed" in html and "•••1111" in html and "+15550001111" not in html
+    assert "Your membership is confirmed" in html and "•••1111" in html and "15550001111" not in html
 
 
 def test_dashboard_and_playground_say_503_when_redis_is_down(app_config):

@@ -40,7 +40,7 @@ def base_cfg(app_config, graph, wasender):
             "WHATSAPP_PHONE_NUMBER_ID": "100200300", "WASENDER_API_BASE": f"{wasender.url}/api",
             "WASENDER_API_KEY": API_KEY, "WASENDER_RATE": "100/s", "WASENDER_WEBHOOK_SECRET": "ws-secret",
             "API_TOKEN": API, "FOLLOWUP_CHANNEL": "hybrid", "RECOVERY_STEPS": "2s,4s,6s",
-            "RECOVERY_GIVE_UP_AFTER": "1s", "JOB_RETRY_BACKOFF": (1, 1)}
+            "RECOVERY_GIVE_UP_AFTER": "1s", "JOB_RETRY_BACKOFF": (1, 1), "JOB_MAX_RETRIES": 2}
 
 
 class Stack:

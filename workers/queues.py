@@ -9,6 +9,8 @@ Facts behind the choices are in shared/docs/rq-redis-heroku.md:
 """
 from __future__ import annotations
 
+import importlib
+import math
 from datetime import timedelta
 
 from flask import current_app, has_app_context
@@ -24,18 +26,45 @@ RESULT_TTL = int(timedelta(days=1).total_seconds())
 FAILURE_TTL = int(timedelta(days=7).total_seconds())
 
 
+# Imported once in the worker process so every forked horse inherits them instead of importing
+# them again per job.
+JOB_MODULES = ("workers.completion", "workers.inbound")
+
 BACKOFF = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, 3, ... (JOB_RETRY_BACKOFF)
 
 
 def retry_policy(max_retries: int | None = None, backoff=None) -> Retry:
     """Growing waits. The list handed to RQ has exactly ``max_retries`` values, so its
     right-aligned reading gives retry n the n-th wait, as written."""
-    if backoff is None:
-        backoff = current_app.config["JOB_RETRY_BACKOFF"] if has_app_context() else BACKOFF
-    backoff = list(backoff)
+    if has_app_context():  # the deployment's policy (tests shorten the waits through config)
+        backoff = current_app.config["JOB_RETRY_BACKOFF"] if backoff is None else backoff
+        max_retries = current_app.config["JOB_MAX_RETRIES"] if max_retries is None else max_retries
+    backoff = list(BACKOFF if backoff is None else backoff)
     max_retries = len(backoff) if max_retries is None else max_retries
     intervals = (backoff + [backoff[-1]] * max_retries)[:max_retries]
     return Retry(max=max_retries, interval=intervals)
+
+
+def retry_from(cfg) -> Retry:
+    """The policy configured for this deployment (tests shorten the waits through config)."""
+    return retry_policy(cfg["JOB_MAX_RETRIES"], cfg["JOB_RETRY_BACKOFF"])
+
+
+def honour_retry_after(job, exc_type, exc_value, traceback) -> bool:
+    """Worker exception handler: an exception carrying ``retry_after`` (a Graph API 429 with
+    Retry-After, an effect still leased by another attempt) pushes the next retry back at least
+    that long.
+
+    RQ calls handlers before it schedules the retry, and reads the wait from
+    ``retry_intervals[len - retries_left]`` (right-aligned); only that slot is raised, so later
+    retries keep their own waits.
+    """
+    wait = getattr(exc_value, "retry_after", None)
+    intervals = job.retry_intervals
+    if wait and job.retries_left and intervals:
+        index = max(len(intervals) - job.retries_left, 0)
+        intervals[index] = max(intervals[index], math.ceil(wait))
+    return True  # let the next handler (RQ's default: failed registry / retry) run
 
 
 def queue(connection, name: str = DEFAULT) -> Queue:
@@ -81,10 +110,26 @@ class FlowgateWorker(HerokuWorker):
     imminent_shutdown_delay = 20
 
 
-def build_worker(connection, queue_names=QUEUES, name: str | None = None) -> FlowgateWorker:
+def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
+                 maintenance_interval: int = 600, job_monitoring_interval: int = 30,
+                 worker_ttl: int = 420) -> FlowgateWorker:
+    """Recovery after a worker is SIGKILLed depends on three RQ timings (rq-redis-heroku.md):
+
+    - a job is declared abandoned ``job_monitoring_interval`` + 60 s after its last heartbeat;
+    - a worker looks for abandoned jobs, and takes over a dead worker's scheduler lock (which
+      expires 61 s after the dead worker last refreshed it), at most every ``maintenance_interval``;
+    - an idle worker only gets to that check when its blocking dequeue returns, every
+      ``worker_ttl`` - 15 s.
+    """
+    for module in JOB_MODULES:
+        importlib.import_module(module)
     return FlowgateWorker(
         [queue(connection, n) for n in queue_names],
         connection=connection,
         serializer=JSONSerializer,
         name=name,
+        exception_handlers=[honour_retry_after],
+        maintenance_interval=maintenance_interval,
+        job_monitoring_interval=job_monitoring_interval,
+        worker_ttl=worker_ttl,
     )

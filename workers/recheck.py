@@ -66,3 +66,8 @@ def recheck_unverified(token: str) -> dict:
     if waiting:
         raise StillUnavailable(f"{len(waiting)} value(s) still unverified for token {short(token)}")
     return settled
+
+
+def after_completion(submission_id: str, token: str | None):
+    """Post-completion job (workers.completion.POST_COMPLETION_JOBS)."""
+    return schedule(current_app.extensions["redis"], token) if token else None

@@ -101,8 +101,10 @@ def completed_since(origin_session: dict, wa_id: str) -> bool:
     """A completion we could not tie to a token still counts: the user's last completion of this
     flow, recorded by the completion job, is newer than the ladder's start."""
     contacts = _ext("contacts")
-    at = contacts.last_completion(wa_id, origin_session.get("flow", ""))
-    return at is not None and at >= float(origin_session.get("created_at", "0"))
+    started = float(origin_session.get("created_at", "0"))
+    # "*": a completion that named no flow we know (no token, no matching context.id).
+    return any((at or 0) >= started for at in (contacts.last_completion(wa_id, origin_session.get("flow", "")),
+                                                contacts.last_completion(wa_id, "*")))
 
 
 def recovery_step(origin: str, step_name: str) -> str:
@@ -207,6 +209,13 @@ def on_completed(token: str) -> None:
     ladder = [s for s in root.get("ladder", "").split(",") if s]
     if ladder:
         cancel_ladder(redis, origin, ladder)
+
+
+def after_completion(submission_id: str, token: str | None) -> str:
+    """Post-completion job (workers.completion.POST_COMPLETION_JOBS)."""
+    if token:
+        on_completed(token)
+    return "done"
 
 
 def fallback(token: str, reason: str) -> str:

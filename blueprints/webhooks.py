@@ -1,0 +1,69 @@
+"""GET|POST /webhooks/whatsapp: Meta's verification handshake and the signed event stream.
+
+Thin on purpose: check, parse (``flows.webhook``), store as jobs (``workers.intake``), answer. A 200
+means every event of the body is safely in Redis; anything else makes Meta redeliver (7 days).
+
+| status | when |
+| 200 | GET handshake; POST stored (or all duplicates) |
+| 400 | body not JSON / not a WhatsApp Business webhook envelope |
+| 401 / 403 | X-Hub-Signature-256 absent / wrong; GET with a wrong verify token |
+| 413 | body over 3 MB (Meta's limit) |
+| 503 | Redis could not take the events |
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+
+from flows.signing import HEADER
+from flows.webhook import EnvelopeError, parse
+from workers.intake import accept
+from workers.queues import retry_from
+
+bp = Blueprint("webhooks", __name__)
+# Meta's webhook payloads are at most 3 MB (protocol doc 5.1). Set per request: Flask's default
+# config already holds MAX_CONTENT_LENGTH=None, so app.py's setdefault does not apply a limit.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+log = logging.getLogger("flowgate.webhooks")
+
+
+@bp.get("/webhooks/whatsapp")
+def verify():
+    expected = current_app.config["WHATSAPP_VERIFY_TOKEN"]
+    given = request.args.get("hub.verify_token", "")
+    if (request.args.get("hub.mode") == "subscribe" and expected
+            and hmac.compare_digest(given.encode(), expected.encode())):
+        return Response(request.args.get("hub.challenge", ""), status=200, mimetype="text/plain")
+    log.warning("webhook verification refused (mode=%s)", request.args.get("hub.mode", "-")[:20])
+    return Response("", status=403, mimetype="text/plain")
+
+
+@bp.post("/webhooks/whatsapp")
+def receive():
+    request.max_content_length = MAX_BODY_BYTES
+    raw = request.get_data(cache=False)  # raises 413 past the limit
+    verifier = current_app.extensions["verifier"]
+    if verifier.enabled:
+        header = request.headers.get(HEADER)
+        if not header:
+            log.warning("webhook without %s", HEADER)
+            return jsonify(error="signature missing"), 401
+        if not verifier.check(header, raw):
+            log.warning("webhook signature mismatch (%d bytes)", len(raw))
+            return jsonify(error="signature mismatch"), 403
+    try:
+        items, ignored = parse(raw)
+    except EnvelopeError as exc:
+        log.warning("webhook refused: %s (%d bytes)", exc, len(raw))
+        return jsonify(error="bad webhook", description=str(exc)), 400
+    cfg = current_app.config
+    try:
+        result = accept(current_app.extensions["redis"], items, retry_from(cfg), cfg["WEBHOOK_DEDUPE_SECONDS"])
+    except RedisError as exc:
+        log.error("webhook not stored, Redis unavailable (%s): answering 503 so Meta redelivers",
+                  type(exc).__name__)
+        return jsonify(error="storage unavailable"), 503
+    return jsonify(enqueued=result.enqueued, duplicates=result.duplicates, ignored=ignored), 200

@@ -1,0 +1,75 @@
+"""Webhook bodies as Meta sends them (protocol doc 7.1, 5.3), and a signed POST helper."""
+from __future__ import annotations
+
+import itertools
+import json
+
+from flows.signing import HEADER, sign
+
+PHONE_NUMBER_ID = "106540352242922"
+USER = "16505551234"
+_ids = itertools.count(1)
+
+
+def new_wamid() -> str:
+    # Real wamids are base64 with "=", "/" and "+": job ids must survive them.
+    return f"wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz+/{next(_ids):06d}AA=="
+
+
+def envelope(*changes) -> dict:
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": list(changes)}]}
+
+
+def messages_change(messages=(), statuses=()) -> dict:
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+             "contacts": [{"profile": {"name": "Jane"}, "wa_id": USER}]}
+    if messages:
+        value["messages"] = list(messages)
+    if statuses:
+        value["statuses"] = list(statuses)
+    return {"field": "messages", "value": value}
+
+
+def completion(wamid: str | None = None, token: str | None = "fg_token", values: dict | None = None,
+               context_id: str | None = "wamid.flow-message", response_json: str | None = None,
+               user: str = USER) -> dict:
+    params = dict(values or {"member_id": "MEM123"})
+    if token is not None:
+        params["flow_token"] = token
+    message = {"from": user, "id": wamid or new_wamid(), "timestamp": "1749416383", "type": "interactive",
+               "interactive": {"type": "nfm_reply", "nfm_reply": {
+                   "name": "flow", "body": "Sent",
+                   "response_json": response_json if response_json is not None else json.dumps(params)}}}
+    if context_id:
+        message["context"] = {"from": "15550001111", "id": context_id}
+    return message
+
+
+def text_message(body: str = "hello", wamid: str | None = None, user: str = USER,
+                 timestamp: str = "1749416000") -> dict:
+    return {"from": user, "id": wamid or new_wamid(), "timestamp": timestamp, "type": "text",
+            "text": {"body": body}}
+
+
+def status(wamid: str, state: str = "delivered", code: int | None = None, callback: str | None = None) -> dict:
+    entry = {"id": wamid, "status": state, "timestamp": "1749416400", "recipient_id": USER}
+    if code is not None:
+        entry["errors"] = [{"code": code, "title": "error", "error_data": {"details": "x"}}]
+    if callback:
+        entry["biz_opaque_callback_data"] = callback
+    return entry
+
+
+def flows_change(event: str = "ENDPOINT_ERROR_RATE", **value) -> dict:
+    body = {"event": event, "message": "Flow endpoint error rate", "flow_id": "8432", **value}
+    return {"field": "flows", "value": body}
+
+
+def body_of(*changes) -> bytes:
+    return json.dumps(envelope(*changes)).encode()
+
+
+def signed_headers(raw: bytes, secret: str) -> dict:
+    return {HEADER: sign(secret, raw), "Content-Type": "application/json"}

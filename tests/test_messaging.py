@@ -1,0 +1,110 @@
+"""Cloud API message shapes (protocol doc 8.1/8.2) through the Graph stand-in, and the console channel."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app import create_app
+from messaging import cloud
+from messaging.cloud import CloudChannel
+from messaging.console import ConsoleChannel
+from messaging.graph import PERMANENT, GraphClient, GraphError
+from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
+
+PHONE_ID = "106540352242922"
+
+
+@pytest.fixture
+def graph():
+    with GraphStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def cloud_app(app_config, graph):
+    return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+                       "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID})
+
+
+def test_text_goes_to_the_numbers_messages_edge(graph):
+    channel = CloudChannel(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID))
+    wamid = channel.send("16505551234", cloud.text("Thanks!"), callback="confirm:x")
+    assert wamid.startswith("wamid.")
+    (request,) = graph.matching("POST", f"/v23.0/{PHONE_ID}/messages")
+    assert request.json() == {"messaging_product": "whatsapp", "recipient_type": "individual",
+                              "to": "16505551234", "type": "text",
+                              "text": {"body": "Thanks!", "preview_url": False},
+                              "biz_opaque_callback_data": "confirm:x"}
+
+
+def test_flow_message_navigate_shape():
+    message = cloud.flow(flow_token="fg_t", flow_id="1234", cta="Check membership", body="Hi",
+                         header="Members", footer="Flowgate", screen="MEMBER_LOOKUP", data={"k": "v"})
+    assert message == {"type": "interactive", "interactive": {
+        "type": "flow", "header": {"type": "text", "text": "Members"}, "body": {"text": "Hi"},
+        "footer": {"text": "Flowgate"},
+        "action": {"name": "flow", "parameters": {
+            "flow_message_version": "3", "flow_token": "fg_t", "flow_id": "1234", "flow_cta": "Check membership",
+            "flow_action": "navigate", "mode": "published",
+            "flow_action_payload": {"screen": "MEMBER_LOOKUP", "data": {"k": "v"}}}}}}
+
+
+def test_flow_message_data_exchange_by_name_has_no_payload():
+    params = cloud.flow(flow_token="t", flow_name="member_check", cta="Go", body="b",
+                        action="data_exchange")["interactive"]["action"]["parameters"]
+    assert params["flow_name"] == "member_check" and "flow_id" not in params
+    assert params["flow_action"] == "data_exchange" and "flow_action_payload" not in params
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"flow_id": "1", "flow_name": "x"}, {}, {"flow_id": "1", "action": "data_exchange", "screen": "S"},
+    {"flow_id": "1", "action": "open"},
+])
+def test_flow_message_refuses_contradictions(kwargs):
+    with pytest.raises(ValueError):
+        cloud.flow(flow_token="t", cta="Go", body="b", **kwargs)
+
+
+def test_template_with_a_flow_button():
+    message = cloud.template(name="member_check_v1", language="en_US", flow_token="fg_t",
+                             flow_action_data={"prefill": "MEM"}, body_parameters=["Jane"])
+    assert message["template"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "text": "Jane"}]},
+        {"type": "button", "sub_type": "flow", "index": "0",
+         "parameters": [{"type": "action", "action": {"flow_token": "fg_t",
+                                                      "flow_action_data": {"prefill": "MEM"}}}]}]
+
+
+def test_sender_issues_the_session_and_remembers_the_wamid(cloud_app, graph):
+    ext = cloud_app.extensions
+    with cloud_app.app_context():
+        wamid = ext["sender"].flow("16505551234", flow_token="fg_abc", session_flow="member_check",
+                                   flow_name="member_check", cta="Open", body="Please fill in")
+    assert ext["sessions"].get("fg_abc")["state"] == "sent"
+    assert ext["sender"].correlation.token_for(wamid) == "fg_abc"
+    assert graph.sent_messages()[0]["interactive"]["action"]["parameters"]["flow_token"] == "fg_abc"
+
+
+def test_sender_raises_classified_errors(cloud_app, graph):
+    graph.fail_next(400, graph_error(131026))
+    with pytest.raises(GraphError) as info:
+        cloud_app.extensions["sender"].text("16505551234", "hi")
+    assert info.value.kind == PERMANENT
+
+
+def test_console_channel_without_an_access_token(app, caplog):
+    sender = app.extensions["sender"]
+    assert sender.channel_name == "console"
+    with caplog.at_level(logging.INFO, logger="flowgate.console"):
+        wamid = sender.text("16505551234", "Thanks for your answers")
+    (entry,) = ConsoleChannel(app.extensions["redis"]).outbox()
+    assert entry["id"] == wamid and entry["body"]["text"]["body"] == "Thanks for your answers"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "165******34" in logged and "16505551234" not in logged and "Thanks" not in logged
+
+
+def test_console_outbox_cli(app):
+    app.extensions["sender"].text("16505551234", "one")
+    result = app.test_cli_runner().invoke(args=["messages", "console"])
+    assert result.exit_code == 0 and '"body": "one"' in result.output

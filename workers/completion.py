@@ -1,0 +1,212 @@
+"""Jobs for a completed Flow (an ``nfm_reply`` webhook): store it, close the session, tell the
+business, thank the user — each side effect exactly once however often the job runs.
+
+Runs in a forked RQ horse with the app context of ``flask worker``; reaches Redis, the session
+store and the sender through ``current_app``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import requests
+from flask import current_app
+from rq.exceptions import DuplicateJobError
+
+from flows.correlation import Correlation
+from flows.redact import phone, wamid
+from flows.sessions import short
+from flows.signing import sign
+from flows.submissions import SubmissionStore, submission_id
+from flows.webhook import digest
+from messaging import fallback
+from messaging.graph import RETRYABLE, GraphError
+from workers.effects import RESEND, SKIP, Effects
+from workers.queues import LOW, enqueue, retry_from
+from workers.recovery import metric
+
+log = logging.getLogger("flowgate.completion")
+
+# Jobs enqueued after a session is marked completed, by dotted path, each called as
+# ``f(submission_id, flow_token)`` (token may be None). Validation (issue 3) appends its
+# background re-check of values accepted unverified here.
+POST_COMPLETION_JOBS: list[str] = [
+    "workers.recovery.after_completion",  # the chain is recovered, its pending steps cancelled
+    "workers.recheck.after_completion",  # values accepted unverified are checked again
+]
+
+# Any state a Flow can be completed from; ``completed`` itself is left alone (endpoint SUCCESS
+# usually got there first).
+COMPLETABLE = ("sent", "opened", "in_progress", "failed", "abandoned", "recovering", "recovered")
+UNUSED_TOKEN = "unused"  # what Meta puts in when the sender gave no token (protocol doc 9)
+SIGNATURE_HEADER = "X-Flowgate-Signature-256"
+
+
+class ForwardFailed(Exception):
+    """The business's system did not take the submission; nothing to undo, RQ retries."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def parse_response(message: dict) -> tuple[dict | None, str | None]:
+    """(response_json decoded, None) or (None, what is wrong with it)."""
+    reply = (message.get("interactive") or {}).get("nfm_reply") or {}
+    raw = reply.get("response_json")
+    if not isinstance(raw, str):
+        return None, "response_json missing or not a string"
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, "response_json is not JSON"
+    if not isinstance(value, dict):
+        return None, "response_json is not an object"
+    return value, None
+
+
+def process_completion(message: dict, phone_number_id: str | None = None, extra: dict | None = None) -> dict:
+    ext, cfg = current_app.extensions, current_app.config
+    redis, sessions = ext["redis"], ext["sessions"]
+    correlation = Correlation(redis, sessions)
+    msg_id, user = message["id"], message["from"]
+    response, problem = parse_response(message)
+
+    # Correlate: the token in the reply, else the Flow message this reply answers (context.id).
+    token, via = (response or {}).get("flow_token"), "flow_token"
+    if not isinstance(token, str) or not token or token == UNUSED_TOKEN:
+        context = message.get("context") if isinstance(message.get("context"), dict) else {}
+        token, via = correlation.token_for(context.get("id")), "context"
+    session = _complete_session(sessions, correlation, token, msg_id) if token else None
+
+    sid = submission_id(msg_id)
+    received_at = _float(message.get("timestamp")) or time.time()
+    SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"]).save({
+        "id": sid, "message_id": msg_id, "from": user, "phone_number_id": phone_number_id,
+        "flow_token": token, "correlated_by": via if token else None,
+        "flow": (session or {}).get("flow"), "session_known": bool(session and session.get("known")),
+        "received_at": received_at, "response": response, "problem": problem,
+        "raw": None if response is not None else str(
+            ((message.get("interactive") or {}).get("nfm_reply") or {}).get("response_json"))[:65536],
+    })
+    # The nfm_reply is itself an inbound message: it opens the 24 h window (its text is form data:
+    # not kept with the contact).
+    contacts = ext["contacts"]
+    contacts.inbound(user, msg_id, received_at, "nfm_reply")
+    # Kept per user and flow: a completion that could not be tied to a token still stops recovery.
+    contacts.record_completion(user, (session or {}).get("flow") or "*", received_at)
+    log.info("completion %s from %s token=%s via=%s session=%s submission=%s", wamid(msg_id), phone(user),
+             short(token), via if token else "-", (session or {}).get("state", "unknown"), sid)
+    if problem:
+        # Nothing the user or a retry can fix: stored for a human, not forwarded, not confirmed.
+        log.warning("completion %s: %s; stored as %s, not forwarded or confirmed", wamid(msg_id), problem, sid)
+        return {"submission": sid, "problem": problem}
+
+    _enqueue_follow_ups(redis, cfg, sid, token)
+    confirmation = _confirm(ext, cfg, user, msg_id, token, phone_number_id)
+    return {"submission": sid, "flow_token": token, "confirmation": confirmation}
+
+
+def _complete_session(sessions, correlation, token: str, msg_id: str) -> dict:
+    prev = sessions.move(token, "completed", COMPLETABLE, event="completed",
+                         detail=f"webhook {wamid(msg_id)}")
+    current = sessions.get(token)
+    if prev and current:  # endpoint SUCCESS usually counted it already (then prev is None)
+        metric(current.get("flow", "-"), "completed", token=token)
+    if current is None:
+        # A Flow sent by another tool: close the token anyway so the endpoint answers 427 to it.
+        correlation.issue(token, "", state="completed", wamid=msg_id)
+        return {"state": "completed", "known": False}
+    return {**current, "known": True, "previous": prev}
+
+
+def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
+    """Unique job ids: a retried completion job does not enqueue them again."""
+    jobs = [(path, f"post-{digest(path)[:10]}-{sid}", (sid, token)) for path in POST_COMPLETION_JOBS]
+    if cfg["COMPLETION_FORWARD_URL"]:
+        jobs.append(("workers.completion.forward_submission", f"forward-{sid}", (sid,)))
+    for path, job_id, args in jobs:
+        try:
+            enqueue(redis, path, *args, queue_name=LOW, job_id=job_id, retry=retry_from(cfg))
+        except DuplicateJobError:
+            pass
+
+
+def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str | None) -> str:
+    sender, sessions, redis = ext["sender"], ext["sessions"], ext["redis"]
+    key = f"confirm:{msg_id}"
+
+    def send() -> dict:
+        try:
+            # Reply from the number the user wrote to (protocol doc 7.1).
+            sent = sender.text(to, cfg["CONFIRMATION_TEXT"], callback=key, sender_id=sender_id)
+        except GraphError as exc:
+            if exc.kind == RETRYABLE:
+                raise  # released by Effects, retried by RQ after at least exc.retry_after
+            return {"failed": exc.kind, "code": exc.code, "status": exc.status}
+        return {"wamid": sent, "channel": sender.channel_name}
+
+    outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
+        key, send, safe_to_retry=(GraphError,), when_lost=SKIP)
+    result = outcome.result or {}
+    if outcome.state == "performed" and "failed" in result:
+        if token:
+            sessions.note(token, "confirmation_failed", f"{result['failed']} code {result['code']}")
+        fallback.hand_over(redis, sessions, reason=result["failed"], to=to, token=token,
+                           message_id=msg_id, code=result["code"])
+        return result["failed"]
+    if outcome.state == "performed":
+        if token:
+            sessions.note(token, "confirmation_sent", f"{result['channel']} {wamid(result['wamid'])}")
+        return "sent"
+    if outcome.state == "lost":
+        # A worker died while sending: Meta may or may not have it. Never resend blindly.
+        log.warning("completion %s: confirmation outcome unknown (an earlier attempt died mid-send)",
+                    wamid(msg_id))
+        fallback.hand_over(redis, sessions, reason="unknown_outcome", to=to, token=token, message_id=msg_id)
+        return "unknown"
+    log.info("completion %s: confirmation already %s by an earlier run", wamid(msg_id), outcome.state)
+    return f"already_{outcome.state}"
+
+
+def forward_submission(sid: str) -> str:
+    """POST the submission to COMPLETION_FORWARD_URL, signed (HMAC-SHA256 of the body with
+    COMPLETION_FORWARD_SECRET) and carrying ``Idempotency-Key``: after a worker died mid-POST it is
+    sent again with the same key, so the receiver can drop the duplicate."""
+    ext, cfg = current_app.extensions, current_app.config
+    document = SubmissionStore(ext["redis"], cfg["SUBMISSION_RETENTION_SECONDS"]).get(sid)
+    url = cfg["COMPLETION_FORWARD_URL"]
+    if document is None or not url:
+        log.warning("forward %s skipped: %s", sid, "submission expired" if url else "no URL configured")
+        return "skipped"
+    body = json.dumps({k: document.get(k) for k in (
+        "id", "message_id", "from", "flow_token", "flow", "received_at", "response")}).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": sid}
+    if cfg["COMPLETION_FORWARD_SECRET"]:
+        headers[SIGNATURE_HEADER] = sign(cfg["COMPLETION_FORWARD_SECRET"], body)
+
+    def post() -> dict:
+        try:
+            resp = requests.post(url, data=body, headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            raise ForwardFailed(f"network: {type(exc).__name__}") from None
+        if resp.status_code >= 500 or resp.status_code in (408, 429):
+            raise ForwardFailed(f"HTTP {resp.status_code}", _float(resp.headers.get("Retry-After")))
+        return {"status": resp.status_code}
+
+    outcome = Effects(ext["redis"], cfg["EFFECT_LEASE_SECONDS"]).once(
+        f"forward:{document['message_id']}", post, safe_to_retry=(ForwardFailed,), when_lost=RESEND)
+    status = (outcome.result or {}).get("status")
+    if outcome.state == "performed" and status and status >= 400:
+        # The receiver refused this document (4xx): resending the same bytes will not change that.
+        log.error("forward %s rejected with HTTP %s; not retried", sid, status)
+        return "rejected"
+    return "forwarded" if outcome.state == "performed" else f"already_{outcome.state}"
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

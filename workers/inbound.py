@@ -1,0 +1,118 @@
+"""Jobs for the rest of the webhook: inbound user messages, delivery statuses, ``flows`` events.
+
+Each is idempotent on its own terms: the contact's window only moves forward, a status is a field
+set to the same value, an event is recorded once because intake deduplicates it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import current_app
+from rq.exceptions import DuplicateJobError
+
+from flows.correlation import Correlation
+from flows.redact import phone, wamid
+from messaging import fallback
+from messaging.graph import classify
+from workers.conversation import handle_reply
+from workers.queues import HIGH, enqueue
+from workers.recovery import job_id
+
+log = logging.getLogger("flowgate.inbound")
+
+FLOW_EVENTS = "fg:flows:events"
+FLOW_EVENTS_LENGTH = 1000
+STATUS_KEEP_SECONDS = 8 * 24 * 3600
+
+
+def message_text(message: dict) -> str | None:
+    """The words the user typed or tapped (what STOP / opt-out detection reads), else None."""
+    kind = message.get("type")
+    if kind == "text":
+        return str((message.get("text") or {}).get("body") or "")
+    if kind == "button":  # a template quick-reply button
+        return str((message.get("button") or {}).get("text") or "")
+    if kind == "interactive":
+        interactive = message.get("interactive") or {}
+        reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
+        return str(reply.get("title") or "") if reply else None
+    return None
+
+
+def record_inbound(message: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
+    """Any user message opens or refreshes the 24 h customer-service window (protocol doc 8.3)."""
+    at = _float(message.get("timestamp")) or time.time()
+    text = message_text(message)
+    current_app.extensions["contacts"].inbound(message["from"], message["id"], at, message.get("type", ""), text)
+    log.info("inbound %s %s from %s", message.get("type"), wamid(message["id"]), phone(message["from"]))
+    # A reply to a recovery or fallback message (or a STOP) is answered by the conversation logic.
+    return handle_reply("cloud", message["from"], text, button_id(message), message["id"])
+
+
+def button_id(message: dict) -> str | None:
+    """The id of the quick-reply button tapped (our recovery messages use resume / stop)."""
+    interactive = message.get("interactive") or {}
+    reply = interactive.get("button_reply") if isinstance(interactive, dict) else None
+    if isinstance(reply, dict) and reply.get("id"):
+        return str(reply["id"])[:40]
+    button = message.get("button") or {}
+    return str(button.get("payload"))[:40].lower() if isinstance(button, dict) and button.get("payload") else None
+
+
+def record_status(status: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
+    """sent / delivered / read / failed for a message we sent; a failure goes to the fallback."""
+    ext = current_app.extensions
+    redis, sessions = ext["redis"], ext["sessions"]
+    msg_id, state = status["id"], status["status"]
+    key = f"fg:status:{msg_id}"
+    pipe = redis.pipeline()
+    pipe.hset(key, state, str(status.get("timestamp") or time.time()))
+    if status.get("biz_opaque_callback_data"):
+        pipe.hset(key, "callback", str(status["biz_opaque_callback_data"])[:512])
+    pipe.expire(key, STATUS_KEEP_SECONDS)
+    pipe.execute()
+    if state != "failed":
+        return state
+    errors = status.get("errors") if isinstance(status.get("errors"), list) else []
+    error = errors[0] if errors and isinstance(errors[0], dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    token = Correlation(redis, sessions).token_for(msg_id)
+    if token and (sessions.get(token) or {}).get("phone"):
+        # The Flow message itself failed: one fallback per session, by the channel rules.
+        try:
+            enqueue(redis, "workers.recovery.fallback", token, "delivery_failed", queue_name=HIGH,
+                    job_id=job_id("fb", token))
+        except DuplicateJobError:
+            pass
+    fallback.hand_over(redis, sessions, reason="failed_status", to=status.get("recipient_id"), token=token,
+                       message_id=msg_id, code=code,
+                       detail=" ".join(filter(None, [classify(400, code), status.get("biz_opaque_callback_data")])))
+    return "failed"
+
+
+def record_flow_event(value: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
+    """Endpoint health alerts and Flow status changes, kept (capped) for the dashboard."""
+    extra = extra or {}
+    event = {"at": round(time.time(), 3), "waba_id": extra.get("waba_id"), "time": extra.get("time"), **value}
+    redis = current_app.extensions["redis"]
+    pipe = redis.pipeline()
+    pipe.lpush(FLOW_EVENTS, json.dumps(event))
+    pipe.ltrim(FLOW_EVENTS, 0, FLOW_EVENTS_LENGTH - 1)
+    pipe.execute()
+    level = logging.WARNING if value.get("alert_state") == "ACTIVATED" else logging.INFO
+    log.log(level, "flows event %s flow=%s state=%s", value.get("event"), value.get("flow_id"),
+            value.get("alert_state") or value.get("new_status") or "-")
+    return str(value.get("event"))
+
+
+def flow_events(redis, limit: int = 50) -> list[dict]:
+    return [json.loads(x) for x in redis.lrange(FLOW_EVENTS, 0, limit - 1)]
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
