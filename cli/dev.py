@@ -38,6 +38,8 @@ def main() -> int:
         subprocess.Popen([str(bin_dir / "flask"), "--app", "app", "worker"], cwd=ROOT, env=env),
     ]
     print(f"\nFlowgate is running at http://127.0.0.1:{port}  (endpoint: /flows/<flow_name>)")
+    print(f"Dashboard: http://127.0.0.1:{port}/dashboard   "
+          f"Playground: http://127.0.0.1:{port}/playground/member_check")
     print("Try the demo flow in another terminal:  make demo")
     print("Ctrl-C stops everything.\n", flush=True)
 
