@@ -149,6 +149,24 @@ class LiveServer(ServedApp):
 
 
 @pytest.fixture
+def graph():
+    """Meta's Graph API, played by a loopback server (tests/standins/graph.py)."""
+    from standins.graph import GraphStandIn
+
+    with GraphStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def wasender():
+    """WASenderApi, played by a loopback server (tests/standins/wasender.py)."""
+    from standins.wasender import WASenderStandIn
+
+    with WASenderStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
 def live_server(app):
     with LiveServer(app) as server:
         yield server

@@ -15,7 +15,7 @@ from flows.contacts import Contacts
 from flows.submissions import submission_id
 from messaging import fallback
 from messaging.graph import GraphError
-from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
+from standins.graph import ACCESS_TOKEN, graph_error
 from standins.meta_webhooks import USER, completion, new_wamid, status, text_message
 from standins.receiver import ReceiverStandIn
 from workers import completion as completion_jobs
@@ -24,12 +24,6 @@ from workers.queues import LOW
 
 API_TOKEN = "api-token-xyz"
 FORWARD_SECRET = "forward-secret-123"
-
-
-@pytest.fixture
-def graph():
-    with GraphStandIn() as standin:
-        yield standin
 
 
 @pytest.fixture

@@ -7,15 +7,9 @@ import pytest
 
 from app import create_app
 from flows import keys
-from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
+from standins.graph import ACCESS_TOKEN, graph_error
 
 PHONE_ID = "109876543210"
-
-
-@pytest.fixture
-def graph():
-    with GraphStandIn() as standin:
-        yield standin
 
 
 @pytest.fixture

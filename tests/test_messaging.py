@@ -10,15 +10,9 @@ from messaging import cloud
 from messaging.cloud import CloudChannel
 from messaging.console import ConsoleChannel
 from messaging.graph import PERMANENT, GraphClient, GraphError
-from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
+from standins.graph import ACCESS_TOKEN, graph_error
 
 PHONE_ID = "106540352242922"
-
-
-@pytest.fixture
-def graph():
-    with GraphStandIn() as standin:
-        yield standin
 
 
 @pytest.fixture

@@ -14,24 +14,12 @@ from app import create_app
 from conftest import APP_SECRET, LiveServer, wait_for
 from flows.simulator import FlowClient
 from procs import Workers
-from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
-from standins.wasender import API_KEY, WASenderStandIn
+from standins.graph import ACCESS_TOKEN, graph_error
+from standins.wasender import API_KEY
 from workers.queues import QUEUES, queue
 
 PHONE = "15550001234"
 API = "test-api-token"
-
-
-@pytest.fixture
-def graph():
-    with GraphStandIn() as g:
-        yield g
-
-
-@pytest.fixture
-def wasender():
-    with WASenderStandIn() as w:
-        yield w
 
 
 @pytest.fixture

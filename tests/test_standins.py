@@ -2,13 +2,7 @@
 import pytest
 
 from messaging.graph import NEEDS_TEMPLATE, PERMANENT, RETRYABLE, GraphClient, GraphError
-from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
-
-
-@pytest.fixture
-def graph():
-    with GraphStandIn() as standin:
-        yield standin
+from standins.graph import ACCESS_TOKEN, graph_error
 
 
 def test_send_returns_a_wamid(graph):

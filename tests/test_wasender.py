@@ -10,12 +10,6 @@ from messaging.wasender import WASenderClient, WASenderError, signature_ok
 from standins.wasender import API_KEY, WASenderStandIn
 
 
-@pytest.fixture
-def wasender():
-    with WASenderStandIn() as standin:
-        yield standin
-
-
 def make_client(standin, redis_client, per_second=100.0):
     return WASenderClient(f"{standin.url}/api", API_KEY, redis_client, per_second, timeout=2)
 

@@ -34,12 +34,6 @@ WAMID_OK = {"messaging_product": "whatsapp", "messages": [{"id": "wamid.slow-but
 
 
 @pytest.fixture
-def graph():
-    with GraphStandIn() as standin:
-        yield standin
-
-
-@pytest.fixture
 def app(app_config, graph):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
                        "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "JOB_RETRY_BACKOFF": (1,), "JOB_MAX_RETRIES": 3,
