@@ -38,12 +38,22 @@ def init_app(app) -> None:
     app.extensions["contacts"] = Contacts(app.extensions["redis"], cfg["STOP_WORDS"])
     app.extensions["intents"] = Intents(extra_stop_words=cfg["STOP_WORDS"])
     default_ladder = Ladder.from_spec(cfg["RECOVERY_STEPS"])
-    # A flow may carry its own ladder (``flow.recovery``); the rest share the configured one.
-    ladders = lambda flow: getattr(registry.get(flow) if isinstance(flow, str) else flow,  # noqa: E731
-                                   "recovery", None) or default_ladder
+    default_quiet = QuietHours.parse(cfg["QUIET_HOURS"])
+
+    def _flow(flow):
+        return registry.get(flow) if isinstance(flow, str) else flow
+
+    # A flow may carry its own ladder (``flow.recovery``, a Ladder) and quiet hours
+    # (``flow.quiet_hours``, e.g. "20:00-09:00"); the rest share the configured ones.
+    def ladders(flow):
+        return getattr(_flow(flow), "recovery", None) or default_ladder
+
+    def quiet_hours(flow):
+        return QuietHours.parse(getattr(_flow(flow), "quiet_hours", None)) or default_quiet
+
     settings = {
         "start": cfg["RECOVERY_START"],
-        "quiet": QuietHours.parse(cfg["QUIET_HOURS"]),
+        "quiet": quiet_hours,
         "timezone": cfg["DEFAULT_TIMEZONE"],
         "give_up_after": parse_duration(cfg["RECOVERY_GIVE_UP_AFTER"]),
     }

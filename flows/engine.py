@@ -19,6 +19,8 @@ from flows.sessions import SessionStore, short
 log = logging.getLogger("flowgate.endpoint")
 
 GENERIC_ERROR = "Something went wrong on our side. Please try again."
+# A session whose checks could not be answered this many times gets one fallback message.
+LOOKUP_FAILURES_BEFORE_FALLBACK = 3
 UNKNOWN_STEP = "This step isn't available any more. Please start again from here."
 REFUSALS = {
     "completed": "You have already completed this form. Thank you!",
@@ -50,6 +52,8 @@ class Hooks:
     def client_error(self, flow: str, token: str, error_key: str) -> None: ...
 
     def refused(self, flow: str, token: str, state: str) -> None: ...
+
+    def lookups_failing(self, flow: str, token: str) -> None: ...
 
 
 class Engine:
@@ -107,6 +111,8 @@ class Engine:
             log.exception("flow=%s token=%s screen=%s handler raised", flow.name,
                           short(req.flow_token), req.screen)
             return self._reply(flow, req, Screen(here, error_message=GENERIC_ERROR), "handler_error")
+        if ctx.lookup_failures == LOOKUP_FAILURES_BEFORE_FALLBACK:
+            self.hooks.lookups_failing(flow.name, req.flow_token)
         return self._reply(flow, req, result, "screen")
 
     def _reply(self, flow: Flow, req: FlowRequest, result, event: str) -> Outcome:

@@ -28,6 +28,7 @@ class Context:
     deadline: object = None  # flows.budget.Deadline, set by the engine
     sessions: object = None  # flows.sessions.SessionStore, None when the request has no token
     _carried: dict | None = None
+    lookup_failures: int = 0  # closed-policy lookups this session could not answer, so far
 
     @property
     def data(self) -> dict:
@@ -43,6 +44,13 @@ class Context:
         if self._carried is None:
             self._carried = self.sessions.carried(self.token) if self.sessions and self.token else {}
         return self._carried
+
+    def lookup_unavailable(self) -> int:
+        """Count a lookup that failed closed for this session (the engine hands a session that
+        keeps failing to the fallback); returns the session's count."""
+        if self.sessions and self.token:
+            self.lookup_failures = self.sessions.count_lookup_failure(self.token)
+        return self.lookup_failures
 
     def carry(self, **values) -> None:
         """Keep values on the session: later screens and a recovery resend's prefill read them."""

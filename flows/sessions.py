@@ -197,6 +197,9 @@ class SessionStore:
         pipe.ltrim(timeline, -TIMELINE_LENGTH, -1)
         pipe.execute()
 
+    def count_lookup_failure(self, token: str) -> int:
+        return int(self.redis.hincrby(self.key(token), "lookup_failures", 1))
+
     def get(self, token: str) -> dict | None:
         raw = self.redis.hgetall(self.key(token))
         return {_s(k): _s(v) for k, v in raw.items()} if raw else None

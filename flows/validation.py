@@ -196,6 +196,8 @@ class Form:
                 unavailable = True
         result.snackbar = self._snackbar(result, unavailable)
         _count_failures(ctx, result)
+        if unavailable:
+            ctx.lookup_unavailable()
         return result
 
     def _snackbar(self, result: Result, unavailable: bool = False) -> str | None:

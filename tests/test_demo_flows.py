@@ -291,3 +291,21 @@ def test_a_closed_day_has_no_slots(served, api):
     reply = client("appointment").exchange("tok-a5", "BOOK", {"step": "day_chosen", "date": day})
     assert reply.data["date_error"] == "No free times that day; please pick another"
     assert reply.data["show_slots"] is False
+
+
+def test_a_member_api_that_keeps_failing_hands_the_session_to_the_fallback(served, api):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from workers.recovery import job_id
+
+    app, client = served()
+    api.behave("500")
+    redis = app.extensions["redis"]
+    for attempt in range(1, 4):
+        reply = client("member_check").exchange("tok-fb", "MEMBER_LOOKUP", {"member_id": "VIP999"})
+        assert reply.data["member_id_error"] == "We can't check this right now"
+        queued = Job.exists(job_id("fb", "tok-fb"), connection=redis)
+        assert queued == (attempt == 3), attempt  # the third closed failure, not before
+    job = Job.fetch(job_id("fb", "tok-fb"), connection=redis, serializer=JSONSerializer)
+    assert job.func_name == "workers.recovery.fallback" and job.args == ["tok-fb", "lookup_unavailable"]

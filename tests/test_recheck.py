@@ -45,6 +45,12 @@ def test_unverified_values_are_rechecked_by_a_worker(app, redis_client, redis_ur
     assert [e["event"] for e in sessions.timeline("tok-r2")][-1] == "recheck_rejected"
     job = Job.fetch(first.id, connection=redis_client, serializer=first.serializer)
     assert job.get_status() == "finished"
+    # A value that turned out bad hands the session to the fallback (once); a good one does not.
+    from workers.recovery import job_id as fallback_job_id
+
+    fallback = Job.fetch(fallback_job_id("fb", "tok-r2"), connection=redis_client, serializer=first.serializer)
+    assert fallback.args == ["tok-r2", "invalid_after_completion"] and fallback.get_status() == "finished"
+    assert not Job.exists(fallback_job_id("fb", "tok-r1"), connection=redis_client)
 
 
 def test_a_recheck_that_still_cannot_answer_is_left_for_a_retry(app, redis_client, redis_url, keypair):

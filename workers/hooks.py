@@ -43,7 +43,7 @@ class RecoveryHooks(Hooks):
         session = self.sessions.get(token) or {}
         if not session.get("phone") or (session.get("origin") or token) != token:
             return
-        schedule_ladder(self.redis, token, flow, self.ladders(flow), self.settings["quiet"],
+        schedule_ladder(self.redis, token, flow, self.ladders(flow), self.settings["quiet"](flow),
                         session.get("tz") or self.settings["timezone"], datetime.now(timezone.utc))
 
     def completed(self, flow: str, token: str) -> None:
@@ -51,6 +51,9 @@ class RecoveryHooks(Hooks):
 
     def client_error(self, flow: str, token: str, error_key: str) -> None:
         self._enqueue("workers.recovery.fallback", token, "client_error", kind="fb")
+
+    def lookups_failing(self, flow: str, token: str) -> None:
+        self._enqueue("workers.recovery.fallback", token, "lookup_unavailable", kind="fb")
 
     def refused(self, flow: str, token: str, state: str) -> None:
         if state == "expired":

@@ -16,6 +16,7 @@ from rq.exceptions import DuplicateJobError
 from flows.budget import Deadline
 from flows.sessions import SessionStore, short
 from workers.queues import LOW, enqueue
+from workers.recovery import job_id as fallback_job_id
 
 log = logging.getLogger("flowgate.recheck")
 
@@ -63,6 +64,14 @@ def recheck_unverified(token: str) -> dict:
         if sessions.settle_unverified(token, field, verdict):
             settled[field] = verdict
             log.info("token=%s field=%s re-checked: %s", short(token), field, verdict)
+    if "rejected" in settled.values():
+        # Accepted open, now known bad: one fallback message tells the user and hands them the
+        # Flow again (workers/recovery.py: once per session, by the channel rules).
+        try:
+            enqueue(current_app.extensions["redis"], "workers.recovery.fallback", token,
+                    "invalid_after_completion", queue_name=LOW, job_id=fallback_job_id("fb", token))
+        except DuplicateJobError:
+            pass
     if waiting:
         raise StillUnavailable(f"{len(waiting)} value(s) still unverified for token {short(token)}")
     return settled
