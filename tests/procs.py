@@ -71,3 +71,40 @@ class Workers:
         if not os.environ.get("KEEP_WORKER_LOGS"):
             for path in self.logs:
                 os.unlink(path)
+
+
+class Gunicorn:
+    """The real gunicorn from gunicorn.conf.py on a free loopback port, until the ``with`` ends
+    (SIGTERM then; ``output`` holds everything it printed, access log included)."""
+
+    def __init__(self, **env):
+        from conftest import free_port
+
+        self.port = int(env.pop("PORT", None) or free_port())
+        self.env = project_env(PORT=self.port, **env)
+        self.proc = None
+        self.output = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        import requests
+
+        self.proc = subprocess.Popen([venv_bin("gunicorn"), "--config", "gunicorn.conf.py"], cwd=ROOT,
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def healthy():
+            try:
+                return requests.get(f"{self.url}/health", timeout=1).json()
+            except requests.ConnectionError:
+                assert self.proc.poll() is None, self.proc.stdout.read()
+                return None
+
+        self.health = wait_for(healthy, timeout=20, message="gunicorn /health")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        self.output, _ = self.proc.communicate(timeout=30)

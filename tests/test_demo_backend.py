@@ -2,17 +2,15 @@
 $PORT, every flow's lookups calling the app's own /demo-api over real HTTP."""
 from __future__ import annotations
 
-import signal
 from datetime import date, timedelta
 
 import pytest
-import requests
 
-from conftest import APP_SECRET, free_port, project_env, wait_for
+from conftest import APP_SECRET
 from flows.catalog import CATALOG
 from flows.player import Player
 from flows.simulator import FlowClient
-from test_gunicorn import start_gunicorn
+from procs import Gunicorn
 
 
 @pytest.mark.parametrize("path, status, field", [
@@ -46,28 +44,13 @@ DEMO_FIELDS = {
 
 def test_every_demo_flow_completes_against_the_apps_own_demo_api(redis_url, keypair):
     assert set(DEMO_FIELDS) == {f.name for f in CATALOG}
-    port = free_port()
-    env = project_env(PORT=port, APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=1,
-                      GUNICORN_THREADS=4, FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"),
-                      WHATSAPP_APP_SECRET=APP_SECRET)
-    proc = start_gunicorn(env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def healthy():
-            try:
-                return requests.get(f"{base}/health", timeout=1).ok
-            except requests.ConnectionError:
-                assert proc.poll() is None, proc.stdout.read()
-                return False
-
-        wait_for(healthy, timeout=20, message="gunicorn /health")
+    with Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=1, GUNICORN_THREADS=4,
+                  FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), WHATSAPP_APP_SECRET=APP_SECRET) as server:
         for flow in CATALOG:
-            client = FlowClient(f"{base}/flows/{flow.name}", keypair[1], APP_SECRET)
+            client = FlowClient(f"{server.url}/flows/{flow.name}", keypair[1], APP_SECRET)
             steps = list(Player(flow.definition, client, f"tok-demo-{flow.name}", DEMO_FIELDS[flow.name]).run())
             assert steps[-1].screen == "SUCCESS", (flow.name, [(s.screen, s.data, s.note) for s in steps])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+    out = server.output
     assert "Traceback" not in out
     # The lookups reached /demo-api through gunicorn, whose access log is in ``out``: no form value.
     assert "/demo-api/members" in out

@@ -1,17 +1,15 @@
 """flask endpoint selftest: against real gunicorn, and against the classic misconfigurations."""
 from __future__ import annotations
 
-import signal
 import socket
 
 import pytest
-import requests
 
 from app import create_app
-from conftest import APP_SECRET, LiveServer, free_port, project_env, wait_for
+from conftest import APP_SECRET, LiveServer, free_port
 from flows import keys, selftest
 from standins.graph import ACCESS_TOKEN, GraphStandIn
-from test_gunicorn import start_gunicorn
+from procs import Gunicorn
 
 
 def selftest_cli(app, *args):
@@ -19,23 +17,9 @@ def selftest_cli(app, *args):
 
 
 def test_selftest_passes_against_gunicorn(app, redis_url, keypair):
-    port = free_port()
-    proc = start_gunicorn(project_env(PORT=port, APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=1,
-                                      FLOW_PRIVATE_KEY=keys.one_line(keypair[0]), WHATSAPP_APP_SECRET=APP_SECRET))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def healthy():
-            try:
-                return requests.get(f"{base}/health", timeout=1).ok
-            except requests.ConnectionError:
-                assert proc.poll() is None, proc.stdout.read()
-                return False
-
-        wait_for(healthy, timeout=20, message="gunicorn /health")
-        result = selftest_cli(app, f"{base}/flows/member_check", "--requests", "8")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+    with Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=1,
+                  FLOW_PRIVATE_KEY=keys.one_line(keypair[0]), WHATSAPP_APP_SECRET=APP_SECRET) as server:
+        result = selftest_cli(app, f"{server.url}/flows/member_check", "--requests", "8")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "(flow member_check)" in out
