@@ -74,6 +74,7 @@ class WASenderChannel:
     def send(self, out: Outbound, in_window: bool) -> Delivery:
         text = out.text
         if out.flow_name or out.buttons:
-            text += "\n\n" + " · ".join(f"Reply {k}" for k in (out.buttons or self.keywords))
+            # The keywords the intents know, spelled the way a user would type them back.
+            text += "\n\n" + " · ".join(f"Reply {k.upper()}" for k in (out.buttons or self.keywords))
         msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url)
         return Delivery(self.name, msg_id, "text")

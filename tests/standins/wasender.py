@@ -55,3 +55,10 @@ class WASenderStandIn(StandIn):
 
 def _json(status: int, body, headers: dict | None = None) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers or {})
+
+
+def inbound_event(phone: str, text: str, message_id: str) -> dict:
+    """A messages.upsert webhook for a message the user sent to our WASender number."""
+    return {"event": "messages.upsert", "timestamp": 1, "data": {"messages": [
+        {"key": {"id": message_id, "fromMe": False, "remoteJid": f"{phone}@s.whatsapp.net",
+                 "cleanedSenderPn": phone}, "messageBody": text, "message": {"conversation": text}}]}}
