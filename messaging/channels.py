@@ -43,6 +43,10 @@ class CloudChannel:
                 raise GraphError(NEEDS_TEMPLATE, 0, 131047, "outside the 24-hour window and no template")
             return cloud.template(name=template[0], language=template[1], flow_token=out.flow_token,
                                   flow_action_data=out.prefill or None)
+        if out.document_url or out.image_url:
+            kind = "document" if out.document_url else "image"
+            return cloud.media(kind, out.document_url or out.image_url, caption=out.text or None,
+                               file_name=out.file_name)
         if out.buttons:
             # Inside the window a recovery or fallback message asks first (Resume / Stop quick
             # replies); the Flow itself follows the tap on Resume (workers/conversation.py).
@@ -76,5 +80,7 @@ class WASenderChannel:
         if out.flow_name or out.buttons:
             # The keywords the intents know, spelled the way a user would type them back.
             text += "\n\n" + " · ".join(f"Reply {k.upper()}" for k in (out.buttons or self.keywords))
-        msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url)
-        return Delivery(self.name, msg_id, "text")
+        msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url,
+                                  file_name=out.file_name)
+        kind = "document" if out.document_url else "image" if out.image_url else "text"
+        return Delivery(self.name, msg_id, kind)

@@ -33,10 +33,14 @@ def stack_config(app_config: dict, graph, wasender, **overrides) -> dict:
 class Stack:
     """The app in this process (HTTP on loopback) plus real workers built from the same config."""
 
-    def __init__(self, cfg, keypair, workers: int = 1):
-        self.cfg = cfg
+    def __init__(self, cfg, keypair, workers: int = 1, public: bool = False):
         self.app = create_app(cfg)
         self.server = LiveServer(self.app)
+        if public:  # the app's own URL is its public one (media links), known once it listens
+            cfg = {**cfg, "PUBLIC_BASE_URL": self.server.url}
+            self.app.config["PUBLIC_BASE_URL"] = self.server.url
+            self.app.extensions["media"].base_url = self.server.url
+        self.cfg = cfg
         self.workers = Workers(cfg, workers)
         self.keypair = keypair
 
