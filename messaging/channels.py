@@ -32,7 +32,7 @@ class CloudChannel:
 
     def send(self, out: Outbound, in_window: bool) -> Delivery:
         message = self.render(out, in_window or self.always_in_window)
-        wamid = self.transport.send(out.to, message, out.key)
+        wamid = self.transport.send(out.to, message, out.key, out.sender_id)
         return Delivery(self.name, wamid, message["type"])
 
     def render(self, out: Outbound, in_window: bool) -> dict:

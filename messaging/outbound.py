@@ -23,6 +23,7 @@ class Outbound:
     document_url: str | None = None  # media by link (a receipt): the channel fetches it
     image_url: str | None = None
     file_name: str | None = None  # the document's name as the user sees it
+    sender_id: str | None = None  # Cloud API: reply from the number the user wrote to (default: ours)
 
 
 @dataclass

@@ -156,12 +156,17 @@ def test_stop_suppresses_every_later_step_and_is_confirmed_once(app_config, grap
         wait_for(gone_or_done, timeout=15, message="the later steps cancelled or skipped")
         assert stack.scheduled() == 0
         assert "opted_out" in [e["event"] for e in stack.sessions.timeline(origin)]
-    after = (len(graph.sent_messages()), len(wasender.sent()))
-    # Nothing more of the ladder on either channel; one confirmation, on the channel written on.
-    assert after == (before[0] + (channel == "cloud"), before[1] + (channel == "wasender"))
-    assert texts_to_user(graph, wasender).count(STOP_TEXT) == 1
-    if channel == "cloud":
-        assert graph.sent_messages()[-1]["text"]["body"] == STOP_TEXT
+        after = (len(graph.sent_messages()), len(wasender.sent()))
+        # Nothing more of the ladder on either channel; one confirmation, on the channel written on.
+        assert after == (before[0] + (channel == "cloud"), before[1] + (channel == "wasender"))
+        assert texts_to_user(graph, wasender).count(STOP_TEXT) == 1
+        if channel == "cloud":
+            assert graph.sent_messages()[-1]["text"]["body"] == STOP_TEXT
+        else:  # "Reply RESUME if you change your mind": it undoes the opt-out and resumes
+            reply_wasender(stack, "RESUME", "ws-resume-after-stop")
+            assert not stack.app.extensions["contacts"].opted_out(PHONE)
+            assert len(flow_tokens(graph)) == 2
+            assert stack.client().init(flow_tokens(graph)[-1]).data["member_id_value"] == "MEM123"
 
 
 # --- hand-over -------------------------------------------------------------------------------------

@@ -126,6 +126,8 @@ def test_pdf_receipt_follows_the_confirmation_once(app_config, graph, wasender, 
         wait_for(lambda: job().get_status(refresh=True) == "finished", message="the receipt job")
         events = [e["event"] for e in stack.sessions.timeline("fg_receipt_e2e")]
     assert kinds(graph) == ["text", "document"]  # the text first, then the receipt
+    # Both from the number the user wrote to (the webhook's metadata), not the configured default.
+    assert [r.path for r in graph.matching("POST", "/messages")] == ["/v23.0/106540352242922/messages"] * 2
     text, document = graph.sent_messages()
     assert text["text"]["body"] == CONFIRMATION
     assert document["document"]["link"].startswith(f"{stack.server.url}/media/")

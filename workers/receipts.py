@@ -71,14 +71,16 @@ def build(document: dict) -> Outbound:
     """The receipt as an Outbound: the configured image, else the PDF at its signed link."""
     ext, cfg = current_app.extensions, current_app.config
     key = CALLBACK_PREFIX + document["id"]
-    caption = cfg["RECEIPT_CAPTION"]
+    caption, sender_id = cfg["RECEIPT_CAPTION"], document.get("phone_number_id")
     if cfg["RECEIPT_IMAGE_URL"]:
-        return Outbound(to=document["from"], text=caption, key=key, image_url=cfg["RECEIPT_IMAGE_URL"])
+        return Outbound(to=document["from"], text=caption, key=key, image_url=cfg["RECEIPT_IMAGE_URL"],
+                        sender_id=sender_id)
     flow = ext["flows"].get(document.get("flow") or "")
     title, lines = summary_lines(document, getattr(flow, "title", None) or "your form")
     file_name = f"receipt-{document['id'][-8:]}.pdf"
     url = ext["media"].put(document["id"], pdf.render(title, lines), "application/pdf", file_name)
-    return Outbound(to=document["from"], text=caption, key=key, document_url=url, file_name=file_name)
+    return Outbound(to=document["from"], text=caption, key=key, document_url=url, file_name=file_name,
+                    sender_id=sender_id)
 
 
 def send_receipt(sid: str) -> str:
