@@ -26,7 +26,7 @@ def media(media_id: str):
     if not ID_PATTERN.match(media_id):
         return jsonify(error="not found"), 404
     exp, sig = request.args.get("exp", ""), request.args.get("sig", "")
-    if not exp.isdigit() or len(exp) > 12 or not sig:
+    if not (exp.isascii() and exp.isdigit()) or len(exp) > 12 or not sig:
         return jsonify(error="exp and sig are required"), 400
     store = current_app.extensions["media"]
     verdict = store.check(media_id, int(exp), sig[:128])

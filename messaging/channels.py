@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from messaging import cloud
 from messaging.graph import NEEDS_TEMPLATE, GraphError
 from messaging.outbound import Delivery, Outbound
 
 log = logging.getLogger("flowgate.channels")
-
+TAP_BELOW = re.compile(r"\b([Tt])ap below\b")
 
 
 class CloudChannel:
@@ -78,6 +79,8 @@ class WASenderChannel:
     def send(self, out: Outbound, in_window: bool) -> Delivery:
         text = out.text
         if out.flow_name or out.buttons:
+            # Nothing to tap in a WASender text: the recovery texts' "tap below" becomes the keyword.
+            text = TAP_BELOW.sub(lambda m: ("R" if m.group(1) == "T" else "r") + "eply RESUME", text)
             # The keywords the intents know, spelled the way a user would type them back.
             text += "\n\n" + " · ".join(f"Reply {k.upper()}" for k in (out.buttons or self.keywords))
         msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url,

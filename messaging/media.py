@@ -50,7 +50,7 @@ class MediaStore:
         return f"{self.base_url}/media/{media_id}?exp={expires}&sig={self.signature(media_id, expires)}"
 
     def check(self, media_id: str, expires: int, sig: str, now: float | None = None) -> str:
-        if not hmac.compare_digest(self.signature(media_id, expires), sig):
+        if not hmac.compare_digest(self.signature(media_id, expires).encode(), sig.encode()):
             return BAD
         return EXPIRED if (time.time() if now is None else now) > expires else OK
 

@@ -106,6 +106,8 @@ def test_media_links_are_signed_and_expire(app_config):
     assert client.get(path.replace(f"exp={exp}", f"exp={int(exp) + 3600}")).status_code == 403  # extended
     assert client.get(f"/media/{media_id}?exp={exp}").status_code == 400
     assert client.get(f"/media/{media_id}?exp=soon&sig=ab").status_code == 400
+    assert client.get(f"/media/{media_id}?exp=²&sig=ab").status_code == 400  # a digit, not a number
+    assert client.get(f"/media/{media_id}?exp={exp}&sig=é").status_code == 403
     assert client.get("/media/..%2f..%2fetc?exp=1&sig=ab").status_code == 404
     other = "0" * 32  # the right shape, a valid signature, nothing stored
     assert client.get(f"/media/{other}?exp={exp}&sig={store.signature(other, int(exp))}").status_code == 404

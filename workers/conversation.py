@@ -16,7 +16,7 @@ import time
 from flask import current_app
 
 from flows.contacts import mask
-from flows.intents import HELP, RESUME, STOP
+from flows.intents import RESUME, STOP
 from flows.sessions import short
 from messaging.forward import ForwardError, post_signed
 from messaging.once import once
