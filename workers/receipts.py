@@ -90,15 +90,20 @@ def send_receipt(sid: str) -> str:
     if document is None or not configured(cfg):
         return "skipped"
     token = document.get("flow_token")
+    # Built (and the PDF stored) before the effect starts: a Redis error here leaves nothing
+    # half-done, and every retry stores the same file under the same id.
+    try:
+        out, problem = build(document), None
+    except ValueError as exc:  # PUBLIC_BASE_URL missing: nothing a retry can fix
+        out, problem = None, str(exc)
 
     def send() -> dict:
+        if out is None:
+            return {"failed": problem}
         try:
-            out = build(document)
             return ext["router"].deliver(out, final_attempt=is_final_attempt()).to_dict()
         except Refused as exc:
             return {"failed": exc.reason}
-        except ValueError as exc:  # PUBLIC_BASE_URL missing: nothing a retry can fix
-            return {"failed": str(exc)}
         except (GraphError, WASenderError) as exc:
             if is_final_attempt():
                 return {"failed": str(exc)[:300]}  # retries exhausted: record it, do not raise
