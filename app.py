@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import metrics
     import security
     import storage
-    from blueprints import (auth, dashboard, demo_api, endpoint, errors, health, playground,
+    from blueprints import (auth, dashboard, demo_api, endpoint, errors, health, media, playground,
                             send_api, submissions, wasender_webhook, webhooks)
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
@@ -44,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(playground.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(submissions.bp)
+    app.register_blueprint(media.bp)
     return app
 
 

@@ -125,6 +125,12 @@ def defaults() -> dict:
         "RQ_MAINTENANCE_INTERVAL": 600,
         "RQ_JOB_MONITORING_INTERVAL": 30,
         "RQ_WORKER_TTL": 420,
+        # Follow-up media after a completion (issue 9): a receipt sent after the confirmation.
+        "RECEIPT_IMAGE_URL": None,
+        "RECEIPT_PDF": False,
+        "RECEIPT_CAPTION": "Your receipt",
+        "PUBLIC_BASE_URL": None,
+        "MEDIA_URL_TTL": 24 * 3600,
     }
 
 
@@ -202,6 +208,11 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         RQ_JOB_MONITORING_INTERVAL=_int(env.get("RQ_JOB_MONITORING_INTERVAL"),
                                         cfg["RQ_JOB_MONITORING_INTERVAL"]),
         RQ_WORKER_TTL=_int(env.get("RQ_WORKER_TTL"), cfg["RQ_WORKER_TTL"]),
+        RECEIPT_IMAGE_URL=env.get("RECEIPT_IMAGE_URL") or None,
+        RECEIPT_PDF=_bool(env.get("RECEIPT_PDF"), False),
+        RECEIPT_CAPTION=env.get("RECEIPT_CAPTION") or cfg["RECEIPT_CAPTION"],
+        PUBLIC_BASE_URL=env.get("PUBLIC_BASE_URL") or None,
+        MEDIA_URL_TTL=_int(env.get("MEDIA_URL_TTL"), cfg["MEDIA_URL_TTL"]),
     )
     for prefix, _, _ in LOOKUPS.values():
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None

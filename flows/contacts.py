@@ -95,6 +95,10 @@ class Contacts:
             self.redis.expire(self.key(wa_id), RETENTION)
         return bool(new)
 
+    def opt_in(self, wa_id: str) -> bool:
+        """The user asked for messages again (RESUME after STOP); True if they had opted out."""
+        return bool(self.redis.hdel(self.key(wa_id), "opted_out", "opt_out_channel"))
+
     def opted_out(self, wa_id: str) -> bool:
         return bool(self.redis.hexists(self.key(wa_id), "opted_out"))
 

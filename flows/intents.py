@@ -9,6 +9,8 @@ import re
 import unicodedata
 
 RESUME, STOP, HELP, UNKNOWN = "resume", "stop", "help", "unknown"
+SHORT_MESSAGE_WORDS = 6  # a keyword inside a message this short is an answer, not a story
+NEGATIONS = {"no", "not", "don", "dont", "never", "nao", "nunca", "nope"}
 
 DEFAULT_KEYWORDS = {
     "en": {RESUME: ("resume", "continue", "send it again", "send again", "again", "yes", "ok send it",
@@ -44,7 +46,8 @@ class Intents:
             self._table[_fold(word)] = STOP
 
     def classify(self, text: str | None = None, button_id: str | None = None) -> str:
-        """A reply button wins; then the whole message as a known phrase; then a leading keyword."""
+        """A reply button wins; then the whole message as a known phrase; then the known phrases
+        inside a short message ("ok send it again", "please stop")."""
         if button_id in (RESUME, STOP, HELP):
             return button_id
         folded = _fold(text or "")
@@ -52,8 +55,17 @@ class Intents:
             return UNKNOWN  # media, a location, an empty message: a person should look
         if folded in self._table:
             return self._table[folded]
-        first = folded.split(" ", 1)[0]
-        # "stop please", "resume now": a keyword leading a short message; long text is a question.
-        if len(folded.split()) <= 3 and self._table.get(first) in (RESUME, STOP):
-            return self._table[first]
-        return UNKNOWN
+        words = folded.split()
+        if len(words) > SHORT_MESSAGE_WORDS:
+            return UNKNOWN  # long text is a question or a story: a person should read it
+        found, covered = set(), set()
+        for size in range(len(words), 0, -1):
+            for start in range(len(words) - size + 1):
+                intent = self._table.get(" ".join(words[start:start + size]))
+                if intent and not covered.intersection(range(start, start + size)):
+                    found.add(intent)
+                    covered.update(range(start, start + size))
+        if any(w in NEGATIONS for i, w in enumerate(words) if i not in covered):
+            return UNKNOWN  # "don't stop", "no, not again": a person decides, not a keyword
+        decisive = found - {HELP} or found
+        return decisive.pop() if len(decisive) == 1 else UNKNOWN  # "stop or resume?": a person

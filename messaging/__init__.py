@@ -40,4 +40,13 @@ def init_app(app) -> None:
     # No access token (make run): messages go to the console outbox instead of Meta.
     channel = (CloudChannel(app.extensions["graph"]) if cfg["WHATSAPP_ACCESS_TOKEN"]
                else console)
+    from messaging.media import MediaStore
+
+    # Signs the links of files we send (receipts). The same in every process: derived, like the
+    # dashboard's SECRET_KEY, from secrets the app already holds when none is set.
+    ring = app.extensions["keyring"]
+    media_secret = cfg.get("SECRET_KEY") or "\0".join(
+        [cfg.get("WHATSAPP_APP_SECRET") or "", str(ring.current.private_numbers().d)])
+    app.extensions["media"] = MediaStore(app.extensions["redis"], media_secret, cfg["PUBLIC_BASE_URL"],
+                                         cfg["MEDIA_URL_TTL"])
     app.extensions["sender"] = Sender(channel, Correlation(app.extensions["redis"], app.extensions["sessions"]))

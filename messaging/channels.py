@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from messaging import cloud
 from messaging.graph import NEEDS_TEMPLATE, GraphError
 from messaging.outbound import Delivery, Outbound
 
 log = logging.getLogger("flowgate.channels")
-
+TAP_BELOW = re.compile(r"\b([Tt])ap below\b")
 
 
 class CloudChannel:
@@ -32,7 +33,7 @@ class CloudChannel:
 
     def send(self, out: Outbound, in_window: bool) -> Delivery:
         message = self.render(out, in_window or self.always_in_window)
-        wamid = self.transport.send(out.to, message, out.key)
+        wamid = self.transport.send(out.to, message, out.key, out.sender_id)
         return Delivery(self.name, wamid, message["type"])
 
     def render(self, out: Outbound, in_window: bool) -> dict:
@@ -43,6 +44,10 @@ class CloudChannel:
                 raise GraphError(NEEDS_TEMPLATE, 0, 131047, "outside the 24-hour window and no template")
             return cloud.template(name=template[0], language=template[1], flow_token=out.flow_token,
                                   flow_action_data=out.prefill or None)
+        if out.document_url or out.image_url:
+            kind = "document" if out.document_url else "image"
+            return cloud.media(kind, out.document_url or out.image_url, caption=out.text or None,
+                               file_name=out.file_name)
         if out.buttons:
             # Inside the window a recovery or fallback message asks first (Resume / Stop quick
             # replies); the Flow itself follows the tap on Resume (workers/conversation.py).
@@ -74,6 +79,11 @@ class WASenderChannel:
     def send(self, out: Outbound, in_window: bool) -> Delivery:
         text = out.text
         if out.flow_name or out.buttons:
-            text += "\n\n" + " · ".join(f"Reply {k}" for k in (out.buttons or self.keywords))
-        msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url)
-        return Delivery(self.name, msg_id, "text")
+            # Nothing to tap in a WASender text: the recovery texts' "tap below" becomes the keyword.
+            text = TAP_BELOW.sub(lambda m: ("R" if m.group(1) == "T" else "r") + "eply RESUME", text)
+            # The keywords the intents know, spelled the way a user would type them back.
+            text += "\n\n" + " · ".join(f"Reply {k.upper()}" for k in (out.buttons or self.keywords))
+        msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url,
+                                  file_name=out.file_name)
+        kind = "document" if out.document_url else "image" if out.image_url else "text"
+        return Delivery(self.name, msg_id, kind)

@@ -20,8 +20,10 @@ class Outbound:
     prefill: dict = field(default_factory=dict)  # first screen's data
     cta: str = "Continue"
     buttons: tuple[str, ...] = ()  # quick replies (Resume / Stop) where the channel has them
-    document_url: str | None = None
+    document_url: str | None = None  # media by link (a receipt): the channel fetches it
     image_url: str | None = None
+    file_name: str | None = None  # the document's name as the user sees it
+    sender_id: str | None = None  # Cloud API: reply from the number the user wrote to (default: ours)
 
 
 @dataclass

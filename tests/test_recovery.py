@@ -11,82 +11,15 @@ import requests
 from rq.registry import ScheduledJobRegistry
 
 from app import create_app
-from conftest import APP_SECRET, LiveServer, wait_for
-from flows.simulator import FlowClient
-from procs import Workers
-from standins.graph import ACCESS_TOKEN, graph_error
-from standins.wasender import API_KEY
-from workers.queues import QUEUES, queue
-
-PHONE = "15550001234"
-API = "test-api-token"
+from conftest import LiveServer, wait_for
+from stack import API, PHONE, Stack, buttons, chain, stack_config
+from standins.graph import graph_error
+from workers.queues import queue
 
 
 @pytest.fixture
 def base_cfg(app_config, graph, wasender):
-    return {**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-            "WHATSAPP_PHONE_NUMBER_ID": "100200300", "WASENDER_API_BASE": f"{wasender.url}/api",
-            "WASENDER_API_KEY": API_KEY, "WASENDER_RATE": "100/s", "WASENDER_WEBHOOK_SECRET": "ws-secret",
-            "API_TOKEN": API, "FOLLOWUP_CHANNEL": "hybrid", "RECOVERY_STEPS": "2s,4s,6s",
-            "RECOVERY_GIVE_UP_AFTER": "1s", "JOB_RETRY_BACKOFF": (1, 1), "JOB_MAX_RETRIES": 2}
-
-
-class Stack:
-    """The app in this process (HTTP on loopback) plus real workers built from the same config."""
-
-    def __init__(self, cfg, keypair):
-        self.cfg = cfg
-        self.app = create_app(cfg)
-        self.server = LiveServer(self.app)
-        self.workers = Workers(cfg, 1)
-        self.keypair = keypair
-
-    def __enter__(self):
-        self.server.__enter__()
-        self.workers.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.workers.__exit__(*exc)
-        self.server.__exit__(*exc)
-
-    @property
-    def sessions(self):
-        return self.app.extensions["sessions"]
-
-    def send(self, flow="member_check", phone=PHONE) -> str:
-        resp = requests.post(f"{self.server.url}/api/flows/{flow}/send", json={"to": phone},
-                             headers={"Authorization": f"Bearer {API}"}, timeout=5)
-        assert resp.status_code == 202, resp.text
-        return resp.json()["flow_token"]
-
-    def client(self, flow="member_check") -> FlowClient:
-        return FlowClient(f"{self.server.url}/flows/{flow}", self.keypair[1], APP_SECRET)
-
-    def scheduled(self) -> int:
-        return sum(ScheduledJobRegistry(queue=queue(self.app.extensions["redis"], n)).count for n in QUEUES)
-
-
-def chain(sessions, origin: str) -> list[str]:
-    """The tokens of a recovery chain, oldest first (each replaced by the next)."""
-    tokens = [origin]
-    while (sessions.get(tokens[-1]) or {}).get("replaced_by"):
-        tokens.append(sessions.get(tokens[-1])["replaced_by"])
-    return tokens
-
-
-def buttons(body: dict) -> list[str]:
-    return [b["reply"]["id"] for b in body["interactive"]["action"]["buttons"]]
-
-
-def flow_tokens(graph) -> list[str]:
-    out = []
-    for body in graph.sent_messages():
-        if body.get("type") == "interactive" and body["interactive"]["type"] == "flow":
-            out.append(body["interactive"]["action"]["parameters"]["flow_token"])
-        elif body.get("type") == "template":
-            out.append(body["template"]["components"][0]["parameters"][0]["action"]["flow_token"])
-    return out
+    return stack_config(app_config, graph, wasender)
 
 
 def test_abandoned_flow_gets_each_step_once_in_order_and_old_tokens_get_427(base_cfg, keypair, graph):

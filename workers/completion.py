@@ -22,6 +22,7 @@ from flows.submissions import SubmissionStore, submission_id
 from flows.webhook import digest
 from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
+from workers import receipts
 from workers.effects import RESEND, SKIP, Effects
 from workers.queues import LOW, enqueue, retry_from
 from workers.recovery import metric
@@ -105,6 +106,8 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
 
     _enqueue_follow_ups(redis, cfg, sid, token)
     confirmation = _confirm(ext, cfg, user, msg_id, token, phone_number_id)
+    # After the confirmation, as its own job: a receipt that fails never holds the text back.
+    receipts.enqueue_receipt(redis, cfg, sid)
     return {"submission": sid, "flow_token": token, "confirmation": confirmation}
 
 

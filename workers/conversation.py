@@ -16,7 +16,7 @@ import time
 from flask import current_app
 
 from flows.contacts import mask
-from flows.intents import HELP, RESUME, STOP
+from flows.intents import RESUME, STOP
 from flows.sessions import short
 from messaging.forward import ForwardError, post_signed
 from messaging.once import once
@@ -55,10 +55,15 @@ def handle_reply(channel: str, wa_id: str, text: str | None, button_id: str | No
     origin = conversation_for(wa_id)
     if intent == STOP:
         return _stop(channel, wa_id, origin)
+    if intent == RESUME and contacts.opt_in(wa_id):
+        # STOP_TEXT promises it: RESUME after a STOP undoes the opt-out (then resumes, if it can).
+        log.info("user %s opted back in via %s", mask(wa_id), channel)
+        if origin:
+            sessions.note(origin, "opted_in", f"via {channel}")
     if origin is None:
         return "no_conversation"
     root = sessions.get(origin)
-    if intent == RESUME and not root.get("handed_over") and not contacts.opted_out(wa_id):
+    if intent == RESUME and not root.get("handed_over"):
         result = _resume(origin, wa_id)
         if result != "already":
             return result

@@ -16,6 +16,7 @@ from flows.correlation import Correlation
 from flows.redact import phone, wamid
 from messaging import fallback
 from messaging.graph import classify
+from workers import receipts
 from workers.conversation import handle_reply
 from workers.queues import HIGH, enqueue
 from workers.recovery import job_id
@@ -78,6 +79,8 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
     errors = status.get("errors") if isinstance(status.get("errors"), list) else []
     error = errors[0] if errors and isinstance(errors[0], dict) else {}
     code = error.get("code") if isinstance(error.get("code"), int) else None
+    if receipts.failed_status(status.get("biz_opaque_callback_data"), code, str(error.get("title") or "")):
+        return "failed"  # a receipt: recorded on its session; the confirmation was not affected
     token = Correlation(redis, sessions).token_for(msg_id)
     if token and (sessions.get(token) or {}).get("phone"):
         # The Flow message itself failed: one fallback per session, by the channel rules.

@@ -73,3 +73,19 @@ def body_of(*changes) -> bytes:
 
 def signed_headers(raw: bytes, secret: str) -> dict:
     return {HEADER: sign(secret, raw), "Content-Type": "application/json"}
+
+
+def button_reply(button_id: str, title: str, wamid: str | None = None, user: str = USER,
+                 context_id: str = "wamid.recovery-message") -> dict:
+    """A tap on a quick-reply button of an interactive message we sent (ours: resume / stop)."""
+    return {"from": user, "id": wamid or new_wamid(), "timestamp": "1749416500", "type": "interactive",
+            "context": {"from": "15550001111", "id": context_id},
+            "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}}
+
+
+def image_message(wamid: str | None = None, user: str = USER, caption: str | None = None) -> dict:
+    """A photo from the user (e.g. of a member card): no text for the intents to read."""
+    image = {"mime_type": "image/jpeg", "sha256": "abc", "id": "1234567890"}
+    if caption is not None:
+        image["caption"] = caption
+    return {"from": user, "id": wamid or new_wamid(), "timestamp": "1749416600", "type": "image", "image": image}

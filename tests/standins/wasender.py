@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import requests
 from flask import Response, request
 
 from standins import StandIn
@@ -16,7 +17,26 @@ class WASenderStandIn(StandIn):
         self.api_key = api_key
         self.session_status = status
         self._ids = itertools.count(1000)
+        # What WASenderApi takes by URL: type → (MIME prefixes, max bytes); tests may lower them.
+        self.media_limits = {"image": (("image/",), 16 * 1024 * 1024),
+                             "document": (("application/", "text/"), 50 * 1024 * 1024)}
         super().__init__()
+
+    def fetch_media(self, url: str, kind: str) -> str | None:
+        """Fetch the file as WASender does before sending it; the refusal text, or None."""
+        prefixes, max_bytes = self.media_limits[kind]
+        try:
+            with requests.get(url, timeout=5, stream=True) as resp:
+                if resp.status_code != 200:
+                    return f"Unable to download the {kind} from the given URL."
+                if not resp.headers.get("Content-Type", "").startswith(prefixes):
+                    return f"The {kind} has an unsupported file type."
+                size = sum(len(chunk) for chunk in resp.iter_content(64 * 1024))
+                if size > max_bytes:
+                    return f"The {kind} may not be greater than {max_bytes // 1024} kilobytes."
+        except requests.RequestException:
+            return f"Unable to download the {kind} from the given URL."
+        return None
 
     def routes(self) -> None:
         app = self.app
@@ -40,6 +60,11 @@ class WASenderStandIn(StandIn):
             if scripted is not None:
                 return _json(scripted.status, scripted.body, scripted.headers)
             body = request.get_json(silent=True) or {}
+            for field, kind in (("imageUrl", "image"), ("documentUrl", "document")):
+                if body.get(field):
+                    refused = self.fetch_media(body[field], kind)
+                    if refused:
+                        return _json(422, {"success": False, "message": refused})
             if not body.get("to") or not (body.get("text") or body.get("documentUrl") or body.get("imageUrl")):
                 return _json(422, {"success": False, "message": "The to field is required."})
             return _json(200, {"success": True, "data": {"msgId": next(self._ids), "jid": body["to"],
@@ -55,3 +80,10 @@ class WASenderStandIn(StandIn):
 
 def _json(status: int, body, headers: dict | None = None) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers or {})
+
+
+def inbound_event(phone: str, text: str, message_id: str) -> dict:
+    """A messages.upsert webhook for a message the user sent to our WASender number."""
+    return {"event": "messages.upsert", "timestamp": 1, "data": {"messages": [
+        {"key": {"id": message_id, "fromMe": False, "remoteJid": f"{phone}@s.whatsapp.net",
+                 "cleanedSenderPn": phone}, "messageBody": text, "message": {"conversation": text}}]}}
