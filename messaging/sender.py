@@ -27,18 +27,20 @@ class Sender:
         """``message``: the keyword arguments of ``messaging.cloud.flow`` (body, cta, flow_id or
         flow_name, action, screen, data, header, footer, mode); ``session_flow`` is our registry's
         name for the Flow (what the endpoint path says)."""
-        payload = cloud.flow(flow_token=flow_token, **message)
-        self.correlation.issue(flow_token, session_flow)
-        wamid = self.channel.send(to, payload, callback)
-        self.correlation.remember(wamid, flow_token)
-        self.correlation.sessions.note(flow_token, "flow_message_sent", self.channel.name)
-        return wamid
+        return self._carrying(to, cloud.flow(flow_token=flow_token, **message), flow_token,
+                              session_flow, callback, "flow_message_sent")
 
     def template(self, to: str, *, flow_token: str, session_flow: str, callback: str | None = None,
                  **template) -> str:
-        payload = cloud.template(flow_token=flow_token, **template)
+        return self._carrying(to, cloud.template(flow_token=flow_token, **template), flow_token,
+                              session_flow, callback, "template_sent")
+
+    def _carrying(self, to: str, payload: dict, flow_token: str, session_flow: str,
+                  callback: str | None, event: str) -> str:
+        """Send a message that carries a Flow: its session exists before it leaves, its wamid is
+        remembered after (a completion without flow_token names it by context.id)."""
         self.correlation.issue(flow_token, session_flow)
         wamid = self.channel.send(to, payload, callback)
         self.correlation.remember(wamid, flow_token)
-        self.correlation.sessions.note(flow_token, "template_sent", self.channel.name)
+        self.correlation.sessions.note(flow_token, event, self.channel.name)
         return wamid
