@@ -125,6 +125,7 @@ def defaults() -> dict:
         "RQ_MAINTENANCE_INTERVAL": 600,
         "RQ_JOB_MONITORING_INTERVAL": 30,
         "RQ_WORKER_TTL": 420,
+        "RQ_HEARTBEAT_GRACE": 60,  # RQ's own fixed grace after a job's last heartbeat
     }
 
 
@@ -202,6 +203,7 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         RQ_JOB_MONITORING_INTERVAL=_int(env.get("RQ_JOB_MONITORING_INTERVAL"),
                                         cfg["RQ_JOB_MONITORING_INTERVAL"]),
         RQ_WORKER_TTL=_int(env.get("RQ_WORKER_TTL"), cfg["RQ_WORKER_TTL"]),
+        RQ_HEARTBEAT_GRACE=_int(env.get("RQ_HEARTBEAT_GRACE"), cfg["RQ_HEARTBEAT_GRACE"]),
     )
     for prefix, _, _ in LOOKUPS.values():
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None
