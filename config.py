@@ -131,6 +131,7 @@ def defaults() -> dict:
         "RECEIPT_CAPTION": "Your receipt",
         "PUBLIC_BASE_URL": None,
         "MEDIA_URL_TTL": 24 * 3600,
+        "RQ_HEARTBEAT_GRACE": 60,  # RQ's own fixed grace after a job's last heartbeat
     }
 
 
@@ -213,6 +214,7 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         RECEIPT_CAPTION=env.get("RECEIPT_CAPTION") or cfg["RECEIPT_CAPTION"],
         PUBLIC_BASE_URL=env.get("PUBLIC_BASE_URL") or None,
         MEDIA_URL_TTL=_int(env.get("MEDIA_URL_TTL"), cfg["MEDIA_URL_TTL"]),
+        RQ_HEARTBEAT_GRACE=_int(env.get("RQ_HEARTBEAT_GRACE"), cfg["RQ_HEARTBEAT_GRACE"]),
     )
     for prefix, _, _ in LOOKUPS.values():
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None

@@ -6,6 +6,7 @@ Inbound messages go to a worker (opt-out, conversation record); status events ar
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
@@ -18,6 +19,8 @@ from workers.queues import HIGH, enqueue
 
 bp = Blueprint("wasender_webhook", __name__)
 log = logging.getLogger("flowgate.webhooks.wasender")
+# WASender's events are small; the same ceiling as Meta's webhooks keeps a hostile body out of memory.
+MAX_BODY_BYTES = 3 * 1024 * 1024
 
 
 def inbound_messages(data) -> list[dict]:
@@ -32,7 +35,8 @@ def inbound_messages(data) -> list[dict]:
         phone = key.get("cleanedSenderPn") or key.get("senderPn") or key.get("remoteJid") or ""
         if not isinstance(phone, str) or phone.endswith("@lid") or phone.endswith("@g.us"):
             continue  # a LID or a group: no phone number to match a session with
-        text = m.get("messageBody") or (m.get("message") or {}).get("conversation") or ""
+        message = m.get("message")  # any JSON type may come: only an object has a conversation
+        text = m.get("messageBody") or (message.get("conversation") if isinstance(message, dict) else "") or ""
         out.append({"id": str(key["id"]), "wa_id": normalise(phone), "text": str(text)[:4096]})
     return out
 
@@ -45,7 +49,12 @@ def wasender_webhook():
         return jsonify(error="missing signature"), 401
     if not signature_ok(secret, header):
         return jsonify(error="bad signature"), 403
-    body = request.get_json(silent=True)
+    request.max_content_length = MAX_BODY_BYTES
+    raw = request.get_data(cache=False)  # raises 413 past the limit
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # get_json(silent=True) let deep nesting through as a 500
+        body = None
     if not isinstance(body, dict) or not isinstance(body.get("event"), str):
         log.warning("wasender webhook: not an event envelope")
         return jsonify(error="expected {event, data}"), 400

@@ -23,5 +23,5 @@ def worker_command(burst, queue_names, name):
     worker = build_worker(current_app.extensions["redis"], queue_names or QUEUES, name=name,
                           maintenance_interval=cfg["RQ_MAINTENANCE_INTERVAL"],
                           job_monitoring_interval=cfg["RQ_JOB_MONITORING_INTERVAL"],
-                          worker_ttl=cfg["RQ_WORKER_TTL"])
+                          worker_ttl=cfg["RQ_WORKER_TTL"], heartbeat_grace=cfg["RQ_HEARTBEAT_GRACE"])
     worker.work(with_scheduler=True, burst=burst, logging_level=current_app.config["LOG_LEVEL"])

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from datetime import timedelta
 
 from flask import current_app, has_app_context
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
+from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
 
@@ -108,11 +112,66 @@ class FlowgateWorker(HerokuWorker):
     """
 
     imminent_shutdown_delay = 20
+    # RQ adds a fixed 60 s to every job heartbeat's TTL, so a job whose worker was SIGKILLed is
+    # found abandoned no sooner than a minute later. Kept as the default; RQ_HEARTBEAT_GRACE
+    # shortens it where recovery must be fast (the fault-injection tests). It must stay well
+    # above RQ_JOB_MONITORING_INTERVAL plus a Redis round trip, or live jobs look abandoned.
+    heartbeat_grace = 60
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        return super().get_heartbeat_ttl(job, working_time) - 60 + self.heartbeat_grace
+
+    def execute_job(self, job, queue):
+        """RQ rides out a Redis outage only while it waits for a job. Two holes when one starts
+        during a job (a restart, a failover), both seen in tests/test_chaos.py:
+
+        - the worker quit once the horse ended, and its scheduler's lock kept every other
+          worker's scheduler out for 61 s: no retry and no recovery step ran for a minute;
+        - a job taken off its queue (BLPOP: three queues, so no intermediate list) whose start
+          could not be recorded was in no queue and no registry, status ``queued``: lost.
+
+        So wait for Redis here, as the dequeue does, then put back a job whose function never
+        ran; one that did run stays ``started`` and is recovered as abandoned. Maintenance then
+        restarts this worker's own scheduler under its own lock.
+        """
+        try:
+            super().execute_job(job, queue)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if self._horse_pid:  # the horse still runs: do not walk away from it
+                raise
+            self.log.warning("Worker %s: Redis unavailable around job %s (%s); waiting for it",
+                             self.name, job.id, type(exc).__name__)
+            self._wait_for_redis()
+            self._put_back_if_never_started(job, queue)
+
+    def _put_back_if_never_started(self, job, queue) -> None:
+        try:
+            # The horse marks the job started before it calls the function; still "queued" means
+            # the function never ran. Its execution may be in the started registry already, and
+            # RQ's cleanup drops such entries without requeueing (it only recovers "started").
+            if job.get_status(refresh=True) != JobStatus.QUEUED:
+                return
+            with self.connection.pipeline() as pipe:
+                queue.started_job_registry.remove_executions(job, pipeline=pipe)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                pipe.execute()
+            self.log.warning("Worker %s: job %s never ran; put back on %s", self.name, job.id, queue.name)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.log.error("Worker %s: job %s could not be put back (%s)", self.name, job.id, type(exc).__name__)
+
+    def _wait_for_redis(self, pause: float = 0.5, longest: float = 30.0) -> None:
+        while not self._stop_requested:
+            try:
+                self.connection.ping()
+                return
+            except (RedisConnectionError, RedisTimeoutError):
+                time.sleep(pause)
+                pause = min(pause * 2, longest)
 
 
 def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
                  maintenance_interval: int = 600, job_monitoring_interval: int = 30,
-                 worker_ttl: int = 420) -> FlowgateWorker:
+                 worker_ttl: int = 420, heartbeat_grace: int = 60) -> FlowgateWorker:
     """Recovery after a worker is SIGKILLed depends on three RQ timings (rq-redis-heroku.md):
 
     - a job is declared abandoned ``job_monitoring_interval`` + 60 s after its last heartbeat;
@@ -120,10 +179,13 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
       expires 61 s after the dead worker last refreshed it), at most every ``maintenance_interval``;
     - an idle worker only gets to that check when its blocking dequeue returns, every
       ``worker_ttl`` - 15 s.
+
+    ``heartbeat_grace`` replaces RQ's fixed 60 s in the first one (``FlowgateWorker``). The dead
+    worker's scheduler lock still expires 61 s after its last refresh (RQ's own constant).
     """
     for module in JOB_MODULES:
         importlib.import_module(module)
-    return FlowgateWorker(
+    worker = FlowgateWorker(
         [queue(connection, n) for n in queue_names],
         connection=connection,
         serializer=JSONSerializer,
@@ -133,3 +195,5 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
         job_monitoring_interval=job_monitoring_interval,
         worker_ttl=worker_ttl,
     )
+    worker.heartbeat_grace = heartbeat_grace
+    return worker

@@ -119,8 +119,15 @@ def recovery_step(origin: str, step_name: str) -> str:
     wa_id = root.get("phone")
     if current is None or step is None or flow is None:
         return "gone"
-    if current["state"] == "completed" or root["state"] in ("completed", "recovered", "gave_up"):
+    if current["state"] == "completed" or root["state"] in ("completed", "recovered"):
         return "completed"
+    superseded_by = _superseded_by(ladder, step_name, root)
+    if superseded_by:
+        # A step retried past its successor (a Graph outage, a dead worker, a Redis restart):
+        # sending it now would put an older nudge after a newer one and revoke the newer token.
+        # Recorded, so the step is accounted for (tests/test_chaos.py).
+        sessions.note(origin, "recovery_skipped", f"{step_name}: superseded by {superseded_by}")
+        return "superseded"
     if not wa_id:
         sessions.note(origin, "recovery_skipped", f"{step_name}: no phone number known")
         return "no_phone"
@@ -144,6 +151,17 @@ def recovery_step(origin: str, step_name: str) -> str:
             enqueue(current_app.extensions["redis"], "workers.recovery.give_up", origin,
                     job_id=job_id("giveup", origin), delay=timedelta(seconds=_ext("recovery_settings")["give_up_after"]))
     return result
+
+
+def _superseded_by(ladder, step_name: str, root: dict) -> str | None:
+    """The later step already sent, or the end of the ladder, that makes this step moot."""
+    if root.get("state") == "gave_up":
+        return "the end of the ladder"
+    names = [s.name for s in ladder.steps]
+    last = root.get("last_step")
+    if last in names and step_name in names and names.index(last) > names.index(step_name):
+        return last
+    return None
 
 
 def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool,

@@ -1,0 +1,558 @@
+"""The fault-injection scenario (issue 8), on real processes: gunicorn from gunicorn.conf.py, two
+``flask worker`` processes with the scheduler, a redis-server with appendonly persistence, and the
+loopback Graph stand-in failing at random (30 % retryable, 5 % permanent, seeded).
+
+N users complete their Flow (send API → INIT → data_exchange → SUCCESS through the encrypted
+endpoint, then the ``nfm_reply`` webhook delivered twice, shuffled, some batched in reverse order);
+M users open it and leave, with a ladder of two short recovery steps. Meanwhile a fault thread
+SIGKILLs and SIGTERMs workers (restarting them) and restarts Redis. At the end ``Outcome`` holds
+what the Graph stand-in accepted, what Redis recorded and what RQ left behind; ``violations()``
+compares them with the documented guarantees (README "Nothing lost, nothing twice",
+workers/effects.py, messaging/once.py).
+
+Used by tests/test_chaos.py (a short form in ``make test``) and ``make chaos`` (CHAOS_SCALE=long).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis as redis_lib
+import requests
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from conftest import APP_SECRET, ROOT, RedisServer, demo_api_url, free_port, venv_bin, wait_for
+from flows.simulator import FlowClient
+from procs import Workers, env_from_config
+from standins.graph import ACCESS_TOKEN, GraphStandIn
+from standins.meta_webhooks import body_of, completion, envelope, messages_change, signed_headers
+from workers.queues import QUEUES, queue
+
+API_TOKEN = "chaos-api-token"
+CONFIRMATION = "Thanks, we have your answers."
+STEPS = ("step1", "step2")
+
+
+@dataclass
+class Plan:
+    completed: int
+    abandoned: int
+    seed: int
+    sigkills: int  # at a random moment
+    targeted_kills: int  # SIGKILL while the victim is inside a send (the documented residual risk)
+    sigterms: int
+    redis_restarts: int
+    heartbeat_grace: int  # RQ_HEARTBEAT_GRACE; RQ's own 60 s in the long form
+    spare_scheduler: bool  # SIGKILL only a worker that does not hold the scheduler lock
+    settle_timeout: float
+    traffic_seconds: float  # faults are spread over this window
+
+    @classmethod
+    def short(cls, seed: int = 8) -> "Plan":
+        return cls(completed=8, abandoned=6, seed=seed, sigkills=1, targeted_kills=1, sigterms=1, redis_restarts=1,
+                   heartbeat_grace=4, spare_scheduler=True, settle_timeout=80, traffic_seconds=8)
+
+    @classmethod
+    def long(cls, seed: int = 88) -> "Plan":
+        return cls(completed=int(os.environ.get("CHAOS_COMPLETED", 60)),
+                   abandoned=int(os.environ.get("CHAOS_ABANDONED", 40)), seed=seed,
+                   sigkills=6, targeted_kills=3, sigterms=4, redis_restarts=2, heartbeat_grace=60,
+                   spare_scheduler=False, settle_timeout=400, traffic_seconds=40)
+
+
+class ChaosWorkers(Workers):
+    """Named workers (the scheduler lock names its holder's scheduler, whose parent we find)."""
+
+    def __init__(self, cfg: dict, count: int, logdir: Path):
+        super().__init__(cfg, count)
+        self.logdir = logdir
+        self.started = 0
+        self.names: dict[int, str] = {}  # pid → worker name
+
+    def start_one(self) -> subprocess.Popen:
+        self.started += 1
+        log = open(self.logdir / f"worker-{self.started}.log", "w")
+        self.logs.append(log.name)
+        proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker", "--name", f"chaos-{self.started}"],
+                                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        self.names[proc.pid] = f"chaos-{self.started}"
+        return proc
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            self.stop(proc)  # the logs stay in the scenario's directory for the failure report
+
+    def alive(self) -> list[subprocess.Popen]:
+        return [p for p in self.procs if p.poll() is None]
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    completions: dict = field(default_factory=dict)  # wamid → {token, phone, completed_at}
+    abandoned: dict = field(default_factory=dict)  # origin token → phone
+    faults: Counter = field(default_factory=Counter)
+    http_retries: Counter = field(default_factory=Counter)  # 5xx / refused connections we retried
+    orphans: set = field(default_factory=set)  # effects whose attempt a SIGKILL / Redis restart cut
+    graph_answers: Counter = field(default_factory=Counter)
+    sends: dict = field(default_factory=dict)  # callback key → [accepted send times]
+    bodies: dict = field(default_factory=dict)  # callback key → accepted bodies
+    attempts: dict = field(default_factory=dict)  # origin → [(step key, status)] of every send
+    effect_state: dict = field(default_factory=dict)
+    fallback: list = field(default_factory=list)
+    submissions: list = field(default_factory=list)
+    timelines: dict = field(default_factory=dict)
+    limbo: dict = field(default_factory=dict)
+    failed_jobs: list = field(default_factory=list)
+    settled: bool = False
+    seconds: float = 0.0
+
+    # --- the guarantees ---------------------------------------------------------------------
+    def classify_confirmations(self) -> Counter:
+        kinds = Counter()
+        cases = {c.get("message_id"): c for c in self.fallback}
+        for wamid in self.completions:
+            key = f"confirm:{wamid}"
+            n = len(self.sends.get(key, []))
+            state = self.effect_state.get(key, {})
+            result = json.loads(state.get("result", "{}") or "{}")
+            case = cases.get(wamid, {})
+            if n == 1 and state.get("state") == "done" and "wamid" in result:
+                kinds["sent once"] += 1
+            elif n == 0 and result.get("failed") == "permanent" and case.get("reason") == "permanent":
+                kinds["permanent failure recorded"] += 1
+            elif n <= 1 and state.get("state") == "unknown" and case.get("reason") == "unknown_outcome" \
+                    and key in self.orphans:
+                kinds[f"unknown outcome recorded ({n} sent)"] += 1
+            else:
+                kinds[f"VIOLATION n={n} state={state.get('state')} fallback={case.get('reason')}"] += 1
+        return kinds
+
+    def classify_steps(self) -> Counter:
+        kinds = Counter()
+        for origin in self.abandoned:
+            events = self.timelines.get(origin, [])
+            for step in STEPS:
+                key = f"rec-{origin}-{step}"
+                n = len(self.sends.get(key, []))
+                refused = any(e["event"] == "send_refused" and key in e.get("detail", "") for e in events)
+                if n == 1 and not refused:
+                    kinds["step sent once"] += 1
+                elif n == 0 and refused:
+                    kinds["step refused, recorded (131026)"] += 1
+                elif n == 0 and any(e["event"] == "recovery_skipped" and e.get("detail", "").startswith(
+                        f"{step}: superseded") for e in events):
+                    # Its retries fell after the next step was sent (workers/recovery.py).
+                    kinds["step superseded by a later one, recorded"] += 1
+                elif key in self.orphans and n <= 2:
+                    # messaging/once.py: a send whose worker died mid-request is at least once
+                    # (after its lock expires) or, when the retries end first, left failed.
+                    kinds[f"step interrupted by a fault ({n} sent)"] += 1
+                else:
+                    kinds[f"VIOLATION step n={n} refused={refused}"] += 1
+        return kinds
+
+    def steps_after_completion(self) -> int:
+        late = 0
+        for info in self.completions.values():
+            for step in STEPS:
+                late += sum(1 for at in self.sends.get(f"rec-{info['token']}-{step}", [])
+                            if at > info["completed_at"])
+        return late
+
+    def submission_counts(self) -> Counter:
+        by_message = Counter(doc["message_id"] for doc in self.submissions)
+        return Counter(by_message[w] for w in self.completions)
+
+    def violations(self) -> list[str]:
+        out = []
+        if not self.settled:
+            out.append("the run did not settle before the timeout")
+        subs = self.submission_counts()
+        if subs != Counter({1: len(self.completions)}):
+            out.append(f"submissions per completion: {dict(subs)}")
+        out += [k for k in self.classify_confirmations() if k.startswith("VIOLATION")]
+        out += [k for k in self.classify_steps() if k.startswith("VIOLATION")]
+        if self.steps_after_completion():
+            out.append(f"{self.steps_after_completion()} recovery steps sent after completion")
+        if any(self.limbo.values()):
+            out.append(f"jobs left in limbo: {self.limbo}")
+        unexplained = [j for j in self.failed_jobs if not j["explained"]]
+        if unexplained:
+            out.append(f"failed jobs without a recorded outcome: {unexplained}")
+        return out
+
+    def details(self) -> str:
+        """For a failure report: what each origin with a missing or doubled step went through."""
+        lines = []
+        for origin in self.abandoned:
+            counts = [len(self.sends.get(f"rec-{origin}-{step}", [])) for step in STEPS]
+            if counts != [1, 1]:
+                lines.append(f"{origin[:10]} sent={counts} attempts={self.attempts.get(origin)} "
+                             f"timeline={[(e['event'], e.get('detail', '')[:50]) for e in self.timelines.get(origin, [])]}")
+        return "\n".join(lines)
+
+    def table(self) -> str:
+        rows = [("completed Flows (N)", len(self.completions)), ("abandoned Flows (M)", len(self.abandoned))]
+        rows += [(f"fault: {k}", v) for k, v in sorted(self.faults.items())]
+        rows += [(f"graph answered {k}", v) for k, v in sorted(self.graph_answers.items())]
+        rows += [(f"HTTP retried by the client: {k}", v) for k, v in sorted(self.http_retries.items())]
+        rows += [(f"submissions stored {k}x", v) for k, v in sorted(self.submission_counts().items())]
+        rows += [(f"confirmation: {k}", v) for k, v in sorted(self.classify_confirmations().items())]
+        rows += [(f"recovery: {k}", v) for k, v in sorted(self.classify_steps().items())]
+        rows += [("recovery steps after completion", self.steps_after_completion())]
+        rows += [(f"left in {k}", v) for k, v in sorted(self.limbo.items())]
+        rows += [("failed jobs (all explained)" if all(j["explained"] for j in self.failed_jobs)
+                  else "failed jobs (UNEXPLAINED)", len(self.failed_jobs))]
+        rows += [("sends interrupted by a fault (held across it)", len(self.orphans)), ("seconds", round(self.seconds, 1))]
+        width = max(len(r[0]) for r in rows)
+        lines = [f"| {'count'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]
+        lines += [f"| {name.ljust(width)} | {value} |" for name, value in rows]
+        return "\n".join(lines)
+
+
+class Scenario:
+    def __init__(self, plan: Plan, workdir: Path, keypair):
+        self.plan = plan
+        self.workdir = workdir
+        self.keypair = keypair
+        self.rng = random.Random(plan.seed)
+        self.outcome = Outcome(plan)
+        self.redis_server = RedisServer(workdir)
+        self.graph = GraphStandIn()
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.gunicorn = None
+        self.workers = None
+        self.redis = None
+        self.stop_faults = threading.Event()
+        self.fault_error = None
+
+    # --- set-up -----------------------------------------------------------------------------
+    def config(self) -> dict:
+        p = self.plan
+        return {
+            "APP_ENV": "production", "REDIS_URL": self.redis_server.url, "FLOW_PRIVATE_KEY": self.keypair[0],
+            "WHATSAPP_APP_SECRET": APP_SECRET, "LOOKUP_BASE_URL": demo_api_url(),
+            "WHATSAPP_API_BASE": self.graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+            "WHATSAPP_PHONE_NUMBER_ID": "100200300", "API_TOKEN": API_TOKEN, "FOLLOWUP_CHANNEL": "cloud",
+            "FLOW_TEMPLATES": {"member_check": ("member_check_invite", "en_US")},
+            "CONFIRMATION_TEXT": CONFIRMATION, "RECOVERY_STEPS": "2s,4s", "RECOVERY_GIVE_UP_AFTER": "1s",
+            # Retries outlast a run of retryable answers (0.3^7 ≈ 0.02 %) and a Redis restart.
+            "JOB_MAX_RETRIES": 7, "JOB_RETRY_BACKOFF": (1, 1, 2, 2, 3, 3, 4),
+            "EFFECT_LEASE_SECONDS": 6,
+            "RQ_MAINTENANCE_INTERVAL": 2, "RQ_JOB_MONITORING_INTERVAL": 1, "RQ_WORKER_TTL": 20,
+            "RQ_HEARTBEAT_GRACE": p.heartbeat_grace,
+            "WEB_CONCURRENCY": 2, "GUNICORN_THREADS": 4, "PORT": self.port,
+        }
+
+    def __enter__(self):
+        self.redis_server.start(persist=True)
+        self.redis = redis_lib.Redis.from_url(self.redis_server.url, socket_timeout=5)
+        self.graph.__enter__()
+        cfg = self.config()
+        env = env_from_config(cfg)
+        self.gunicorn_log = open(self.workdir / "gunicorn.log", "w")
+        self.gunicorn = subprocess.Popen([venv_bin("gunicorn"), "--config", "gunicorn.conf.py"], cwd=ROOT,
+                                         env=env, stdout=self.gunicorn_log, stderr=subprocess.STDOUT)
+        self.workers = ChaosWorkers(cfg, 2, self.workdir).__enter__()
+
+        def healthy():
+            try:
+                return requests.get(f"{self.base}/health", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                assert self.gunicorn.poll() is None, (self.workdir / "gunicorn.log").read_text()
+                return False
+
+        wait_for(healthy, timeout=30, message="gunicorn /health")
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_faults.set()
+        if self.workers:
+            self.workers.__exit__(*exc)
+        if self.gunicorn and self.gunicorn.poll() is None:
+            self.gunicorn.send_signal(signal.SIGTERM)
+            self.gunicorn.wait(timeout=30)
+        self.graph.__exit__(*exc)
+        self.redis_server.stop()
+
+    # --- HTTP as Meta and the business do it: retry what was not taken ----------------------
+    def retrying(self, what: str, call, ok=lambda r: r.status_code < 500, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = call()
+                if ok(result):
+                    return result
+                self.outcome.http_retries[f"{what} {getattr(result, 'status_code', getattr(result, 'status', '?'))}"] += 1
+            except requests.ConnectionError:
+                self.outcome.http_retries[f"{what} refused"] += 1
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} kept failing for {timeout}s")
+            time.sleep(0.2)
+
+    def send(self, phone: str) -> str:
+        resp = self.retrying("send API", lambda: requests.post(
+            f"{self.base}/api/flows/member_check/send", json={"to": phone},
+            headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10))
+        assert resp.status_code == 202, resp.text
+        return resp.json()["flow_token"]
+
+    def client(self) -> FlowClient:
+        return FlowClient(f"{self.base}/flows/member_check", self.keypair[1], APP_SECRET)
+
+    def play(self, phone: str, complete: bool):
+        token = self.send(phone)
+        client = self.client()
+        reply = self.retrying("endpoint INIT", lambda: client.init(token), ok=lambda r: r.status < 500)
+        assert reply.screen == "MEMBER_LOOKUP", reply
+        if not complete:
+            self.outcome.abandoned[token] = phone
+            return
+        reply = self.retrying("endpoint exchange", lambda: client.exchange(
+            token, "MEMBER_LOOKUP", {"member_id": "MEM123"}), ok=lambda r: r.status < 500)
+        assert reply.screen == "CONFIRM", reply
+        reply = self.retrying("endpoint complete", lambda: client.exchange(
+            token, "CONFIRM", {"member_id": "MEM123"}), ok=lambda r: r.status < 500)
+        assert reply.status == 200 and reply.screen == "SUCCESS", reply
+        message = completion(token=token, values={"member_id": "MEM123"}, user=phone, context_id=None)
+        self.outcome.completions[message["id"]] = {"token": token, "phone": phone,
+                                                   "completed_at": time.time(), "message": message}
+
+    def deliver(self, messages: list[dict]):
+        raw = body_of(messages_change(messages=messages))
+        resp = self.retrying("webhook", lambda: requests.post(
+            f"{self.base}/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET), timeout=10))
+        assert resp.status_code == 200, resp.text
+
+    def webhooks(self):
+        """Every completion twice, shuffled; a third of them also batched in reverse order."""
+        messages = [info["message"] for info in self.outcome.completions.values()]
+        deliveries = [[m] for m in messages] * 2
+        self.rng.shuffle(deliveries)
+        pairs = [messages[i:i + 2][::-1] for i in range(0, len(messages) - 1, 6)]
+        deliveries = deliveries[: len(deliveries) - len(pairs)] + pairs  # those still arrive twice overall
+        covered = Counter(m["id"] for d in deliveries for m in d)
+        deliveries += [[m] for m in messages if covered[m["id"]] < 2]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(self.deliver, deliveries))
+
+    # --- faults ------------------------------------------------------------------------------
+    def scheduler_holder(self) -> int | None:
+        """pid of the worker whose scheduler holds the lock (the scheduler is its child)."""
+        try:
+            name = self.redis.get(f"rq:scheduler-lock:{QUEUES[0]}")
+            pid = name and self.redis.hget(f"rq:scheduler:{name.decode()}", "pid")
+        except redis_lib.RedisError:
+            return None
+        if not pid:
+            return None
+        try:
+            return int(Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def held_effects(self) -> set[str]:
+        """Effects some attempt is inside right now: a once() lock or an Effects lease."""
+        held = set()
+        for raw in self.redis.scan_iter("fg:effect:*", count=500):
+            key = raw.decode()
+            if key.endswith(":lock"):
+                held.add(key[len("fg:effect:"):-len(":lock")])
+            elif key.endswith(":lease"):
+                held.add(key[len("fg:effect:"):-len(":lease")])
+        return held
+
+    @staticmethod
+    def effect_of(job: Job) -> str | None:
+        """The idempotency key of the send a job makes (workers/completion.py, recovery.py, sending.py)."""
+        args, func = job.args or (), job.func_name
+        if func.endswith("process_completion") and args and isinstance(args[0], dict):
+            return f"confirm:{args[0].get('id')}"
+        if func.endswith("recovery_step") and len(args) == 2:
+            return f"rec-{args[0]}-{args[1]}"
+        if func.endswith("deliver_flow") and len(args) == 1:
+            return f"send-{args[0]}"
+        return None
+
+    def sending_now(self) -> dict:
+        """worker name → the effect its running job holds right now (lock or lease present)."""
+        held, out = self.held_effects(), {}
+        for name in QUEUES:
+            for job_id in StartedJobRegistry(queue=queue(self.redis, name)).get_job_ids():
+                job = Job.fetch_many([job_id], connection=self.redis, serializer=queue(self.redis, name).serializer)[0]
+                key = job and self.effect_of(job)
+                if key in held and job.worker_name:
+                    out[job.worker_name] = key
+        return out
+
+    def kill_worker(self, sig, targeted: bool = False):
+        alive = self.workers.alive()
+        if self.plan.spare_scheduler and sig == signal.SIGKILL:
+            holder = self.scheduler_holder()
+            alive = [p for p in alive if p.pid != holder] if holder else []
+        if not alive:
+            return
+        victim = self.rng.choice(alive)
+        if targeted:
+            def inside_a_send():
+                sending = self.sending_now()
+                hits = [(p, sending[self.workers.names[p.pid]]) for p in alive
+                        if self.workers.names[p.pid] in sending]
+                return hits or self.stop_faults.is_set()
+
+            hits = wait_for(inside_a_send, timeout=60, interval=0.005, message="a worker inside a send")
+            if hits is True:
+                return
+            victim, _ = hits[0]
+        self.workers.stop(victim, sig)
+        self.outcome.faults[f"{signal.Signals(sig).name} worker{' mid-send' if targeted else ''}"] += 1
+        if sig == signal.SIGKILL:
+            self.note_interrupted()
+        time.sleep(self.rng.uniform(0.2, 1.0))
+        self.workers.start_one()
+
+    def restart_redis(self):
+        self.redis_server.stop()  # SIGTERM: redis-server flushes its append-only file
+        time.sleep(self.rng.uniform(0.3, 1.5))
+        self.redis_server.start(persist=True)
+        self.outcome.faults["Redis restart"] += 1
+        # A job inside a send when Redis went away may never record its end: the same gap as a
+        # SIGKILL (its lease or lock survives, thanks to the append-only file).
+        self.note_interrupted()
+
+    def note_interrupted(self):
+        """Effects held right after a fault and still held 1.5 s later: the attempt holding them
+        died (a live send holds its lock or lease for < 0.2 s here)."""
+        first = self.held_effects()
+        time.sleep(1.5)
+        self.outcome.orphans |= first & self.held_effects()
+
+    def fault_loop(self):
+        p = self.plan
+        faults = ([lambda: self.kill_worker(signal.SIGKILL)] * p.sigkills
+                  + [lambda: self.kill_worker(signal.SIGKILL, targeted=True)] * p.targeted_kills
+                  + [lambda: self.kill_worker(signal.SIGTERM)] * p.sigterms + [self.restart_redis] * p.redis_restarts)
+        self.rng.shuffle(faults)
+        gap = p.traffic_seconds / (len(faults) + 1)
+        try:
+            for fault in faults:
+                if self.stop_faults.wait(self.rng.uniform(0.3, 1.7) * gap):
+                    return
+                fault()
+                # A worker that died of the Redis restart is restarted like a crashed dyno.
+                for proc in list(self.workers.procs):
+                    if proc.poll() is not None and len(self.workers.alive()) < 2:
+                        self.workers.start_one()
+                        self.outcome.faults["worker restarted after it exited on its own"] += 1
+        except Exception as exc:  # noqa: BLE001 - reported by run(), the thread must not die silently
+            self.fault_error = exc
+
+    # --- the run -----------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        started = time.monotonic()
+        self.graph.chaos(self.plan.seed, latency=(0.02, 0.15))
+        faults = threading.Thread(target=self.fault_loop, daemon=True)
+        faults.start()
+        kinds = [True] * self.plan.completed + [False] * self.plan.abandoned
+        self.rng.shuffle(kinds)
+        phones = [f"1555{self.plan.seed % 100:02d}{i:05d}" for i in range(len(kinds))]
+        # Users arrive over most of the fault window, so faults land in the middle of traffic.
+        window = self.plan.traffic_seconds * 0.7
+        starts = sorted(self.rng.uniform(0, window) for _ in kinds)
+
+        def user(args):
+            at, phone, complete = args
+            time.sleep(max(0.0, at - (time.monotonic() - started)))
+            self.play(phone, complete)
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(user, zip(starts, phones, kinds)))
+        self.webhooks()
+        faults.join(timeout=self.plan.traffic_seconds * 3)
+        self.stop_faults.set()
+        if self.fault_error:
+            raise self.fault_error
+        while len(self.workers.alive()) < 2:
+            self.workers.start_one()
+        try:
+            wait_for(self.settled, timeout=self.plan.settle_timeout, interval=0.5, message="the run to settle")
+            self.outcome.settled = True
+        except AssertionError:
+            self.outcome.settled = False
+        self.collect()
+        self.outcome.seconds = time.monotonic() - started
+        return self.outcome
+
+    def registries(self) -> dict:
+        out = Counter()
+        for name in QUEUES:
+            q = queue(self.redis, name)
+            out["queued"] += q.count
+            out["intermediate"] += self.redis.llen(q.intermediate_queue_key)
+            out["started"] += StartedJobRegistry(queue=q).count
+            out["scheduled"] += ScheduledJobRegistry(queue=q).count
+        return out
+
+    def settled(self) -> bool:
+        try:
+            if any(self.registries().values()):
+                return False
+            done = [k.decode() for k in self.redis.scan_iter("fg:effect:confirm:*", count=1000)]
+        except redis_lib.RedisError:
+            return False
+        # Every completion's confirmation reached a final record (done or unknown).
+        return sum(1 for k in done if not k.endswith(":lease")) >= len(self.outcome.completions)
+
+    def collect(self):
+        o, r = self.outcome, self.redis
+        for entry, status in self.graph.answers:
+            o.graph_answers[str(status)] += 1
+            body = entry.json() or {}
+            key = body.get("biz_opaque_callback_data", "-")
+            if key.startswith("rec-"):
+                o.attempts.setdefault(key[4:].rsplit("-", 1)[0], []).append((key[-5:], status))
+            if status == 200:
+                key = body.get("biz_opaque_callback_data", "-")
+                o.sends.setdefault(key, []).append(entry.at)
+                o.bodies.setdefault(key, []).append(body)
+        for wamid in o.completions:
+            raw = r.hgetall(f"fg:effect:confirm:{wamid}")
+            o.effect_state[f"confirm:{wamid}"] = {k.decode(): v.decode() for k, v in raw.items()}
+        o.fallback = [json.loads(x) for x in r.lrange("fg:fallback:pending", 0, -1)]
+        resp = requests.get(f"{self.base}/api/submissions?limit=500",
+                            headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
+        o.submissions = resp.json()["submissions"] if resp.status_code == 200 else []
+        for origin in o.abandoned:
+            o.timelines[origin] = [json.loads(x) for x in r.lrange(f"fg:session:{origin}:timeline", 0, -1)]
+        o.limbo = dict(self.registries())
+        for name in QUEUES:
+            registry = FailedJobRegistry(queue=queue(r, name))
+            for job_id in registry.get_job_ids():
+                job = Job.fetch(job_id, connection=r, serializer=queue(r, name).serializer)
+                o.failed_jobs.append(self.explain(job))
+
+    def explain(self, job: Job) -> dict:
+        """A failed job is fine only when its outcome is recorded elsewhere: a recovery step
+        whose send was interrupted by a SIGKILL (the lock outlived the retries)."""
+        args = job.args or ()
+        key = None
+        if job.func_name.endswith("recovery_step") and len(args) == 2:
+            key = f"rec-{args[0]}-{args[1]}"
+        elif job.func_name.endswith("deliver_flow") and len(args) == 1:
+            key = f"send-{args[0]}"
+        return {"id": job.id, "func": job.func_name, "explained": bool(key and key in self.outcome.orphans),
+                "error": (job.latest_result().exc_string or "")[-200:] if job.latest_result() else ""}

@@ -1,0 +1,25 @@
+"""Fault injection on real processes (tests/chaos.py): nothing lost, nothing twice.
+
+``make test`` runs the short form (8 completed, 6 abandoned, one SIGKILL, one SIGTERM, one Redis
+restart, a random-failing Graph API); ``make chaos`` runs the long one (CHAOS_SCALE=long: RQ's own
+60 s heartbeat grace, any worker SIGKILLed, larger N and M). Both print the counts table.
+"""
+from __future__ import annotations
+
+import os
+
+from chaos import Plan, Scenario
+
+
+def test_nothing_lost_nothing_twice_under_faults(tmp_path, keypair, capsys):
+    plan = Plan.long() if os.environ.get("CHAOS_SCALE") == "long" else Plan.short()
+    with Scenario(plan, tmp_path, keypair) as scenario:
+        outcome = scenario.run()
+    with capsys.disabled():
+        print(f"\nchaos run (seed {plan.seed}):\n{outcome.table()}")
+    assert outcome.violations() == [], f"{outcome.table()}\n{outcome.details()}"
+    # The faults really happened and the run really exercised both kinds of Graph failure.
+    assert outcome.faults["SIGKILL worker"] + outcome.faults["SIGTERM worker"] >= 1
+    assert outcome.faults["Redis restart"] == plan.redis_restarts
+    assert {"200", "400"} <= set(outcome.graph_answers) and ({"429", "500"} & set(outcome.graph_answers))
+    assert len(outcome.completions) == plan.completed and len(outcome.abandoned) == plan.abandoned

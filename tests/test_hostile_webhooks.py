@@ -1,0 +1,220 @@
+"""Hostile input on both webhooks (POST /webhooks/whatsapp, POST /webhooks/wasender), by hypothesis.
+
+Whatever arrives, the answer is 400/401/403/413 — or 200 for a well-formed event we have no use
+for — never a 500, and neither the body nor the log carries a traceback or a secret.
+``HYPOTHESIS_PROFILE=chaos`` (``make chaos``) runs 10,000 cases per property.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app import create_app
+from conftest import APP_SECRET
+from flows.signing import HEADER, sign
+
+WASENDER_SECRET = "wasender-webhook-secret-5e6f"
+API_TOKEN = "api-token-hostile-7a8b"
+SECRETS = (APP_SECRET, WASENDER_SECRET, API_TOKEN)
+REJECTIONS = {400, 401, 403, 413}
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+strings = st.text(max_size=30) | st.sampled_from(["", "wamid.X", "15550001234", "interactive", "nfm_reply"])
+# Envelopes close enough to Meta's to get past the first checks, with every part possibly wrong.
+messages = st.fixed_dictionaries({"id": strings | json_values, "from": strings | json_values,
+                                  "type": st.sampled_from(["text", "interactive", "button"]) | json_values},
+                                 optional={"interactive": json_values | st.fixed_dictionaries({
+                                     "type": st.just("nfm_reply") | json_values,
+                                     "nfm_reply": json_values | st.fixed_dictionaries(
+                                         {"response_json": strings | json_values})}),
+                                     "text": json_values, "context": json_values, "timestamp": json_values})
+statuses = st.fixed_dictionaries({"id": strings | json_values, "status": strings | json_values},
+                                 optional={"errors": json_values, "recipient_id": json_values})
+values = st.fixed_dictionaries({}, optional={
+    "messages": st.lists(messages, max_size=3) | json_values, "statuses": st.lists(statuses, max_size=3) | json_values,
+    "metadata": json_values, "event": strings | json_values})
+changes = st.fixed_dictionaries({"field": st.sampled_from(["messages", "flows", "account_update"]) | json_values,
+                                 "value": values | json_values})
+envelopes = st.fixed_dictionaries({
+    "object": st.just("whatsapp_business_account") | json_values,
+    "entry": st.lists(st.fixed_dictionaries({"id": strings, "changes": st.lists(changes, max_size=3) | json_values},
+                                            optional={"time": json_values}) | json_values, max_size=3) | json_values})
+
+wasender_messages = st.fixed_dictionaries({}, optional={
+    "key": json_values | st.fixed_dictionaries({"id": strings | json_values}, optional={
+        "fromMe": json_values, "remoteJid": strings | json_values, "cleanedSenderPn": strings | json_values,
+        "senderPn": strings | json_values}),
+    "messageBody": json_values, "message": json_values})
+wasender_events = st.fixed_dictionaries({
+    "event": st.sampled_from(["messages.upsert", "messages.received", "messages-personal.received",
+                              "session.status", "qrcode.updated"]) | json_values,
+    "data": json_values | st.fixed_dictionaries({}, optional={
+        "messages": wasender_messages | st.lists(wasender_messages, max_size=3) | json_values,
+        "status": strings | json_values})})
+
+
+@pytest.fixture
+def app(app_config):
+    return create_app({**app_config, "WASENDER_WEBHOOK_SECRET": WASENDER_SECRET, "API_TOKEN": API_TOKEN})
+
+
+class Probe:
+    """Posts through the real app in process (WSGI): thousands of cases must stay fast."""
+
+    def __init__(self, app, caplog):
+        caplog.set_level(logging.DEBUG)
+        self.client = app.test_client()
+        self.caplog = caplog
+
+    def check(self, resp):
+        text = resp.get_data(as_text=True)
+        assert resp.status_code != 500, text
+        assert "Traceback" not in text and "Traceback" not in self.caplog.text
+        for secret in SECRETS:
+            assert secret not in text and secret not in self.caplog.text
+        return resp.status_code
+
+    def cloud(self, raw: bytes, signature: str | None = "sign") -> int:
+        headers = {} if signature is None else {HEADER: sign(APP_SECRET, raw) if signature == "sign" else signature}
+        return self.check(self.client.post("/webhooks/whatsapp", data=raw, headers=headers,
+                                           content_type="application/json"))
+
+    def wasender(self, raw: bytes, signature: str | None = WASENDER_SECRET) -> int:
+        headers = {} if signature is None else {"X-Webhook-Signature": signature}
+        return self.check(self.client.post("/webhooks/wasender", data=raw, headers=headers,
+                                           content_type="application/json"))
+
+
+def dumps(value) -> bytes:
+    return json.dumps(value).encode()
+
+
+# --- the Cloud API webhook -----------------------------------------------------------------------
+
+@settings(**SETTINGS)
+@given(raw=st.binary(max_size=2000))
+def test_cloud_random_bytes(app, caplog, raw):
+    assert Probe(app, caplog).cloud(raw) in REJECTIONS
+
+
+@settings(**SETTINGS)
+@given(body=json_values)
+def test_cloud_random_json(app, caplog, body):
+    assert Probe(app, caplog).cloud(dumps(body)) in REJECTIONS
+
+
+@settings(**SETTINGS)
+@given(body=envelopes)
+def test_cloud_envelopes_with_wrong_types(app, caplog, body):
+    # 200 only for a well-formed envelope: its events are stored (or were ignored fields).
+    assert Probe(app, caplog).cloud(dumps(body)) in REJECTIONS | {200}
+
+
+@settings(**SETTINGS)
+@given(depth=st.integers(min_value=1, max_value=100_000), opener=st.sampled_from([b"[", b'{"a":']))
+def test_cloud_deep_json(app, caplog, depth, opener):
+    closer = b"]" if opener == b"[" else b"}"
+    assert Probe(app, caplog).cloud(opener * depth + closer * depth) == 400
+
+
+@settings(**SETTINGS)
+@given(text=st.text(max_size=40), junk=st.binary(min_size=1, max_size=8).filter(lambda b: not _utf8(b)))
+def test_cloud_invalid_utf8(app, caplog, text, junk):
+    raw = b'{"object": "whatsapp_business_account", "entry": [{"id": "' + junk + text.encode() + b'"}]}'
+    assert Probe(app, caplog).cloud(raw) == 400
+
+
+@settings(**SETTINGS)
+@given(header=st.text(max_size=90).filter(lambda h: h.isascii() and h.isprintable()), body=envelopes)
+def test_cloud_bad_and_missing_signatures(app, caplog, header, body):
+    raw = dumps(body)
+    probe = Probe(app, caplog)
+    assert probe.cloud(raw, signature=None) == 401
+    expected = sign(APP_SECRET, raw)
+    if header.strip() and header != expected:
+        assert probe.cloud(raw, signature=header) == 403
+    # A signature made with another secret, or over other bytes, is wrong too.
+    assert probe.cloud(raw, signature=sign("not-the-secret", raw)) == 403
+    assert probe.cloud(raw + b" ", signature=expected) == 403
+
+
+def test_cloud_huge_strings_and_bodies(app, caplog):
+    probe = Probe(app, caplog)
+    text = {"from": "15550001234", "id": "wamid.huge", "type": "text", "text": {"body": "x" * 2_000_000}}
+    envelope = {"object": "whatsapp_business_account",
+                "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"messages": [text]}}]}]}
+    assert probe.cloud(dumps(envelope)) == 200  # under Meta's 3 MB: stored like any message
+    assert probe.cloud(b" " * (3 * 1024 * 1024 + 1)) == 413
+    assert probe.cloud(dumps({"object": "x" * (4 * 1024 * 1024)})) == 413
+
+
+# --- the WASender webhook ------------------------------------------------------------------------
+
+@settings(**SETTINGS)
+@given(raw=st.binary(max_size=2000))
+def test_wasender_random_bytes(app, caplog, raw):
+    assert Probe(app, caplog).wasender(raw) in REJECTIONS
+
+
+@settings(**SETTINGS)
+@given(body=json_values)
+def test_wasender_random_json(app, caplog, body):
+    assert Probe(app, caplog).wasender(dumps(body)) in REJECTIONS | {200}
+
+
+@settings(**SETTINGS)
+@given(body=wasender_events)
+def test_wasender_events_with_wrong_types(app, caplog, body):
+    assert Probe(app, caplog).wasender(dumps(body)) in REJECTIONS | {200}
+
+
+@settings(**SETTINGS)
+@given(depth=st.integers(min_value=1, max_value=100_000), opener=st.sampled_from([b"[", b'{"a":']))
+def test_wasender_deep_json(app, caplog, depth, opener):
+    closer = b"]" if opener == b"[" else b"}"
+    assert Probe(app, caplog).wasender(opener * depth + closer * depth) == 400
+
+
+@settings(**SETTINGS)
+@given(junk=st.binary(min_size=1, max_size=8).filter(lambda b: not _utf8(b)))
+def test_wasender_invalid_utf8(app, caplog, junk):
+    assert Probe(app, caplog).wasender(b'{"event": "messages.upsert", "data": "' + junk + b'"}') == 400
+
+
+@settings(**SETTINGS)
+@given(header=st.text(max_size=60).filter(lambda h: h.isascii() and h.isprintable()), body=wasender_events)
+def test_wasender_bad_and_missing_signatures(app, caplog, header, body):
+    probe = Probe(app, caplog)
+    assert probe.wasender(dumps(body), signature=None) == 401
+    if header != WASENDER_SECRET:
+        assert probe.wasender(dumps(body), signature=header) in {401, 403}
+
+
+@pytest.mark.parametrize("message", ["hi", 7, ["x"], True])
+def test_wasender_message_of_any_type(app, caplog, message):
+    body = {"event": "messages.upsert", "data": {"messages": {
+        "key": {"id": "ABC", "remoteJid": "15550001234@s.whatsapp.net"}, "message": message}}}
+    assert Probe(app, caplog).wasender(dumps(body)) == 200  # was a 500: str has no .get
+
+
+def test_wasender_huge_body(app, caplog):
+    probe = Probe(app, caplog)
+    assert probe.wasender(b" " * (3 * 1024 * 1024 + 1)) == 413
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+        return True
+    except UnicodeDecodeError:
+        return False
