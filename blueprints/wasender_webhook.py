@@ -52,7 +52,9 @@ def wasender_webhook():
     request.max_content_length = MAX_BODY_BYTES
     raw = request.get_data(cache=False)  # raises 413 past the limit
     try:
-        body = json.loads(raw)
+        # Strict UTF-8 first: json.loads(bytes) lets encoded lone surrogates through (hypothesis
+        # found b"\xed\xa0\x80"). UnicodeDecodeError is a ValueError.
+        body = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # get_json(silent=True) let deep nesting through as a 500
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("event"), str):

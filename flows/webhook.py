@@ -41,7 +41,10 @@ def digest(text: str) -> str:
 def parse(raw: bytes) -> tuple[list[Item], int]:
     """(items to enqueue, count of ignored changes) or EnvelopeError."""
     try:
-        body = json.loads(raw)
+        # Strict UTF-8 (Meta sends nothing else): json.loads(bytes) accepts encoded lone
+        # surrogates, which then fail wherever the text is encoded again. UnicodeDecodeError is a
+        # ValueError.
+        body = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise EnvelopeError("body is not JSON") from None
     if not isinstance(body, dict):

@@ -15,6 +15,7 @@ Used by tests/test_chaos.py (a short form in ``make test``) and ``make chaos`` (
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -259,6 +260,7 @@ class Scenario:
         }
 
     def __enter__(self):
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-ins' access lines: hundreds
         self.redis_server.start(persist=True)
         self.redis = redis_lib.Redis.from_url(self.redis_server.url, socket_timeout=5)
         self.graph.__enter__()

@@ -200,6 +200,13 @@ def test_wasender_bad_and_missing_signatures(app, caplog, header, body):
         assert probe.wasender(dumps(body), signature=header) in {401, 403}
 
 
+@pytest.mark.parametrize("route", ["cloud", "wasender"])
+def test_encoded_lone_surrogates_are_not_utf8(app, caplog, route):
+    # Found by the 10,000-case run: json.loads(bytes) accepted b"\xed\xa0\x80" (a surrogate).
+    raw = b'{"object": "whatsapp_business_account", "event": "messages.upsert", "entry": [], "data": "\xed\xa0\x80"}'
+    assert getattr(Probe(app, caplog), route)(raw) == 400
+
+
 @pytest.mark.parametrize("message", ["hi", 7, ["x"], True])
 def test_wasender_message_of_any_type(app, caplog, message):
     body = {"event": "messages.upsert", "data": {"messages": {

@@ -86,6 +86,10 @@ def enqueue(connection, func: str, *args, queue_name: str = DEFAULT, job_id: str
     options = dict(
         args=args, kwargs=kwargs, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL, retry=retry or retry_policy(),
+        # RQ logs every job's description when it starts and ends, and by default that is the
+        # call with its arguments: whole phone numbers, flow tokens, webhook payloads with form
+        # values (tests/test_log_hygiene.py). The function's path and the job id say enough.
+        description=func,
     )
     if job_id:
         options.update(job_id=job_id, unique=True)

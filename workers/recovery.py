@@ -182,7 +182,7 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
         record, _ = once(redis, key, lambda: _ext("router").deliver(out, final_attempt=final).to_dict())
     except Refused as exc:
         sessions.note(origin, "send_refused", f"{key}: {exc.reason}")
-        log.info("origin=%s %s refused: %s", short(origin), key, exc.reason)
+        log.info("origin=%s %s refused: %s", short(origin), _shown(key, origin, previous), exc.reason)
         metric(flow.name, "failed", label=f"send:{exc.reason.split(' (')[0][:30]}")
         return "refused"
     if record.get("message_id") and record.get("channel") == "cloud":
@@ -192,8 +192,16 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
     if previous != origin:  # the origin's state tracks the chain: abandoned → recovering → ...
         sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
     sessions.note(origin, "sent", f"{key} via {record.get('channel')}")
-    log.info("origin=%s to=%s %s sent via %s", short(origin), mask(wa_id), key, record.get("channel"))
+    log.info("origin=%s to=%s %s sent via %s", short(origin), mask(wa_id), _shown(key, origin, previous),
+             record.get("channel"))
     return "sent"
+
+
+def _shown(key: str, *tokens: str) -> str:
+    """An idempotency key as a log line may carry it: the tokens inside it shortened."""
+    for token in tokens:
+        key = key.replace(token, short(token)) if token else key
+    return key
 
 
 def flow_prefill(flow, carried: dict) -> dict:
