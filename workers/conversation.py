@@ -137,7 +137,9 @@ def _say(channel, wa_id, text, key, origin=None, opt_out_notice=False) -> None:
     except Refused as exc:
         if origin:
             _ext("sessions").note(origin, "send_refused", f"{key}: {exc.reason}")
-        log.info("to=%s %s not sent: %s (token %s)", mask(wa_id), key, exc.reason, short(origin))
+        # The key holds the phone (stop-…) or the token (handoff-…): log only its kind.
+        log.info("to=%s %s not sent: %s (token %s)", mask(wa_id), key.split("-", 1)[0], exc.reason,
+                 short(origin))
 
 
 def _done(key: str) -> bool:
