@@ -27,9 +27,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     storage.init_app(app)
     security.init_app(app)
+    metrics.init_app(app)
     domain.init_app(app)
     init_messaging(app)
-    metrics.init_app(app)
     auth.init_app(app)
     playground.init_app(app)
     errors.init_app(app)

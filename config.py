@@ -96,6 +96,8 @@ def defaults() -> dict:
         "DEFAULT_TIMEZONE": "UTC",
         "STOP_WORDS": ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja"),
         "LOG_LEVEL": "INFO",
+        # Web processes add metrics up in memory and write them this often (metrics/buffer.py).
+        "METRICS_FLUSH_SECONDS": 1.0,
         # Lookups (flows/lookups.py). No base URL → the app's own demo backend on 127.0.0.1:$PORT.
         "LOOKUP_BASE_URL": None,
         "LOOKUP_TIMEOUT_SECONDS": 1.0,
@@ -181,6 +183,7 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         STOP_WORDS=tuple(w.strip().lower() for w in env["STOP_WORDS"].split(",") if w.strip())
         if env.get("STOP_WORDS") else cfg["STOP_WORDS"],
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
+        METRICS_FLUSH_SECONDS=_float(env.get("METRICS_FLUSH_SECONDS"), cfg["METRICS_FLUSH_SECONDS"]),
         LOOKUP_BASE_URL=env.get("LOOKUP_BASE_URL") or None,
         LOOKUP_TIMEOUT_SECONDS=_float(env.get("LOOKUP_TIMEOUT_SECONDS"), cfg["LOOKUP_TIMEOUT_SECONDS"]),
         LOOKUP_CACHE_TTL=_int(env.get("LOOKUP_CACHE_TTL"), cfg["LOOKUP_CACHE_TTL"]),

@@ -11,17 +11,16 @@ from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
 from flows.slots import SlotHolds
-from metrics import Metrics
 from workers.hooks import RecoveryHooks
 
 
 def build_deps(app) -> dict:
     """What handlers may ask for by name (``ctx.deps["lookups"]["members"]``)."""
-    redis = app.extensions["redis"]
-    lookups = Lookups(specs_from_config(app.config, config.server()["port"]), redis)
+    redis, metrics = app.extensions["redis"], app.extensions["metrics"]
+    lookups = Lookups(specs_from_config(app.config, config.server()["port"]), redis, metrics=metrics)
     app.extensions["lookups"] = lookups  # the re-check job reaches them here
     return {"lookups": lookups, "slots": SlotHolds(redis, app.config["SLOT_HOLD_SECONDS"]),
-            "metrics": Metrics(redis)}
+            "metrics": metrics}
 
 
 def init_app(app) -> None:

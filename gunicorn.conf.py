@@ -1,5 +1,7 @@
 """gunicorn settings; every one carries its reason (after Heroku's python-getting-started)."""
 # Every module-level name here is read as a gunicorn setting ("config" is one): import privately.
+import os as _os
+
 from config import server as _server_settings
 
 _server = _server_settings()
@@ -30,3 +32,22 @@ forwarded_allow_ips = "*" if _server["production"] else "127.0.0.1,::1"
 # Recycle workers now and then so a slow leak never becomes an outage.
 max_requests = 5000
 max_requests_jitter = 2500
+
+
+def post_fork(server, worker):
+    """Each worker sums its metrics in memory and writes them once a second (metrics/buffer.py):
+    a thread, so it starts here, after the fork, never in the preloaded master."""
+    from metrics import buffer_in_this_process
+
+    buffer_in_this_process(worker.app.wsgi())
+
+
+def worker_exit(server, worker):
+    """A graceful stop (deploy, max_requests, SIGTERM) writes what the worker still holds.
+
+    gunicorn also calls this in the master for a worker it reaped: nothing is held there."""
+    if worker.pid != _os.getpid():
+        return
+    buffer = worker.app.wsgi().extensions["metrics"].buffer
+    if buffer is not None:
+        buffer.stop()

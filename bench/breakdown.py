@@ -80,7 +80,9 @@ def main() -> None:
                           WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, LOG_LEVEL="WARNING",
                           LOOKUP_BASE_URL=f"http://127.0.0.1:{demo.server_port}/demo-api")
         from app import create_app
+        from metrics import buffer_in_this_process
         apps = {"flowgate": create_app()}
+        buffer_in_this_process(apps["flowgate"])  # as gunicorn.conf.py's post_fork does
         try:
             from bench import pywa_app
             apps["pywa"] = pywa_app.app

@@ -22,6 +22,9 @@ GENERIC_ERROR = "Something went wrong on our side. Please try again."
 # A session whose checks could not be answered this many times gets one fallback message.
 LOOKUP_FAILURES_BEFORE_FALLBACK = 3
 UNKNOWN_STEP = "This step isn't available any more. Please start again from here."
+# The endpoint's SUCCESS completes a session from any state that is still open.
+COMPLETE = {"to": "completed", "event": "completed", "detail": "endpoint SUCCESS",
+            "allowed_from": ("sent", "opened", "in_progress", "failed", "abandoned", "recovering")}
 REFUSALS = {
     "completed": "You have already completed this form. Thank you!",
     "expired": "This form has expired. Please ask us for a new one in the chat.",
@@ -113,20 +116,21 @@ class Engine:
             return self._reply(flow, req, Screen(here, error_message=GENERIC_ERROR), "handler_error")
         if ctx.lookup_failures == LOOKUP_FAILURES_BEFORE_FALLBACK:
             self.hooks.lookups_failing(flow.name, req.flow_token)
-        return self._reply(flow, req, result, "screen")
+        return self._reply(flow, req, result, "screen", carry=ctx.to_carry)
 
-    def _reply(self, flow: Flow, req: FlowRequest, result, event: str) -> Outcome:
+    def _reply(self, flow: Flow, req: FlowRequest, result, event: str, carry: dict | None = None) -> Outcome:
+        """The reply, and what it changes on the session written in one round trip (carried
+        values with the screen shown, or with the completion) before the reply leaves."""
         here = req.screen if flow.has_screen(req.screen) else flow.entry_screen
+        token = req.flow_token
         if isinstance(result, TokenRejected):
             return self._refuse(result.message)
         if isinstance(result, Finish):
-            plaintext = json_bytes(result.to_json(req.flow_token))
-            if req.flow_token:
-                moved = self._quietly(self.sessions.move, req.flow_token, "completed",
-                                      ("sent", "opened", "in_progress", "failed", "abandoned", "recovering"),
-                                      event="completed", detail="endpoint SUCCESS")
+            plaintext = json_bytes(result.to_json(token))
+            if token:
+                moved = self._quietly(self.sessions.commit, token, carry=carry, move=COMPLETE)
                 if moved:
-                    self.hooks.completed(flow.name, req.flow_token)
+                    self.hooks.completed(flow.name, token)
             return Outcome(200, plaintext, "finish", "SUCCESS")
         if not isinstance(result, Screen) or not flow.has_screen(result.name):
             log.error("flow=%s handler for screen=%s returned %r, not a screen of the Flow JSON",
@@ -138,8 +142,10 @@ class Engine:
                       flow.name, result.name, len(plaintext), self.max_reply_bytes)
             result, event = Screen(here, error_message=GENERIC_ERROR), "reply_too_large"
             plaintext = json_bytes(result.to_json())
-        if req.flow_token and result.name != req.screen:
-            self._quietly(self.sessions.visit, req.flow_token, flow.name, result.name)
+        if token:
+            # The request's own screen was recorded by the visit before the handler ran.
+            shown = (flow.name, result.name) if result.name != req.screen else None
+            self._quietly(self.sessions.commit, token, carry=carry, shown=shown)
         return Outcome(200, plaintext, event, result.name)
 
     @staticmethod

@@ -1,11 +1,8 @@
-"""What lookups keep in Redis: cached answers (fresh, then stale) and outcome counters.
+"""What lookups keep in Redis: cached answers, fresh, then stale.
 
 One key per (lookup, value): the answer and when it was fetched. It is *fresh* for the positive or
 negative TTL, and may still be served *stale* up to the max age when the API fails. The value
 itself is hashed into the key name, so no form value appears in a key.
-
-Outcome counters and latency go to the shared metrics store (``metrics``): per flow, lookup,
-outcome and UTC day, with latency in the 30-minute window the dashboard shows.
 """
 from __future__ import annotations
 
@@ -58,9 +55,3 @@ class AnswerCache:
         entry = json.dumps({"s": status, "r": record, "at": round(time.time(), 3)})
         self.redis.set(self.key(value), entry, ex=int(self.stale_max_age))
 
-
-def count(redis, flow: str, lookup: str, outcome: str, seconds: float) -> None:
-    """Every outcome and its latency go to the shared metrics (dashboard, /metrics): one round trip."""
-    from metrics import Metrics
-
-    Metrics(redis).lookup(flow, lookup, outcome, seconds)

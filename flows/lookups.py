@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from flows import lookup_cache
 from flows.breaker import Breaker
 from flows.budget import Deadline
+from metrics import Metrics
 
 log = logging.getLogger("flowgate.lookups")
 
@@ -83,7 +84,7 @@ class _Failure(Exception):
 
 
 class Lookup:
-    def __init__(self, spec: LookupSpec, redis, http: requests.Session):
+    def __init__(self, spec: LookupSpec, redis, http: requests.Session, metrics=None):
         if spec.policy not in POLICIES:
             raise ValueError(f"lookup {spec.name}: policy must be one of {POLICIES}")
         self.spec = spec
@@ -91,6 +92,7 @@ class Lookup:
         self.policy = spec.policy
         self.redis = redis
         self.http = http
+        self.metrics = metrics if metrics is not None else Metrics(redis)
         self.cache = lookup_cache.AnswerCache(redis, spec.name, spec.ttl, spec.negative_ttl,
                                               spec.stale_max_age)
         self.breaker = Breaker(redis, spec.name, spec.breaker_failures, spec.breaker_seconds)
@@ -101,8 +103,8 @@ class Lookup:
         deadline = deadline or Deadline(self.spec.timeout + RESERVE_SECONDS)
         started = time.perf_counter()
         result = self._fetch(value, deadline, fresh)
-        self._quietly(lookup_cache.count, self.redis, flow, self.name, result.outcome,
-                      time.perf_counter() - started)
+        # Every outcome and its latency go to the shared metrics (dashboard, /metrics).
+        self._quietly(self.metrics.lookup, flow, self.name, result.outcome, time.perf_counter() - started)
         if result.outcome not in ("hit", "miss"):
             log.info("lookup=%s flow=%s outcome=%s status=%s", self.name, flow, result.outcome,
                      result.status)
@@ -204,13 +206,13 @@ class Lookup:
 class Lookups:
     """Name → Lookup, sharing one pooled HTTP session."""
 
-    def __init__(self, specs, redis, pool_size: int = 16):
+    def __init__(self, specs, redis, pool_size: int = 16, metrics=None):
         self.http = requests.Session()
         self.http.trust_env = False  # no proxy or netrc surprises: the URL is the whole story
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
-        self._lookups = {spec.name: Lookup(spec, redis, self.http) for spec in specs}
+        self._lookups = {spec.name: Lookup(spec, redis, self.http, metrics) for spec in specs}
 
     def __getitem__(self, name: str) -> Lookup:
         return self._lookups[name]

@@ -28,6 +28,7 @@ class Context:
     deadline: object = None  # flows.budget.Deadline, set by the engine
     sessions: object = None  # flows.sessions.SessionStore, None when the request has no token
     _carried: dict | None = None
+    to_carry: dict = field(default_factory=dict)  # written by the engine with the reply
     lookup_failures: int = 0  # closed-policy lookups this session could not answer, so far
 
     @property
@@ -40,9 +41,11 @@ class Context:
 
     @property
     def carried(self) -> dict:
-        """Values kept across screens (what the user entered, totals); read once, lazily."""
+        """Values kept across screens (what the user entered, totals); read once, lazily, with
+        what this request carries on top."""
         if self._carried is None:
-            self._carried = self.sessions.carried(self.token) if self.sessions and self.token else {}
+            stored = self.sessions.carried(self.token) if self.sessions and self.token else {}
+            self._carried = {**stored, **self.to_carry}
         return self._carried
 
     def lookup_unavailable(self) -> int:
@@ -53,13 +56,14 @@ class Context:
         return self.lookup_failures
 
     def carry(self, **values) -> None:
-        """Keep values on the session: later screens and a recovery resend's prefill read them."""
-        # Update the cache only when it is already loaded (or purely local): reading the whole
-        # hash back just to write to it cost a Redis round trip per data_exchange (bench.endpoint).
-        if self._carried is not None or not (self.sessions and self.token):
-            self.carried.update(values)
-        if self.sessions and self.token:
-            self.sessions.carry(self.token, values)
+        """Keep values on the session: later screens and a recovery resend's prefill read them.
+
+        Written with the reply, in the round trip that records the screen shown (the engine's
+        ``SessionStore.commit``), and never read back first: a handler that raises keeps nothing.
+        """
+        self.to_carry.update(values)
+        if self._carried is not None:
+            self._carried.update(values)
 
 
 Handler = Callable[[Context], object]

@@ -14,6 +14,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from redis.exceptions import NoScriptError
+
 # Tokens in these states get 427 from the endpoint.
 CLOSED = ("completed", "expired", "revoked", "gave_up")
 STATES = (
@@ -132,13 +134,50 @@ class SessionStore:
 
     def visit(self, token: str, flow: str, screen: str | None, now: float | None = None) -> Visit:
         """Record an endpoint request; create the session on first sight unless policy is strict."""
-        now = time.time() if now is None else now
-        state, created, opened_now = self._visit(
-            keys=self._keys(token),
-            args=[token, flow, screen or "", f"{now:.3f}", self.lifetime, int(self.strict),
-                  TOMBSTONE_SECONDS, TIMELINE_LENGTH],
-        )
+        state, created, opened_now = self._visit(keys=self._keys(token),
+                                                 args=self._visit_args(token, flow, screen, now))
         return Visit(state=_s(state), created=bool(created), opened_now=bool(opened_now))
+
+    def _visit_args(self, token: str, flow: str, screen: str | None, now: float | None) -> list:
+        now = time.time() if now is None else now
+        return [token, flow, screen or "", f"{now:.3f}", self.lifetime, int(self.strict),
+                TOMBSTONE_SECONDS, TIMELINE_LENGTH]
+
+    def commit(self, token: str, *, carry: dict | None = None, shown: tuple[str, str] | None = None,
+               move: dict | None = None):
+        """What one reply changes, in one round trip: the values it carries, then either the
+        screen it shows (``shown=(flow, screen)``, a visit) or a state change (``move``: the
+        keyword arguments of ``move()``). Returns the move's answer (the previous state, or None
+        when the move was not allowed); None without a move.
+
+        A pipeline rather than one script per combination; the script runs by its SHA, loaded
+        on the rare NOSCRIPT (a restarted Redis) and run again, which the HSET before it
+        tolerates: writing the same values twice changes nothing.
+        """
+        script, args = None, None
+        if move is not None:
+            script, args = self._move, self._move_args(**move)
+        elif shown is not None:
+            script, args = self._visit, self._visit_args(token, shown[0], shown[1], None)
+        if not carry and script is None:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        if carry:
+            self._queue_carry(pipe, token, carry)
+        if script is not None:
+            pipe.evalsha(script.sha, 2, *self._keys(token), *args)
+        results = pipe.execute(raise_on_error=False)
+        for result in results[:-1] if script is not None else results:
+            if isinstance(result, Exception):
+                raise result
+        if script is None:
+            return None
+        answer = results[-1]
+        if isinstance(answer, NoScriptError):
+            answer = script(keys=self._keys(token), args=args)
+        elif isinstance(answer, Exception):
+            raise answer
+        return _s(answer) if (move is not None and answer) else None
 
     def issue(self, token: str, flow: str, wa_id: str | None, prefill: dict | None = None,
               origin: str | None = None, now: float | None = None) -> None:
@@ -180,13 +219,15 @@ class SessionStore:
     def move(self, token: str, to: str, allowed_from=(), event: str | None = None,
              detail: str = "", now: float | None = None) -> str | None:
         """Atomic transition; returns the previous state, or None if the move was not allowed."""
+        prev = self._move(keys=self._keys(token), args=self._move_args(to, allowed_from, event, detail, now))
+        return _s(prev) if prev else None
+
+    @staticmethod
+    def _move_args(to: str, allowed_from=(), event: str | None = None, detail: str = "",
+                   now: float | None = None) -> list:
         assert to in STATES, to
         now = time.time() if now is None else now
-        prev = self._move(
-            keys=self._keys(token),
-            args=[to, ",".join(allowed_from), f"{now:.3f}", event or to, detail, TIMELINE_LENGTH],
-        )
-        return _s(prev) if prev else None
+        return [to, ",".join(allowed_from), f"{now:.3f}", event or to, detail, TIMELINE_LENGTH]
 
     def note(self, token: str, event: str, detail: str = "") -> None:
         """Append to the timeline without changing state (sends, errors, deliveries)."""
@@ -216,11 +257,14 @@ class SessionStore:
         concurrent requests never overwrite each other's values."""
         if not values:
             return
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_carry(pipe, token, values)
+        pipe.execute()
+
+    def _queue_carry(self, pipe, token: str, values: dict) -> None:
         key = self.key(token) + ":carried"
-        pipe = self.redis.pipeline()
         pipe.hset(key, mapping={k: json.dumps(v) for k, v in values.items()})
         pipe.expire(key, self.lifetime + TOMBSTONE_SECONDS)
-        pipe.execute()
 
     # --- values accepted without an answer (a lookup with the open policy) ---------------------
     def mark_unverified(self, token: str, field: str, lookup: str, value: str, flow: str) -> None:

@@ -5,6 +5,7 @@ The API other subsystems call (each call is one pipelined round trip; errors are
 
     from metrics import Metrics
     m = Metrics(redis)                                   # app.extensions["metrics"] in the app
+    m.buffered(seconds=1.0)                              # web processes: sum in memory, write 1/s
 
     m.count(flow, event, n=1, label=None)                # per flow and UTC day, and all-time
         # events: "sent", "opened", "screen" (label=screen id), "completed",
@@ -28,15 +29,23 @@ names, TTLs), ``metrics.snapshot`` (reads), ``metrics.jobs`` (RQ queue figures),
 from __future__ import annotations
 
 from metrics.latency import ERROR_RATE_THRESHOLDS, P90_THRESHOLDS, WINDOW_MINUTES  # noqa: F401
+from metrics.buffer import Buffer
 from metrics.store import Recorder
 
 
 class Metrics:
     def __init__(self, redis):
         self.redis = redis
+        self.buffer: Buffer | None = None
+
+    def buffered(self, seconds: float) -> Buffer:
+        """From now on, add writes up in this process and send them every ``seconds`` (a web
+        process, after the fork; ``metrics.buffer`` says what that costs)."""
+        self.buffer = Buffer(self.redis, seconds).start()
+        return self.buffer
 
     def batch(self, now: float | None = None) -> Recorder:
-        return Recorder(self.redis, now)
+        return Recorder(self.redis, now, sink=self.buffer)
 
     def count(self, flow: str, event: str, n: int = 1, label=None) -> None:
         with self.batch() as r:
@@ -70,3 +79,11 @@ class Metrics:
 
 def init_app(app) -> None:
     app.extensions["metrics"] = Metrics(app.extensions["redis"])
+
+
+def buffer_in_this_process(app) -> None:
+    """A web process, after the fork (gunicorn.conf.py): sum metrics in memory and write them
+    every METRICS_FLUSH_SECONDS (0 keeps writing each request through)."""
+    seconds = app.config["METRICS_FLUSH_SECONDS"]
+    if seconds > 0:
+        app.extensions["metrics"].buffered(seconds)

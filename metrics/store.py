@@ -6,7 +6,8 @@ the all-time totals (what Prometheus scrapes as counters) grow only with the num
 labels, never with traffic. Labels must come from a finite vocabulary (screen ids, reasons,
 channels), never from user input: ``clean`` only makes them safe, not few.
 
-A ``Recorder`` queues writes on one pipeline and sends them in a single round trip on exit::
+A ``Recorder`` collects writes and sends them in a single round trip on exit (in a web process,
+to the process's ``Buffer``, which adds them up and writes once a second; ``metrics.buffer``)::
 
     with metrics.batch() as m:
         m.endpoint("member_check", "data_exchange", 0.042, 200)
@@ -59,13 +60,57 @@ def minute_key(minute: int) -> str:
     return f"{PREFIX}:lat:{minute}"
 
 
-class Recorder:
-    """Queues metric writes on one pipeline; ``flush()`` (or leaving the ``with``) sends them."""
+class Pending:
+    """Metric writes added up, not yet sent: counters summed per (key, field), so a second's worth
+    of requests costs one HINCRBY per distinct field instead of one per request."""
 
-    def __init__(self, redis, now: float | None = None):
-        self._pipe = redis.pipeline(transaction=False)
+    def __init__(self):
+        self.incr: dict[tuple[str, str], int] = {}
+        self.expire: dict[str, int] = {}
+        self.flows: set[str] = set()
+        self.recent: dict[str, float] = {}  # flow token -> last activity
+        self.events: list[str] = []  # `flows` webhook alerts, oldest first
+
+    def __bool__(self) -> bool:
+        return bool(self.incr or self.flows or self.recent or self.events)
+
+    def merge(self, other: "Pending") -> None:
+        for key, n in other.incr.items():
+            self.incr[key] = self.incr.get(key, 0) + n
+        self.expire.update(other.expire)
+        self.flows |= other.flows
+        for token, at in other.recent.items():
+            self.recent[token] = max(at, self.recent.get(token, 0.0))
+        if len(self.recent) > RECENT_MAX:  # only the newest are kept in Redis anyway
+            newest = sorted(self.recent.items(), key=lambda item: item[1])[-RECENT_MAX:]
+            self.recent = dict(newest)
+        self.events = (self.events + other.events)[-FLOWS_EVENTS_MAX:]
+
+    def write(self, pipe) -> None:
+        """Queue everything on ``pipe`` (the caller executes it)."""
+        for (key, field), n in self.incr.items():
+            pipe.hincrby(key, field, n)
+        for key, ttl in self.expire.items():
+            pipe.expire(key, ttl)
+        if self.flows:
+            pipe.sadd(FLOWS_KEY, *self.flows)
+        if self.recent:
+            pipe.zadd(RECENT_KEY, self.recent)
+            pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_MAX - 1)
+        if self.events:
+            pipe.lpush(FLOWS_EVENTS_KEY, *self.events)
+            pipe.ltrim(FLOWS_EVENTS_KEY, 0, FLOWS_EVENTS_MAX - 1)
+
+
+class Recorder:
+    """Collects one unit of metric writes; ``flush()`` (or leaving the ``with``) sends them in one
+    round trip, or hands them to ``sink`` (a web process's ``metrics.buffer.Buffer``)."""
+
+    def __init__(self, redis, now: float | None = None, sink=None):
+        self._redis = redis
+        self._sink = sink
         self._now = time.time() if now is None else now
-        self._flows: set[str] = set()
+        self._pending = Pending()
 
     def __enter__(self) -> "Recorder":
         return self
@@ -75,19 +120,27 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        if self._flows:
-            self._pipe.sadd(FLOWS_KEY, *self._flows)
-            self._flows.clear()
-        self._pipe.execute()
+        pending, self._pending = self._pending, Pending()
+        if not pending:
+            return
+        if self._sink is not None:
+            self._sink.add(pending)
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        pending.write(pipe)
+        pipe.execute()
+
+    def _incr(self, key: str, field: str, n: int = 1) -> None:
+        self._pending.incr[(key, field)] = self._pending.incr.get((key, field), 0) + n
 
     # --- counters ---------------------------------------------------------------------------
     def _field(self, flow: str, field: str, n: int) -> None:
         flow = clean(flow)
         key = day_key(flow, day_of(self._now))
-        self._pipe.hincrby(key, field, n)
-        self._pipe.expire(key, DAY_TTL)
-        self._pipe.hincrby(total_key(flow), field, n)
-        self._flows.add(flow)
+        self._incr(key, field, n)
+        self._pending.expire[key] = DAY_TTL
+        self._incr(total_key(flow), field, n)
+        self._pending.flows.add(flow)
 
     def count(self, flow: str, event: str, n: int = 1, label=None) -> "Recorder":
         """``event``: sent, opened, screen (label=screen id), completed, failed (label=reason),
@@ -111,14 +164,14 @@ class Recorder:
         micros = int(max(0.0, seconds) * 1e6)
         key = minute_key(int(self._now // 60))
         for target in (key, LATENCY_TOTAL_KEY):
-            self._pipe.hincrby(target, slot, 1)
-            self._pipe.hincrby(target, f"{base}|us", micros)
+            self._incr(target, slot)
+            self._incr(target, f"{base}|us", micros)
             if error:
-                self._pipe.hincrby(target, f"{base}|err", 1)
+                self._incr(target, f"{base}|err")
         if status is not None:
-            self._pipe.hincrby(LATENCY_TOTAL_KEY, f"{base}|s{int(status)}", 1)
-        self._pipe.expire(key, MINUTE_TTL)
-        self._flows.add(clean(flow))
+            self._incr(LATENCY_TOTAL_KEY, f"{base}|s{int(status)}")
+        self._pending.expire[key] = MINUTE_TTL
+        self._pending.flows.add(clean(flow))
 
     def endpoint(self, flow: str, action: str, seconds: float, status: int) -> "Recorder":
         """One Flow endpoint request: latency, action, HTTP status (anything but 200/427 is an
@@ -138,13 +191,11 @@ class Recorder:
         entry = {k: value[k] for k in ALERT_FIELDS if k in value and value[k] is not None}
         entry = {k: (str(v)[:300] if isinstance(v, str) else v) for k, v in entry.items()}
         entry["received_at"] = round(self._now, 3)
-        self._pipe.lpush(FLOWS_EVENTS_KEY, json.dumps(entry, default=str))
-        self._pipe.ltrim(FLOWS_EVENTS_KEY, 0, FLOWS_EVENTS_MAX - 1)
-        self._pipe.hincrby(f"{PREFIX}:t:_alerts", clean(value.get("event", "unknown")), 1)
+        self._pending.events.append(json.dumps(entry, default=str))
+        self._incr(f"{PREFIX}:t:_alerts", clean(value.get("event", "unknown")))
         return self
 
     def session(self, token: str) -> "Recorder":
         """Mark a flow session as recently active (the dashboard lists the latest ones)."""
-        self._pipe.zadd(RECENT_KEY, {token: self._now})
-        self._pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_MAX - 1)
+        self._pending.recent[token] = max(self._now, self._pending.recent.get(token, 0.0))
         return self
