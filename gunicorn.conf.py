@@ -46,8 +46,7 @@ def worker_exit(server, worker):
     """A graceful stop (deploy, max_requests, SIGTERM) writes what the worker still holds.
 
     gunicorn also calls this in the master for a worker it reaped: nothing is held there."""
-    if worker.pid != _os.getpid():
-        return
-    buffer = worker.app.wsgi().extensions["metrics"].buffer
-    if buffer is not None:
-        buffer.stop()
+    if worker.pid == _os.getpid():
+        from metrics import flush_this_process
+
+        flush_this_process(worker.app.wsgi())

@@ -4,8 +4,9 @@
 
 The same pre-encrypted, signed requests (``ping`` and member_check's MEMBER_LOOKUP
 ``data_exchange`` with a valid ID, each a real Meta-shaped request) go to Flowgate and to a
-minimal pywa endpoint (bench/pywa_app.py), both under gunicorn.conf.py with the same settings,
-in interleaved runs. Every run is printed next to the bound measured seconds before it: RSA-OAEP
+minimal pywa endpoint (bench/pywa_app.py) and to the floor (bench/floor_app.py: a bare WSGI
+callable that decrypts and answers, nothing else), all under gunicorn.conf.py with the same
+settings, in interleaved runs. Every run is printed next to the bound measured seconds before it: RSA-OAEP
 decryptions/s on one core of this machine × gunicorn workers (capped by cores). No request can
 be answered faster than its key can be unwrapped, so achieved/bound is the figure that means
 the same on any machine; the CPU columns say where the rest of the 2 cores went.
@@ -127,6 +128,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS (default: production's)")
     p.add_argument("--kinds", default="ping,exchange", help="request kinds, comma-separated")
     p.add_argument("--no-pywa", action="store_true", help="Flowgate only")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the floor endpoint (bench/floor_app.py: decrypt and answer, nothing else)")
     p.add_argument("--no-access-log", action="store_true",
                    help="experiment: gunicorn.conf.py with accesslog = None, to price the access log")
     return p.parse_args(argv)
@@ -161,6 +164,9 @@ def main(argv=None) -> dict:
         targets = [Gunicorn(env(), Path(tmp) / "flowgate.log", name="flowgate", config=conf)]
         if not args.no_pywa:
             targets.append(Gunicorn(env(), Path(tmp) / "pywa.log", app="bench.pywa_app:app", name="pywa",
+                                    config=conf))
+        if not args.no_floor:
+            targets.append(Gunicorn(env(), Path(tmp) / "floor.log", app="bench.floor_app:app", name="floor",
                                     config=conf))
         for target in targets:
             target.__enter__()
@@ -206,6 +212,9 @@ def report(results, rss, workers) -> None:
             f, p = by[(kind, "flowgate")], by[(kind, "pywa")]
             print(f"{kind}: flowgate/pywa = {f[2] / p[2]:.2f} (req/s), "
                   f"p99 {f[4]:.2f} vs {p[4]:.2f} ms")
+        if (kind, "floor") in by:
+            print(f"{kind}: the floor endpoint (decrypt and answer, nothing else) reaches "
+                  f"{by[(kind, 'floor')][6]:.2f} of the bound: no endpoint code on this server gets past it")
     for name, procs in rss.items():
         print(f"RSS after the runs, {name}: " + ", ".join(f"{kib / 1024:.0f} MiB" for kib in procs.values())
               + " (master first)")

@@ -81,9 +81,18 @@ def init_app(app) -> None:
     app.extensions["metrics"] = Metrics(app.extensions["redis"])
 
 
+# gunicorn.conf.py's hooks. They also run around the benchmark's pywa app (same settings file),
+# which has no metrics: hence the lookups that tolerate their absence.
 def buffer_in_this_process(app) -> None:
-    """A web process, after the fork (gunicorn.conf.py): sum metrics in memory and write them
-    every METRICS_FLUSH_SECONDS (0 keeps writing each request through)."""
-    seconds = app.config["METRICS_FLUSH_SECONDS"]
-    if seconds > 0:
-        app.extensions["metrics"].buffered(seconds)
+    """A web process, after the fork: sum metrics in memory and write them every
+    METRICS_FLUSH_SECONDS (0 keeps writing each request through)."""
+    metrics = getattr(app, "extensions", {}).get("metrics")
+    if metrics is not None and app.config["METRICS_FLUSH_SECONDS"] > 0:
+        metrics.buffered(app.config["METRICS_FLUSH_SECONDS"])
+
+
+def flush_this_process(app) -> None:
+    """A web process stopping gracefully: write what it still holds."""
+    metrics = getattr(app, "extensions", {}).get("metrics")
+    if metrics is not None and metrics.buffer is not None:
+        metrics.buffer.stop()
