@@ -18,7 +18,7 @@ from conftest import wait_for
 from flows.webhook import digest
 from stack import PHONE, Stack, buttons, chain, flow_tokens, stack_config
 from standins.graph import graph_error
-from standins.meta_webhooks import button_reply, image_message, text_message
+from standins.meta_webhooks import PHONE_NUMBER_ID, button_reply, image_message, text_message
 from standins.receiver import ReceiverStandIn
 from standins.wasender import inbound_event
 from workers.conversation import HANDOFF_TEXT, STOP_TEXT
@@ -79,6 +79,11 @@ def now() -> str:
     return str(int(time.time()))
 
 
+def sent_from(graph) -> list[str]:
+    """The business number each Cloud message went out from (POST /<version>/<number>/messages)."""
+    return [r.path.split("/")[-2] for r in graph.matching("POST", "/messages")]
+
+
 def texts_to_user(graph, wasender) -> list[str]:
     cloud = [b["text"]["body"] for b in graph.sent_messages() if b.get("type") == "text"]
     return cloud + [m["text"] for m in wasender.sent()]
@@ -105,6 +110,8 @@ def test_resume_on_cloud_sends_exactly_one_prefilled_flow(cfg, keypair, graph, w
         assert any(e["event"] == "sent" and e["detail"].startswith(f"resume-{origin}")
                    for e in stack.sessions.timeline(origin))
     assert texts_to_user(graph, wasender) == [] and len(graph.sent_messages()) == 3
+    # Ours by default; the resumed Flow answers the user from the number they wrote to.
+    assert sent_from(graph) == [cfg["WHATSAPP_PHONE_NUMBER_ID"]] * 2 + [PHONE_NUMBER_ID]
 
 
 def test_resume_typed_on_wasender_gets_the_flow_by_the_channel_rules(cfg, keypair, graph, wasender):
@@ -150,6 +157,7 @@ def test_stop_suppresses_every_later_step_and_is_confirmed_once(app_config, grap
         assert texts_to_user(graph, wasender).count(STOP_TEXT) == 1
         if channel == "cloud":
             assert graph.sent_messages()[-1]["text"]["body"] == STOP_TEXT
+            assert sent_from(graph)[-1] == PHONE_NUMBER_ID != cfg["WHATSAPP_PHONE_NUMBER_ID"]
         else:  # "Reply RESUME if you change your mind": it undoes the opt-out and resumes
             reply_wasender(stack, "RESUME", "ws-resume-after-stop")
             assert not stack.app.extensions["contacts"].opted_out(PHONE)

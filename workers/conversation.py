@@ -48,13 +48,17 @@ def conversation_for(wa_id: str) -> str | None:
 
 
 def handle_reply(channel: str, wa_id: str, text: str | None, button_id: str | None,
-                 message_id: str) -> str:
-    """One inbound message (job, fed by both webhook blueprints). Returns what was done."""
+                 message_id: str, sender_id: str | None = None) -> str:
+    """One inbound message (job, fed by both webhook blueprints). Returns what was done.
+
+    ``sender_id``: the business number the user wrote to (Cloud webhooks' ``phone_number_id``):
+    every answer goes out from it, so a business with several numbers answers on the right one.
+    """
     sessions, contacts = _ext("sessions"), _ext("contacts")
     intent = _ext("intents").classify(text, button_id)
     origin = conversation_for(wa_id)
     if intent == STOP:
-        return _stop(channel, wa_id, origin)
+        return _stop(channel, wa_id, origin, sender_id)
     if intent == RESUME and contacts.opt_in(wa_id):
         # STOP_TEXT promises it: RESUME after a STOP undoes the opt-out (then resumes, if it can).
         log.info("user %s opted back in via %s", mask(wa_id), channel)
@@ -64,13 +68,13 @@ def handle_reply(channel: str, wa_id: str, text: str | None, button_id: str | No
         return "no_conversation"
     root = sessions.get(origin)
     if intent == RESUME and not root.get("handed_over"):
-        result = _resume(origin, wa_id)
+        result = _resume(origin, wa_id, sender_id)
         if result != "already":
             return result
-    return _hand_over(channel, wa_id, origin, text, message_id)
+    return _hand_over(channel, wa_id, origin, text, message_id, sender_id)
 
 
-def _resume(origin: str, wa_id: str) -> str:
+def _resume(origin: str, wa_id: str, sender_id: str | None) -> str:
     sessions = _ext("sessions")
     latest, current = latest_of(sessions, origin)
     if current and current["state"] == "completed":
@@ -79,11 +83,11 @@ def _resume(origin: str, wa_id: str) -> str:
     if flow is None or _done(f"resume-{origin}"):
         return "already"
     result = resend(origin, latest, flow, wa_id, RESUME_TEXT.format(title=flow.title),
-                    key=f"resume-{origin}", final=True, ask_first=False, step="resume")
+                    key=f"resume-{origin}", final=True, ask_first=False, step="resume", sender_id=sender_id)
     return "resumed" if result == "sent" else result
 
 
-def _stop(channel: str, wa_id: str, origin: str | None) -> str:
+def _stop(channel: str, wa_id: str, origin: str | None, sender_id: str | None) -> str:
     contacts, sessions = _ext("contacts"), _ext("sessions")
     new = contacts.opt_out(wa_id, channel)
     if origin:
@@ -94,16 +98,17 @@ def _stop(channel: str, wa_id: str, origin: str | None) -> str:
     if new:
         flow = (sessions.get(origin) or {}).get("flow", "-") if origin else "-"
         metric(flow, "opt_out", label=channel)
-    _say(channel, wa_id, STOP_TEXT, key=f"stop-{wa_id}", opt_out_notice=True, origin=origin)
+    _say(channel, wa_id, STOP_TEXT, key=f"stop-{wa_id}", opt_out_notice=True, origin=origin, sender_id=sender_id)
     return "opted_out"
 
 
-def _hand_over(channel: str, wa_id: str, origin: str, text: str | None, message_id: str) -> str:
+def _hand_over(channel: str, wa_id: str, origin: str, text: str | None, message_id: str,
+               sender_id: str | None) -> str:
     sessions = _ext("sessions")
     sessions.note(origin, "user_message", f"{channel}: {(text or '[media or other]')[:500]}")
     sessions.set(origin, handed_over=f"{time.time():.3f}")
     _forward(channel, wa_id, origin, text, message_id)
-    _say(channel, wa_id, HANDOFF_TEXT, key=f"handoff-{origin}", origin=origin)
+    _say(channel, wa_id, HANDOFF_TEXT, key=f"handoff-{origin}", origin=origin, sender_id=sender_id)
     return "handed_over"
 
 
@@ -129,8 +134,8 @@ def _forward(channel, wa_id, origin, text, message_id) -> None:
     once(current_app.extensions["redis"], f"handoff-fwd-{message_id}", post)
 
 
-def _say(channel, wa_id, text, key, origin=None, opt_out_notice=False) -> None:
-    out = Outbound(to=wa_id, text=text, key=key)
+def _say(channel, wa_id, text, key, origin=None, opt_out_notice=False, sender_id=None) -> None:
+    out = Outbound(to=wa_id, text=text, key=key, sender_id=sender_id)
     try:
         once(current_app.extensions["redis"], key,
              lambda: _ext("router").deliver(out, via=channel, opt_out_notice=opt_out_notice).to_dict())

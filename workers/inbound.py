@@ -49,7 +49,8 @@ def record_inbound(message: dict, phone_number_id: str | None = None, extra: dic
     current_app.extensions["contacts"].inbound(message["from"], message["id"], at, message.get("type", ""), text)
     log.info("inbound %s %s from %s", message.get("type"), wamid(message["id"]), phone(message["from"]))
     # A reply to a recovery or fallback message (or a STOP) is answered by the conversation logic.
-    return handle_reply("cloud", message["from"], text, button_id(message), message["id"])
+    return handle_reply("cloud", message["from"], text, button_id(message), message["id"],
+                        sender_id=phone_number_id)
 
 
 def button_id(message: dict) -> str | None:

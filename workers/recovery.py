@@ -165,8 +165,9 @@ def _superseded_by(ladder, step_name: str, root: dict) -> str | None:
 
 
 def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool,
-           ask_first: bool = True, step: str = "") -> str:
-    """Issue a new token carrying the user's entries, send it, revoke the previous token."""
+           ask_first: bool = True, step: str = "", sender_id: str | None = None) -> str:
+    """Issue a new token carrying the user's entries, send it, revoke the previous token.
+    ``sender_id``: the business number to send from (a reply to the user; default: ours)."""
     sessions, redis = _ext("sessions"), current_app.extensions["redis"]
     token = redis.get(f"fg:resend:{key}")  # the same token on every retry of this send
     token = token.decode() if token else None
@@ -177,7 +178,7 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
         sessions.issue(token, flow.name, wa_id, prefill=sessions.carried(previous), origin=origin)
     out = Outbound(to=wa_id, text=text, key=key, flow_name=flow.name, flow_token=token,
                    screen=flow.entry_screen, prefill=flow_prefill(flow, sessions.carried(previous)),
-                   cta="Continue", buttons=("Resume", "Stop") if ask_first else ())
+                   cta="Continue", buttons=("Resume", "Stop") if ask_first else (), sender_id=sender_id)
     try:
         record, _ = once(redis, key, lambda: _ext("router").deliver(out, final_attempt=final).to_dict())
     except Refused as exc:
