@@ -168,9 +168,11 @@ def main(argv=None) -> dict:
         if not args.no_floor:
             targets.append(Gunicorn(env(), Path(tmp) / "floor.log", app="bench.floor_app:app", name="floor",
                                     config=conf))
-        for target in targets:
-            target.__enter__()
+        started = []
         try:
+            for target in targets:  # inside the try: one that fails to start stops the others
+                target.__enter__()
+                started.append(target)
             for kind, pool in pools.items():
                 for target in targets:
                     check_replies(target.port, pool, kind, target.name)
@@ -186,7 +188,7 @@ def main(argv=None) -> dict:
                               f"ratio {run['ratio']:.2f}  errors {run['errors']}", flush=True)
             rss = {t.name: t.rss_kib() for t in targets}
         finally:
-            for target in targets:
+            for target in started:
                 target.__exit__(None, None, None)
     report(results, rss, workers)
     return results
