@@ -16,12 +16,13 @@ from workers.queues import QUEUES, build_worker
 def worker_command(burst, queue_names, name):
     """Run a HerokuWorker-based RQ worker with the scheduler.
 
-    The app context pushed here is inherited by every forked work horse, so jobs reach the
-    app's Redis client and settings through ``current_app``.
+    Jobs reach the app's Redis client and settings through ``current_app``: each runs in a
+    fresh app context of this app (or, with RQ_FORK_PER_JOB, in a horse that inherits it).
     """
     cfg = current_app.config
     worker = build_worker(current_app.extensions["redis"], queue_names or QUEUES, name=name,
                           maintenance_interval=cfg["RQ_MAINTENANCE_INTERVAL"],
                           job_monitoring_interval=cfg["RQ_JOB_MONITORING_INTERVAL"],
-                          worker_ttl=cfg["RQ_WORKER_TTL"], heartbeat_grace=cfg["RQ_HEARTBEAT_GRACE"])
+                          worker_ttl=cfg["RQ_WORKER_TTL"], heartbeat_grace=cfg["RQ_HEARTBEAT_GRACE"],
+                          fork_per_job=cfg["RQ_FORK_PER_JOB"])
     worker.work(with_scheduler=True, burst=burst, logging_level=current_app.config["LOG_LEVEL"])

@@ -134,10 +134,8 @@ def test_retryable_error_raises_for_rq_and_releases_the_effect(app, graph):
 def test_forward_is_signed_and_sent_once(app, receiver, redis_client):
     result = run(app, completion(token="fg_fwd"))
     jobs = Queue(LOW, connection=redis_client, serializer=JSONSerializer).get_jobs()
-    assert sorted(j.func_name for j in jobs) == ["workers.completion.forward_submission",
-                                                 "workers.recheck.after_completion",
-                                                 "workers.recovery.after_completion"]
-    jobs = [j for j in jobs if j.func_name == "workers.completion.forward_submission"]
+    # The post-completion hooks ran in the completion job: the forward is its only follow-up.
+    assert [j.func_name for j in jobs] == ["workers.completion.forward_submission"]
     with app.app_context():
         assert completion_jobs.forward_submission(*jobs[0].args) == "forwarded"
         assert completion_jobs.forward_submission(*jobs[0].args) == "already_done"
@@ -168,15 +166,46 @@ def test_forward_rejected_with_4xx_is_not_retried(app, receiver):
     assert len(receiver.requests) == 1
 
 
-def test_post_completion_jobs_are_enqueued_once(app, redis_client, monkeypatch):
-    # The extension point validation (issue 3) fills; registering a path is its whole interface.
-    monkeypatch.setattr(completion_jobs, "POST_COMPLETION_JOBS", ["flows.validation.recheck"])
+def broken_hook(sid: str, token: str | None) -> None:
+    """A post-completion hook with a bug (registered by the test below)."""
+    raise RuntimeError("stand-in hook failure")
+
+
+def test_post_completion_hooks_run_in_the_completion_job_once(app, redis_client):
+    # The re-check hook (validation, issue 3) has work: a value was accepted unverified.
+    app.extensions["sessions"].visit("fg_hook", "service_area", "POSTCODE")
+    app.extensions["sessions"].mark_unverified("fg_hook", "postal_code", "coverage", "10001", "service_area")
     message = completion(token="fg_hook")
-    run(app, message)
-    run(app, message)
+    assert run(app, message)["confirmation"] == "sent"
+    assert run(app, message)["confirmation"] == "already_done"  # a retried job runs the hooks again
     jobs = Queue(LOW, connection=redis_client, serializer=JSONSerializer).get_jobs()
-    hooks = [j for j in jobs if j.func_name == "flows.validation.recheck"]
-    assert len(hooks) == 1 and hooks[0].args == [submission_id(message["id"]), "fg_hook"]
+    # The re-check's own job and the forward: no job for the hooks themselves.
+    assert sorted((j.func_name, tuple(j.args)) for j in jobs) == [
+        ("workers.completion.forward_submission", (submission_id(message["id"]),)),
+        ("workers.recheck.recheck_unverified", ("fg_hook",))]
+
+
+def test_a_failing_hook_is_retried_as_a_job_and_never_holds_the_confirmation_back(app, graph, redis_client,
+                                                                                   monkeypatch):
+    # Registering a dotted path is the hooks' whole interface (validation, issue 3, appends one).
+    monkeypatch.setattr(completion_jobs, "POST_COMPLETION_HOOKS",
+                        [f"{__name__}.broken_hook", *completion_jobs.POST_COMPLETION_HOOKS])
+    app.extensions["sessions"].visit("fg_hook2", "service_area", "POSTCODE")
+    app.extensions["sessions"].mark_unverified("fg_hook2", "postal_code", "coverage", "10001", "service_area")
+    message = completion(token="fg_hook2")
+    assert run(app, message)["confirmation"] == "sent"
+    assert run(app, message)["confirmation"] == "already_done"
+    assert len(graph.sent_messages()) == 1
+    jobs = Queue(LOW, connection=redis_client, serializer=JSONSerializer).get_jobs()
+    # The hooks after the broken one still ran (the re-check is queued); all of them are retried
+    # by one post-completion job, enqueued once however often the completion ran.
+    sid = submission_id(message["id"])
+    assert sorted((j.func_name, tuple(j.args)) for j in jobs) == [
+        ("workers.completion.after_completion", (sid, "fg_hook2")),
+        ("workers.completion.forward_submission", (sid,)),
+        ("workers.recheck.recheck_unverified", ("fg_hook2",))]
+    with app.app_context(), pytest.raises(RuntimeError, match="stand-in hook failure"):
+        completion_jobs.after_completion(sid, "fg_hook2")  # raised to RQ: retried with backoff
 
 
 # --- other webhook jobs -----------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Real `flask worker` processes (forked RQ horses) against the Graph stand-in: duplicates, a worker
-SIGKILLed mid-send, SIGTERM, retryable and permanent errors.
+"""Real `flask worker` processes against the Graph stand-in: duplicates, a worker SIGKILLed
+mid-send, SIGTERM, retryable and permanent errors; jobs running in the worker process (the
+default) kept alive by their heartbeat, stopped by the warm-shutdown deadline, or taking a wedged
+worker down; RQ's fork per job (RQ_FORK_PER_JOB) where it behaves differently.
 
 Retry waits, effect leases and RQ's maintenance interval are shortened through configuration,
 exactly as an operator would set them.
@@ -25,7 +27,7 @@ from messaging import fallback
 from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
 from standins.meta_webhooks import body_of, completion, messages_change, signed_headers
 from workers.effects import Effects
-from workers.queues import HIGH, queue
+from workers.queues import BACKOFF, HIGH, enqueue, queue
 
 PHONE_ID = "106540352242922"
 FAST = {"JOB_RETRY_BACKOFF": "1", "JOB_MAX_RETRIES": "3", "EFFECT_LEASE_SECONDS": "2",
@@ -43,10 +45,11 @@ def app(app_config, graph):
 class WorkerProcess:
     """`flask --app app worker` as Procfile runs it; output goes to a file (a pipe could fill)."""
 
-    def __init__(self, redis_url: str, graph: GraphStandIn, keypair, log: Path):
+    def __init__(self, redis_url: str, graph: GraphStandIn, keypair, log: Path, **settings):
         env = project_env(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
                           WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_API_BASE=graph.url,
-                          WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID, **FAST)
+                          WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID,
+                          **{**FAST, **settings})
         self.log_path = log
         self.log = open(log, "w")
         self.proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=env,
@@ -69,6 +72,12 @@ class WorkerProcess:
                 pass
         return pids
 
+    def horses(self, connection) -> list[int]:
+        """Children of the worker other than its scheduler: RQ's work horses."""
+        scheduler = {int(pid) for key in connection.scan_iter("rq:scheduler:*")
+                     for pid in [connection.hget(key, "pid")] if pid}
+        return [pid for pid in self.tree()[1:] if pid not in scheduler]
+
     def signal_all(self, sig):
         for pid in self.tree():
             try:
@@ -90,8 +99,8 @@ class WorkerProcess:
 def workers(redis_url, graph, keypair, tmp_path, redis_client):
     started = []
 
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(redis_url, graph, keypair, tmp_path / f"worker{len(started)}.log")
+    def start(**settings) -> WorkerProcess:
+        worker = WorkerProcess(redis_url, graph, keypair, tmp_path / f"worker{len(started)}.log", **settings)
         started.append(worker)
         worker.wait_ready(redis_client)
         return worker
@@ -148,17 +157,85 @@ def test_permanent_error_is_recorded_and_not_retried(app, graph, workers):
     assert "Traceback" not in worker.output()
 
 
-def test_sigterm_lets_the_running_job_finish(app, graph, workers):
+def pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def stuck(seconds: float) -> None:
+    """A job SIGALRM cannot stop (it blocks the signal), as one stuck in C code would be."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(seconds)
+
+
+SLOW = pytest.mark.skipif(not os.environ.get("FLOWGATE_SLOW_TESTS"), reason="waits for the 20 s shutdown delay")
+
+
+@pytest.mark.parametrize("fork", ["0", "1"], ids=["in-process", "fork-per-job"])
+def test_sigterm_lets_the_running_job_finish(app, graph, workers, redis_client, fork):
     graph.fail_next(200, WAMID_OK, delay=2)
     message = completion(token="fg_term")
     job = deliver(app, message)
-    worker = workers()
+    worker = workers(RQ_FORK_PER_JOB=fork)
     wait_for(lambda: graph.sent_messages(), timeout=20, message="the send to start")
+    # The job runs in the worker itself unless RQ_FORK_PER_JOB asks for a horse per job.
+    assert len(worker.horses(redis_client)) == int(fork)
     worker.signal_all(signal.SIGTERM)  # every process, as Heroku does
     assert worker.proc.wait(timeout=20) == 0, worker.output()
     assert finished(job)
     assert len(graph.sent_messages()) == 1
     assert Effects(app.extensions["redis"], 2).state(f"confirm:{message['id']}")["state"] == "done"
+
+
+@SLOW
+def test_sigterm_stops_a_job_still_running_after_the_shutdown_delay(workers, redis_client):
+    job = enqueue(redis_client, f"{__name__}.pause", 40, queue_name=HIGH)  # outlasts Heroku's 30 s
+    worker = workers(PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    wait_for(lambda: job.get_status(refresh=True) == "started", message="the job to start")
+    sent_term = time.monotonic()
+    worker.signal_all(signal.SIGTERM)
+    assert worker.proc.wait(timeout=28) == 0, worker.output()  # on its own, before the SIGKILL
+    assert 19 <= time.monotonic() - sent_term < 25  # imminent_shutdown_delay = 20 s
+    job.refresh()
+    assert job.get_status() == "scheduled" and job.retries_left == len(BACKOFF) - 1  # retried later
+    assert "ShutDownImminentException" in worker.output()
+
+
+def test_a_long_job_keeps_its_heartbeat_and_is_never_taken_for_abandoned(app, graph, workers, redis_client):
+    # With a 2 s grace, a job whose execution was not refreshed would be abandoned 3 s in.
+    graph.fail_next(200, WAMID_OK, delay=6)
+    job = deliver(app, completion(token="fg_long"))
+    workers(RQ_HEARTBEAT_GRACE="2")
+    wait_for(lambda: graph.sent_messages(), timeout=20, message="the send to start")
+    workers(RQ_HEARTBEAT_GRACE="2")  # idle, so its maintenance looks for abandoned jobs every second
+    registry = StartedJobRegistry(HIGH, connection=redis_client, serializer=JSONSerializer)
+
+    def done():
+        registry.cleanup()  # what maintenance does, on every poll
+        return finished(job)
+
+    wait_for(done, timeout=20, message="the long job")
+    job.refresh()
+    assert job.retries_left == 3, "the job was taken for abandoned and retried"
+    assert len(graph.sent_messages()) == 1 and fallback.pending(redis_client) == []
+
+
+def test_a_job_wedged_past_its_timeout_takes_the_worker_down(redis_client, workers, tmp_path):
+    """RQ kills a horse that outlives its timeout by the grace; in the worker's own process that
+    means the worker (and its scheduler): Heroku restarts it, the job is recovered as abandoned."""
+    job = queue(redis_client, HIGH).enqueue(f"{__name__}.stuck", 60, job_timeout=1)
+    worker = workers(RQ_HEARTBEAT_GRACE="2", PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    scheduler_and_worker = wait_for(lambda: len(worker.tree()) == 2 and worker.tree(), message="the scheduler")
+    assert worker.proc.wait(timeout=20) == -signal.SIGKILL, worker.output()
+    assert "past its timeout" in worker.output()
+    assert not [pid for pid in scheduler_and_worker if running(pid)], "its scheduler outlived it"
+    assert job.get_status(refresh=True) == "started"  # for the abandoned-job recovery
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 @pytest.mark.parametrize("real_time", [

@@ -6,6 +6,7 @@ store and the sender through ``current_app``.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -13,13 +14,13 @@ import time
 import requests
 from flask import current_app
 from rq.exceptions import DuplicateJobError
+from rq.timeouts import JobTimeoutException
 
 from flows.correlation import Correlation
 from flows.redact import phone, wamid
 from flows.sessions import short
 from flows.signing import sign
 from flows.submissions import SubmissionStore, submission_id
-from flows.webhook import digest
 from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
 from workers import receipts
@@ -29,10 +30,10 @@ from workers.recovery import metric
 
 log = logging.getLogger("flowgate.completion")
 
-# Jobs enqueued after a session is marked completed, by dotted path, each called as
-# ``f(submission_id, flow_token)`` (token may be None). Validation (issue 3) appends its
-# background re-check of values accepted unverified here.
-POST_COMPLETION_JOBS: list[str] = [
+# Run in turn once a session is marked completed, by dotted path, each called as
+# ``f(submission_id, flow_token)`` (token may be None) and idempotent: a completion job that runs
+# again runs them again. Validation (issue 3) appends its re-check of values accepted unverified.
+POST_COMPLETION_HOOKS: list[str] = [
     "workers.recovery.after_completion",  # the chain is recovered, its pending steps cancelled
     "workers.recheck.after_completion",  # values accepted unverified are checked again
 ]
@@ -105,6 +106,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
         return {"submission": sid, "problem": problem}
 
     _enqueue_follow_ups(redis, cfg, sid, token)
+    _run_hooks(redis, cfg, sid, token)
     confirmation = _confirm(ext, cfg, user, msg_id, token, phone_number_id)
     # After the confirmation, as its own job: a receipt that fails never holds the text back.
     receipts.enqueue_receipt(redis, cfg, sid)
@@ -126,14 +128,48 @@ def _complete_session(sessions, correlation, token: str, msg_id: str) -> dict:
 
 def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
     """Unique job ids: a retried completion job does not enqueue them again."""
-    jobs = [(path, f"post-{digest(path)[:10]}-{sid}", (sid, token)) for path in POST_COMPLETION_JOBS]
-    if cfg["COMPLETION_FORWARD_URL"]:
-        jobs.append(("workers.completion.forward_submission", f"forward-{sid}", (sid,)))
-    for path, job_id, args in jobs:
+    if not cfg["COMPLETION_FORWARD_URL"]:
+        return
+    try:
+        enqueue(redis, "workers.completion.forward_submission", sid, queue_name=LOW, job_id=f"forward-{sid}",
+                retry=retry_from(cfg))
+    except DuplicateJobError:
+        pass
+
+
+def _run_hooks(redis, cfg, sid: str, token: str | None) -> None:
+    """The post-completion hooks, here rather than in a job of their own: a job costs RQ ~45
+    Redis commands, more than the hooks' own work. Hooks that fail are handed to that job
+    (``after_completion``, retried with backoff), so they never hold the confirmation back."""
+    try:
+        after_completion(sid, token)
+    except JobTimeoutException:
+        raise  # RQ stopping this job: not a hook's failure
+    except Exception:  # noqa: BLE001 - not swallowed: logged by after_completion, retried as a job
         try:
-            enqueue(redis, path, *args, queue_name=LOW, job_id=job_id, retry=retry_from(cfg))
+            enqueue(redis, "workers.completion.after_completion", sid, token, queue_name=LOW,
+                    job_id=f"post-{sid}", retry=retry_from(cfg))
         except DuplicateJobError:
             pass
+
+
+def after_completion(sid: str, token: str | None) -> dict:
+    """Every hook of POST_COMPLETION_HOOKS in turn (inline in the completion job, or as a job of
+    its own when that failed). A hook that raises does not keep the next from running; the first
+    error is raised at the end, and as a job it is retried (every hook runs again)."""
+    results, failed = {}, None
+    for path in POST_COMPLETION_HOOKS:
+        module, name = path.rsplit(".", 1)
+        try:
+            results[path] = getattr(importlib.import_module(module), name)(sid, token)
+        except JobTimeoutException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised again below, once the other hooks ran
+            log.warning("post-completion hook %s for %s failed: %s", path, sid, type(exc).__name__)
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return results
 
 
 def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str | None) -> str:

@@ -3,6 +3,8 @@
 Facts behind the choices are in shared/docs/rq-redis-heroku.md:
 - plain ``rq worker`` loses the running job on Heroku (SIGTERM reaches the horse), so the worker
   is HerokuWorker-based and lets a short job finish before the 30 s SIGKILL;
+- RQ's fork per job capped 2 cores at ~130 jobs/s, so jobs run in the worker process, with the
+  heartbeats and the shutdown deadline the horse's parent would give them (``FlowgateWorker``);
 - a custom ``job_id`` alone does not deduplicate; ``unique=True`` does;
 - a ``Retry`` interval list is right-aligned: give it exactly ``max`` values;
 - ``failure_ttl`` defaults to a year: days are enough, and a failed unique job blocks its id.
@@ -11,16 +13,21 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import signal
+import threading
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 from flask import current_app, has_app_context
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
-from rq.worker import HerokuWorker
+from rq.worker import HerokuWorker, WorkerStatus
 
 HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
 QUEUES = (HIGH, DEFAULT, LOW)  # priority order: a worker drains HIGH first
@@ -30,8 +37,8 @@ RESULT_TTL = int(timedelta(days=1).total_seconds())
 FAILURE_TTL = int(timedelta(days=7).total_seconds())
 
 
-# Imported once in the worker process so every forked horse inherits them instead of importing
-# them again per job.
+# Imported when the worker starts, so the first job does not pay for the import (and with
+# RQ_FORK_PER_JOB every horse inherits them).
 JOB_MODULES = ("workers.completion", "workers.inbound")
 
 BACKOFF = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, 3, ... (JOB_RETRY_BACKOFF)
@@ -109,27 +116,68 @@ def is_final_attempt() -> bool:
 
 
 class FlowgateWorker(HerokuWorker):
-    """HerokuWorker: on SIGTERM the horse is told to stop only after ``imminent_shutdown_delay``.
+    """HerokuWorker that runs each job in the worker's own process, not in a fork per job.
 
-    Heroku sends SIGKILL 30 s after SIGTERM; 20 s lets a job that is nearly done finish and still
-    leaves time for the worker to requeue it (retry) and register its own death.
+    A fork per job (RQ's model) capped this machine at ~130 no-op jobs/s, below Meta's 80
+    confirmations/s once each completion's follow-up job is counted (docs/benchmarks.md). Here
+    ``execute_job`` does what RQ's SimpleWorker does (prepare the execution, ``perform_job`` in
+    this process) in a fresh app context, and adds what SimpleWorker lacks (``_JobWatch``):
+
+    - heartbeats while the job runs, so a long job is never declared abandoned and a SIGKILLed
+      worker's job is, ``heartbeat_grace`` after its last beat;
+    - Heroku's SIGTERM is a true warm shutdown: the job goes on and the worker stops after it. A
+      job still running ``imminent_shutdown_delay`` later gets ShutDownImminentException (failed
+      and retried, as HerokuWorker does to its horse), well before the SIGKILL at 30 s;
+    - a job wedged past its timeout + ``heartbeat_grace`` (SIGALRM could not stop it) takes the
+      process down, as RQ kills a wedged horse; the job is then recovered as abandoned.
+
+    ``fork_per_job`` (``RQ_FORK_PER_JOB``) restores RQ's horse per job.
     """
 
+    # Heroku sends SIGKILL 30 s after SIGTERM: 20 s lets a job that is nearly done finish and
+    # leaves time to fail it (RQ retries it) and register this worker's death.
     imminent_shutdown_delay = 20
     # RQ adds a fixed 60 s to every job heartbeat's TTL, so a job whose worker was SIGKILLed is
     # found abandoned no sooner than a minute later. Kept as the default; RQ_HEARTBEAT_GRACE
     # shortens it where recovery must be fast (the fault-injection tests). It must stay well
     # above RQ_JOB_MONITORING_INTERVAL plus a Redis round trip, or live jobs look abandoned.
     heartbeat_grace = 60
+    fork_per_job = False
+    _watch: "_JobWatch | None" = None  # while a job runs in this process
+    _full_beat_at = 0.0  # monotonic time of the last heartbeat with the full worker TTL
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         return super().get_heartbeat_ttl(job, working_time) - 60 + self.heartbeat_grace
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        """RQ pushes the worker key's TTL (``worker_ttl`` + 60 s) forward four times per job,
+        three round trips each: a third of a short job's Redis traffic. One such beat a second,
+        in one round trip, keeps the same promise. A beat with its own TTL (a job starting, a
+        running job's beat) always goes out, and so does the next full one after it."""
+        if timeout is not None:
+            self._full_beat_at = 0.0
+            return super().heartbeat(timeout, pipeline)
+        now = time.monotonic()
+        if now - self._full_beat_at < 1.0:
+            return None
+        self._full_beat_at = now
+        if pipeline is not None:
+            return super().heartbeat(None, pipeline)
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(None, pipe)
+            pipe.execute()
+        return None
+
+    def work(self, *args, **kwargs):
+        if not self.fork_per_job:  # the warm-shutdown deadline arrives as SIGRTMIN (_JobWatch)
+            signal.signal(signal.SIGRTMIN, self._interrupt_job)
+        return super().work(*args, **kwargs)
 
     def execute_job(self, job, queue):
         """RQ rides out a Redis outage only while it waits for a job. Two holes when one starts
         during a job (a restart, a failover), both seen in tests/test_chaos.py:
 
-        - the worker quit once the horse ended, and its scheduler's lock kept every other
+        - the worker quit once the job ended, and its scheduler's lock kept every other
           worker's scheduler out for 61 s: no retry and no recovery step ran for a minute;
         - a job taken off its queue (BLPOP: three queues, so no intermediate list) whose start
           could not be recorded was in no queue and no registry, status ``queued``: lost.
@@ -139,7 +187,10 @@ class FlowgateWorker(HerokuWorker):
         restarts this worker's own scheduler under its own lock.
         """
         try:
-            super().execute_job(job, queue)
+            if self.fork_per_job:
+                super().execute_job(job, queue)
+            else:
+                self._perform_here(job, queue)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             if self._horse_pid:  # the horse still runs: do not walk away from it
                 raise
@@ -148,9 +199,49 @@ class FlowgateWorker(HerokuWorker):
             self._wait_for_redis()
             self._put_back_if_never_started(job, queue)
 
+    def _perform_here(self, job, queue) -> None:
+        execution = self.prepare_execution(job)
+        self._watch = _JobWatch(self, job, execution)
+        self._watch.start()
+        try:
+            # Each job gets its own app context (``g``), as each forked horse got a copy.
+            with current_app.app_context() if has_app_context() else nullcontext():
+                self.perform_job(job, queue, execution)
+        finally:
+            watch, self._watch = self._watch, None
+            watch.stop()
+        self.set_state(WorkerStatus.IDLE)
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl):
+        # The job's function has returned or raised: from here on it is RQ's bookkeeping, which
+        # a late shutdown deadline must not interrupt.
+        if self._watch is not None:
+            self._watch.interruptible = False
+        super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+    def handle_warm_shutdown_request(self):
+        if self.fork_per_job:
+            return super().handle_warm_shutdown_request()
+        if self._watch is None:
+            self.log.info("Worker %s: warm shut down requested while idle", self.name)
+            return
+        self.log.warning("Worker %s: warm shut down requested; job %s may run %d s more",
+                         self.name, self._watch.job.id, self.imminent_shutdown_delay)
+        self._watch.deadline = time.monotonic() + self.imminent_shutdown_delay
+
+    def _interrupt_job(self, signum, frame):
+        if self._watch is not None and self._watch.interruptible:
+            self.request_force_stop_sigrtmin(signum, frame)  # raises ShutDownImminentException
+
+    def kill_horse(self, sig=signal.SIGKILL):
+        # RQ's killpg(getpgid(0)) would take this worker down with its group: with no horse
+        # (stop-job command, cold shutdown) the job runs on to its end, its timeout or SIGKILL.
+        if self._horse_pid:
+            super().kill_horse(sig)
+
     def _put_back_if_never_started(self, job, queue) -> None:
         try:
-            # The horse marks the job started before it calls the function; still "queued" means
+            # The job is marked started before its function is called; still "queued" means
             # the function never ran. Its execution may be in the started registry already, and
             # RQ's cleanup drops such entries without requeueing (it only recovers "started").
             if job.get_status(refresh=True) != JobStatus.QUEUED:
@@ -173,9 +264,57 @@ class FlowgateWorker(HerokuWorker):
                 pause = min(pause * 2, longest)
 
 
+class _JobWatch(threading.Thread):
+    """What the parent of a forked horse does while it waits (RQ's ``monitor_work_horse``),
+    for a job running in the worker's own main thread: heartbeats every
+    ``job_monitoring_interval``, the warm-shutdown deadline, the wedged-job limit."""
+
+    def __init__(self, worker: FlowgateWorker, job, execution):
+        super().__init__(name=f"watch-{job.id}", daemon=True)
+        self.worker, self.job, self.execution = worker, job, execution
+        self.started = time.monotonic()
+        self.deadline: float | None = None  # set by a warm shutdown request
+        self.interruptible = True
+        self._done = threading.Event()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        every = max(self.worker.job_monitoring_interval, 1)
+        limit = (self.job.timeout + self.worker.heartbeat_grace) if (self.job.timeout or -1) > 0 else None
+        next_beat = self.started + every
+        # One-second steps: a shutdown deadline is seen within a second of being set.
+        while not self._done.wait(min(1.0, max(next_beat - time.monotonic(), 0.0))):
+            now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline and self.interruptible:
+                self.deadline = None
+                os.kill(os.getpid(), signal.SIGRTMIN)
+            if limit is not None and now - self.started > limit:
+                self._wedged(now - self.started)
+            if now >= next_beat:
+                next_beat = now + every
+                try:
+                    self.worker.maintain_heartbeats(self.job, self.execution)
+                except RedisError as exc:  # the next beat tries again; the job goes on
+                    self.worker.log.warning("Worker %s: heartbeat for job %s failed (%s)",
+                                            self.worker.name, self.job.id, type(exc).__name__)
+
+    def _wedged(self, running: float) -> None:
+        self.worker.log.error("Worker %s: job %s still running %.0f s after it started, past its "
+                              "timeout; killing this worker so the job is recovered elsewhere",
+                              self.worker.name, self.job.id, running)
+        scheduler = getattr(self.worker.scheduler, "_process", None)
+        if scheduler is not None and scheduler.pid:
+            os.kill(scheduler.pid, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
                  maintenance_interval: int = 600, job_monitoring_interval: int = 30,
-                 worker_ttl: int = 420, heartbeat_grace: int = 60) -> FlowgateWorker:
+                 worker_ttl: int = 420, heartbeat_grace: int = 60,
+                 fork_per_job: bool = False) -> FlowgateWorker:
     """Recovery after a worker is SIGKILLed depends on three RQ timings (rq-redis-heroku.md):
 
     - a job is declared abandoned ``job_monitoring_interval`` + 60 s after its last heartbeat;
@@ -200,4 +339,5 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
         worker_ttl=worker_ttl,
     )
     worker.heartbeat_grace = heartbeat_grace
+    worker.fork_per_job = fork_per_job
     return worker

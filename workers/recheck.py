@@ -77,6 +77,7 @@ def recheck_unverified(token: str) -> dict:
     return settled
 
 
-def after_completion(submission_id: str, token: str | None):
-    """Post-completion job (workers.completion.POST_COMPLETION_JOBS)."""
-    return schedule(current_app.extensions["redis"], token) if token else None
+def after_completion(submission_id: str, token: str | None) -> str | None:
+    """Post-completion hook (workers.completion.POST_COMPLETION_HOOKS): the re-check's job id."""
+    job = schedule(current_app.extensions["redis"], token) if token else None
+    return job.id if job is not None else None

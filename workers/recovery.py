@@ -239,7 +239,7 @@ def on_completed(token: str) -> None:
 
 
 def after_completion(submission_id: str, token: str | None) -> str:
-    """Post-completion job (workers.completion.POST_COMPLETION_JOBS)."""
+    """Post-completion hook (workers.completion.POST_COMPLETION_HOOKS)."""
     if token:
         on_completed(token)
     return "done"
