@@ -20,35 +20,11 @@ from pathlib import Path
 from bench.loadgen import LoadResult, build_post, run_load  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support.py: ports, waiting, child environments
+from support import free_port, project_env, wait_for  # noqa: E402,F401  (re-exported)
 VENV_BIN = Path(sys.executable).parent
 CORES = os.cpu_count() or 1
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def project_env(**overrides) -> dict:
-    """A child's environment: ours minus any Flowgate setting, plus exactly what the run sets."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_", "WEB_CONCURRENCY", "GUNICORN_"))}
-    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    env.update({k: str(v) for k, v in overrides.items() if v is not None})
-    return env
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -81,7 +57,7 @@ class RedisServer:
             except OSError:
                 return False
 
-        wait_for(up, what="redis-server")
+        wait_for(up, message="redis-server")
         return self
 
     def __exit__(self, *exc):
@@ -115,7 +91,7 @@ class Gunicorn:
             except (urllib.error.URLError, ConnectionError):
                 return False
 
-        wait_for(healthy, timeout=30, what=f"{self.name} /health")
+        wait_for(healthy, timeout=30, message=f"{self.name} /health")
         return self
 
     def __exit__(self, *exc):

@@ -150,8 +150,8 @@ def drain(graph: GraphStandIn, work: Queues, expected: int, workers: int) -> dic
     """The workers (already started) work off ``expected`` queued completions and whatever the
     completion jobs enqueue; timed from the first job's start to the last job's end."""
     # len() of the record, not sent_messages(): parsing every body on each poll would steal CPU.
-    wait_for(lambda: len(graph.requests) >= expected, timeout=600, what=f"{expected} confirmations")
-    wait_for(lambda: work.backlog() == 0, timeout=600, what="the follow-up jobs")
+    wait_for(lambda: len(graph.requests) >= expected, timeout=600, message=f"{expected} confirmations")
+    wait_for(lambda: work.backlog() == 0, timeout=600, message="the follow-up jobs")
     jobs = work.finished_jobs()
     start = min(j.started_at for j in jobs).timestamp()
     span = max(j.ended_at for j in jobs).timestamp() - start
@@ -180,7 +180,7 @@ def steady(base: str, graph: GraphStandIn, work: Queues, rate: float, seconds: f
         last_sent = time.time()
         expected = already + ack["statuses"].get(200, 0)
         wait_for(lambda: len(graph.requests) >= expected and work.backlog() == 0, timeout=600,
-                 what="the steady phase to settle")
+                 message="the steady phase to settle")
         settled_after = time.time() - last_sent
     finally:
         stop.set()
@@ -246,7 +246,7 @@ def main() -> dict:
                 except requests.ConnectionError:
                     return False
 
-            wait_for(healthy, timeout=30, what="gunicorn")
+            wait_for(healthy, timeout=30, message="gunicorn")
             ack, _ = post_webhooks(base, rate, seconds, "ack", "1555")
             work = Queues(redis_server.url)
             workers = Workers(env, worker_count, tmp)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,27 +21,10 @@ from app import create_app  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.simulator import FlowClient  # noqa: E402
 from standins import ServedApp  # noqa: E402
+from support import free_port, project_env, wait_for  # noqa: E402,F401  (tests import them from here)
 
 APP_SECRET = "test-app-secret-0f1e2d"
 PREVIOUS_SECRET = "test-app-secret-previous-9a8b"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
-    """Poll until ``condition()`` is truthy; fail the test with ``message`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 def redis_server_binary() -> str:
@@ -181,14 +162,6 @@ def flow_client(live_server, keypair):
         return FlowClient(f"{live_server.url}/flows/{flow_name}", public_key or keypair[1], app_secret)
 
     return make
-
-
-def project_env(**overrides) -> dict:
-    """Environment for a child process of the project (gunicorn, flask worker)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_"))}
-    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    env.update({k: str(v) for k, v in overrides.items()})
-    return env
 
 
 def venv_bin(name: str) -> str:
