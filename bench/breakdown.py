@@ -80,7 +80,7 @@ def main() -> None:
                           WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, LOG_LEVEL="WARNING",
                           LOOKUP_BASE_URL=f"http://127.0.0.1:{demo.server_port}/demo-api")
         from app import create_app
-        from metrics import buffer_in_this_process
+        from metrics import buffer_in_this_process, flush_this_process
         apps = {"flowgate": create_app()}
         buffer_in_this_process(apps["flowgate"])  # as gunicorn.conf.py's post_fork does
         try:
@@ -94,10 +94,13 @@ def main() -> None:
                     "exchange": {"version": "3.0", "action": "data_exchange", "screen": "MEMBER_LOOKUP",
                                  "data": {"member_id": VALID_ID}, "flow_token": "bench-breakdown"}}
         rows = [["RSA-2048 OAEP decrypt alone", "-", rsa, 1.0]]
-        for kind, payload in payloads.items():
-            for name, app in apps.items():
-                us = _per_call_us(_wsgi_call(app, *_environ(payload, public_key)))
-                rows.append([f"{name} app, {kind}", kind, us, rsa / us])
+        try:
+            for kind, payload in payloads.items():
+                for name, app in apps.items():
+                    us = _per_call_us(_wsgi_call(app, *_environ(payload, public_key)))
+                    rows.append([f"{name} app, {kind}", kind, us, rsa / us])
+        finally:  # before this Redis goes: `python -m bench` runs on in this process
+            flush_this_process(apps["flowgate"])
     print_table("CPU per request inside the app (WSGI call, no HTTP server; µs of this process's CPU)",
                 ["what", "kind", "CPU µs/req", "RSA share"], rows)
 

@@ -35,6 +35,7 @@ class Buffer:
         self._pending = Pending()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing = False  # one warning per outage, not one a second
 
     def add(self, pending: Pending) -> None:
         with self._lock:
@@ -62,11 +63,16 @@ class Buffer:
             pipe = self.redis.pipeline(transaction=False)
             pending.write(pipe)
             pipe.execute()
-            return True
         except RedisError as exc:
-            log.warning("metrics not written (%s): kept for the next flush", type(exc).__name__)
+            if not self._failing:
+                log.warning("metrics not written (%s): kept until Redis answers", type(exc).__name__)
+            self._failing = True
             self.add(pending)
             return False
+        if self._failing:
+            log.info("metrics written again after a Redis outage")
+            self._failing = False
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.seconds):
