@@ -17,7 +17,9 @@
 Floor for 2 and 3: Meta's default 80 messages/s per number.
 
     python -m bench.webhooks    (BENCH_RATE, BENCH_SECONDS, BENCH_WORKERS, BENCH_STEADY_RATE,
-                                 BENCH_STEADY_SECONDS; RQ_FORK_PER_JOB=1 for RQ's fork per job)
+                                 BENCH_STEADY_SECONDS; RQ_FORK_PER_JOB=1 for RQ's fork per job;
+                                 BENCH_GRAPH_LATENCY_MS: the stand-in answers that much later,
+                                 as Meta does from afar)
 
 Nothing leaves 127.0.0.1: a private redis-server on an ephemeral port, the Graph stand-in in this
 process.
@@ -228,9 +230,12 @@ def main() -> dict:
     # Jobs wait on Redis and the Graph API part of the time: a few more workers than CPUs.
     worker_count = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
     fork = os.environ.get("RQ_FORK_PER_JOB", "").lower() in ("1", "true", "yes", "on")
+    latency = float(os.environ.get("BENCH_GRAPH_LATENCY_MS", "0")) / 1000
     private_pem, _ = keys.generate()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-in's access log costs CPU
     with tempfile.TemporaryDirectory() as tmp, GraphStandIn() as graph:
+        if latency:  # every send waits; none fails
+            graph.chaos(seed=0, retryable=0.0, permanent=0.0, latency=(latency, latency))
         redis_server = RedisServer(Path(tmp)).__enter__()
         port = free_port()
         env = _env(redis_server.url, graph.url, private_pem)
@@ -263,13 +268,13 @@ def main() -> dict:
             redis_server.__exit__(None, None, None)
     # Other processes on the machine change every figure: say how busy it was.
     result = {"webhook_ack": ack, "confirmations": thru, "steady": flow, "rq_noop_ceiling": ceiling,
-              "fork_per_job": fork, "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+              "fork_per_job": fork, "graph_latency_ms": latency * 1000, "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
     mode = "a fork per job" if fork else "jobs in the worker process"
     print(f"webhook ack   {ack['requests']} requests at {ack['achieved_rate']}/s (target {rate}/s): "
           f"p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, max {ack['max_ms']} ms "
           f"(Meta: median <= 250 ms; aim p99 <= 20 ms)  statuses {ack['statuses']}")
     print(f"confirmations {thru['completions']} completions + follow-ups ({thru['jobs']} jobs) via "
-          f"{thru['workers']} workers ({mode}) in {thru['seconds']} s: {thru['messages_per_s']} messages/s "
+          f"{thru['workers']} workers ({mode}{f', Graph answering in {latency * 1000:.0f} ms' if latency else ''}) in {thru['seconds']} s: {thru['messages_per_s']} messages/s "
           f"sustained, {thru['messages_per_s'] / FLOOR:.2f}x the floor of {FLOOR:.0f}/s "
           f"(confirmations alone {thru['confirmations_only_per_s']}/s) on {os.cpu_count()} CPUs, "
           f"load average {result['load_average_1m']}")
