@@ -134,6 +134,7 @@ def defaults() -> dict:
         "PUBLIC_BASE_URL": None,
         "MEDIA_URL_TTL": 24 * 3600,
         "RQ_HEARTBEAT_GRACE": 60,  # RQ's own fixed grace after a job's last heartbeat
+        "WORKER_PROCESSES": 1,  # `flask worker` processes per dyno (workers/pool.py)
         "RQ_FORK_PER_JOB": False,  # jobs run in the worker process (workers/queues.py)
     }
 
@@ -219,6 +220,7 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         PUBLIC_BASE_URL=env.get("PUBLIC_BASE_URL") or None,
         MEDIA_URL_TTL=_int(env.get("MEDIA_URL_TTL"), cfg["MEDIA_URL_TTL"]),
         RQ_HEARTBEAT_GRACE=_int(env.get("RQ_HEARTBEAT_GRACE"), cfg["RQ_HEARTBEAT_GRACE"]),
+        WORKER_PROCESSES=max(1, _int(env.get("WORKER_PROCESSES"), cfg["WORKER_PROCESSES"])),
         RQ_FORK_PER_JOB=_bool(env.get("RQ_FORK_PER_JOB"), cfg["RQ_FORK_PER_JOB"]),
     )
     for prefix, _, _ in LOOKUPS.values():
