@@ -11,11 +11,10 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
-from rq.exceptions import DuplicateJobError
 
 from flows.contacts import normalise
 from messaging.wasender import signature_ok
-from workers.queues import HIGH, enqueue
+from workers.queues import HIGH, enqueue_once
 
 bp = Blueprint("wasender_webhook", __name__)
 log = logging.getLogger("flowgate.webhooks.wasender")
@@ -68,11 +67,9 @@ def wasender_webhook():
         elif event in ("messages.upsert", "messages.received", "messages-personal.received"):
             for m in inbound_messages(data):
                 digest = hashlib.sha256(m["id"].encode()).hexdigest()[:32]
-                try:
-                    enqueue(redis, "workers.conversation.wasender_inbound", m["wa_id"], m["text"], m["id"],
-                            queue_name=HIGH, job_id=f"wsin-{digest}")
-                except DuplicateJobError:
-                    pass  # a repeated delivery of a message already taken
+                # A repeated delivery of a message already taken is not queued again.
+                enqueue_once(redis, "workers.conversation.wasender_inbound", m["wa_id"], m["text"], m["id"],
+                             queue_name=HIGH, job_id=f"wsin-{digest}")
     except RedisError:
         return jsonify(error="storage unavailable"), 503
     return jsonify(ok=True)

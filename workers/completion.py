@@ -13,7 +13,6 @@ import time
 
 import requests
 from flask import current_app
-from rq.exceptions import DuplicateJobError
 from rq.timeouts import JobTimeoutException
 
 from flows.correlation import Correlation
@@ -25,7 +24,7 @@ from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
 from workers import receipts
 from workers.effects import RESEND, SKIP, Effects
-from workers.queues import LOW, enqueue, retry_from
+from workers.queues import LOW, enqueue_once, retry_from
 from workers.recovery import metric
 
 log = logging.getLogger("flowgate.completion")
@@ -130,11 +129,8 @@ def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
     """Unique job ids: a retried completion job does not enqueue them again."""
     if not cfg["COMPLETION_FORWARD_URL"]:
         return
-    try:
-        enqueue(redis, "workers.completion.forward_submission", sid, queue_name=LOW, job_id=f"forward-{sid}",
-                retry=retry_from(cfg))
-    except DuplicateJobError:
-        pass
+    enqueue_once(redis, "workers.completion.forward_submission", sid, queue_name=LOW, job_id=f"forward-{sid}",
+                 retry=retry_from(cfg))
 
 
 def _run_hooks(redis, cfg, sid: str, token: str | None) -> None:
@@ -146,11 +142,8 @@ def _run_hooks(redis, cfg, sid: str, token: str | None) -> None:
     except JobTimeoutException:
         raise  # RQ stopping this job: not a hook's failure
     except Exception:  # noqa: BLE001 - not swallowed: logged by after_completion, retried as a job
-        try:
-            enqueue(redis, "workers.completion.after_completion", sid, token, queue_name=LOW,
-                    job_id=f"post-{sid}", retry=retry_from(cfg))
-        except DuplicateJobError:
-            pass
+        enqueue_once(redis, "workers.completion.after_completion", sid, token, queue_name=LOW,
+                     job_id=f"post-{sid}", retry=retry_from(cfg))
 
 
 def after_completion(sid: str, token: str | None) -> dict:

@@ -5,11 +5,10 @@ import logging
 from datetime import datetime, timezone
 
 from redis.exceptions import RedisError
-from rq.exceptions import DuplicateJobError
 
 from flows.engine import Hooks
 from flows.sessions import short
-from workers.queues import HIGH, enqueue
+from workers.queues import HIGH, enqueue_once
 from workers.recovery import job_id, schedule_ladder
 
 log = logging.getLogger("flowgate.hooks")
@@ -23,10 +22,8 @@ class RecoveryHooks(Hooks):
         self.settings = settings
 
     def _enqueue(self, func: str, token: str, *args, kind: str):
-        try:
-            enqueue(self.redis, func, token, *args, queue_name=HIGH, job_id=job_id(kind, token))
-        except DuplicateJobError:
-            pass  # already queued or done for this session: once is enough
+        try:  # already queued or done for this session: once is enough
+            enqueue_once(self.redis, func, token, *args, queue_name=HIGH, job_id=job_id(kind, token))
         except RedisError as exc:
             log.warning("token=%s could not enqueue %s: %s", short(token), func, type(exc).__name__)
 

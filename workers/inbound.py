@@ -10,7 +10,6 @@ import logging
 import time
 
 from flask import current_app
-from rq.exceptions import DuplicateJobError
 
 from flows.correlation import Correlation
 from flows.redact import phone, wamid
@@ -18,7 +17,7 @@ from messaging import fallback
 from messaging.graph import classify
 from workers import receipts
 from workers.conversation import handle_reply
-from workers.queues import HIGH, enqueue
+from workers.queues import HIGH, enqueue_once
 from workers.recovery import job_id
 
 log = logging.getLogger("flowgate.inbound")
@@ -85,11 +84,8 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
     token = Correlation(redis, sessions).token_for(msg_id)
     if token and (sessions.get(token) or {}).get("phone"):
         # The Flow message itself failed: one fallback per session, by the channel rules.
-        try:
-            enqueue(redis, "workers.recovery.fallback", token, "delivery_failed", queue_name=HIGH,
-                    job_id=job_id("fb", token))
-        except DuplicateJobError:
-            pass
+        enqueue_once(redis, "workers.recovery.fallback", token, "delivery_failed", queue_name=HIGH,
+                     job_id=job_id("fb", token))
     fallback.hand_over(redis, sessions, reason="failed_status", to=status.get("recipient_id"), token=token,
                        message_id=msg_id, code=code,
                        detail=" ".join(filter(None, [classify(400, code), status.get("biz_opaque_callback_data")])))

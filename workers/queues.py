@@ -25,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker, WorkerStatus
@@ -105,6 +106,15 @@ def enqueue(connection, func: str, *args, queue_name: str = DEFAULT, job_id: str
     if delay is not None:
         return q.enqueue_in(delay, func, **options)
     return q.enqueue(func, **options)
+
+
+def enqueue_once(connection, func: str, *args, job_id: str, **kwargs):
+    """``enqueue`` under a unique id; None when that job is queued or done already (a webhook
+    delivered twice, a retried job enqueuing its follow-ups again): once is the point."""
+    try:
+        return enqueue(connection, func, *args, job_id=job_id, **kwargs)
+    except DuplicateJobError:
+        return None
 
 
 def is_final_attempt() -> bool:

@@ -14,7 +14,6 @@ import logging
 import time
 
 from flask import current_app
-from rq.exceptions import DuplicateJobError
 
 from flows.redact import wamid
 from flows.sessions import short
@@ -25,7 +24,7 @@ from messaging.outbound import Outbound
 from messaging.router import Refused
 from messaging.wasender import WASenderError
 from workers.effects import SKIP, Effects
-from workers.queues import LOW, enqueue, is_final_attempt, retry_from
+from workers.queues import LOW, enqueue_once, is_final_attempt, retry_from
 
 log = logging.getLogger("flowgate.receipts")
 
@@ -46,11 +45,8 @@ def enqueue_receipt(redis, cfg, sid: str) -> None:
     """Called by the completion job after its confirmation; the unique id keeps it to one job."""
     if not configured(cfg):
         return
-    try:
-        enqueue(redis, "workers.receipts.send_receipt", sid, queue_name=LOW, job_id=f"receipt-{sid}",
-                retry=retry_from(cfg))
-    except DuplicateJobError:
-        pass
+    enqueue_once(redis, "workers.receipts.send_receipt", sid, queue_name=LOW, job_id=f"receipt-{sid}",
+                 retry=retry_from(cfg))
 
 
 def summary_lines(document: dict, flow_title: str) -> tuple[str, list[str]]:

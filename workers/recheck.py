@@ -11,11 +11,10 @@ import hashlib
 import logging
 
 from flask import current_app
-from rq.exceptions import DuplicateJobError
 
 from flows.budget import Deadline
 from flows.sessions import SessionStore, short
-from workers.queues import LOW, enqueue
+from workers.queues import LOW, enqueue_once
 from workers.recovery import job_id as fallback_job_id
 
 log = logging.getLogger("flowgate.recheck")
@@ -37,11 +36,8 @@ def schedule(connection, token: str):
     nothing to re-check or it is queued already."""
     if not connection.exists(SessionStore.key(token) + ":unverified"):
         return None
-    try:
-        return enqueue(connection, "workers.recheck.recheck_unverified", token, queue_name=LOW,
-                       job_id=job_id(token))
-    except DuplicateJobError:
-        return None
+    return enqueue_once(connection, "workers.recheck.recheck_unverified", token, queue_name=LOW,
+                        job_id=job_id(token))
 
 
 def recheck_unverified(token: str) -> dict:
@@ -67,11 +63,8 @@ def recheck_unverified(token: str) -> dict:
     if "rejected" in settled.values():
         # Accepted open, now known bad: one fallback message tells the user and hands them the
         # Flow again (workers/recovery.py: once per session, by the channel rules).
-        try:
-            enqueue(current_app.extensions["redis"], "workers.recovery.fallback", token,
-                    "invalid_after_completion", queue_name=LOW, job_id=fallback_job_id("fb", token))
-        except DuplicateJobError:
-            pass
+        enqueue_once(current_app.extensions["redis"], "workers.recovery.fallback", token,
+                     "invalid_after_completion", queue_name=LOW, job_id=fallback_job_id("fb", token))
     if waiting:
         raise StillUnavailable(f"{len(waiting)} value(s) still unverified for token {short(token)}")
     return settled

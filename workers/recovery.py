@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from flows.contacts import mask
@@ -24,7 +23,7 @@ from flows.sessions import new_token, short
 from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
-from workers.queues import enqueue, is_final_attempt
+from workers.queues import enqueue_once, is_final_attempt
 
 log = logging.getLogger("flowgate.recovery")
 
@@ -69,10 +68,7 @@ def schedule_ladder(redis, token: str, flow_name: str, ladder, quiet, tz_name: s
     ids = []
     for step, due in plan(ladder, started, quiet, tz_name):
         jid = job_id("rec", token, step.name)
-        try:
-            enqueue(redis, "workers.recovery.recovery_step", token, step.name, job_id=jid, at=due)
-        except DuplicateJobError:
-            pass
+        enqueue_once(redis, "workers.recovery.recovery_step", token, step.name, job_id=jid, at=due)
         ids.append(jid)
     redis.hset(f"fg:session:{token}", "ladder", ",".join(s.name for s in ladder.steps))
     return ids
@@ -148,8 +144,8 @@ def recovery_step(origin: str, step_name: str) -> str:
     if result == "sent":
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
         if step_name == ladder.steps[-1].name:
-            enqueue(current_app.extensions["redis"], "workers.recovery.give_up", origin,
-                    job_id=job_id("giveup", origin), delay=timedelta(seconds=_ext("recovery_settings")["give_up_after"]))
+            enqueue_once(current_app.extensions["redis"], "workers.recovery.give_up", origin,
+                         job_id=job_id("giveup", origin), delay=timedelta(seconds=_ext("recovery_settings")["give_up_after"]))
     return result
 
 
