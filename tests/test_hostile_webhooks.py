@@ -120,11 +120,12 @@ def test_cloud_envelopes_with_wrong_types(app, caplog, body):
     assert Probe(app, caplog).cloud(dumps(body)) in REJECTIONS | {200}
 
 
+@pytest.mark.parametrize("route", ["cloud", "wasender"])
 @settings(**SETTINGS)
 @given(depth=st.integers(min_value=1, max_value=100_000), opener=st.sampled_from([b"[", b'{"a":']))
-def test_cloud_deep_json(app, caplog, depth, opener):
+def test_deep_json(app, caplog, route, depth, opener):
     closer = b"]" if opener == b"[" else b"}"
-    assert Probe(app, caplog).cloud(opener * depth + closer * depth) == 400
+    assert getattr(Probe(app, caplog), route)(opener * depth + closer * depth) == 400
 
 
 @settings(**SETTINGS)
@@ -176,13 +177,6 @@ def test_wasender_random_json(app, caplog, body):
 @given(body=wasender_events)
 def test_wasender_events_with_wrong_types(app, caplog, body):
     assert Probe(app, caplog).wasender(dumps(body)) in REJECTIONS | {200}
-
-
-@settings(**SETTINGS)
-@given(depth=st.integers(min_value=1, max_value=100_000), opener=st.sampled_from([b"[", b'{"a":']))
-def test_wasender_deep_json(app, caplog, depth, opener):
-    closer = b"]" if opener == b"[" else b"}"
-    assert Probe(app, caplog).wasender(opener * depth + closer * depth) == 400
 
 
 @settings(**SETTINGS)
