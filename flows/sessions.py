@@ -167,12 +167,10 @@ class SessionStore:
         if script is not None:
             pipe.evalsha(script.sha, 2, *self._keys(token), *args)
         results = pipe.execute(raise_on_error=False)
-        for result in results[:-1] if script is not None else results:
+        answer = results.pop() if script is not None else None
+        for result in results:  # the carry's HSET and EXPIRE
             if isinstance(result, Exception):
                 raise result
-        if script is None:
-            return None
-        answer = results[-1]
         if isinstance(answer, NoScriptError):
             answer = script(keys=self._keys(token), args=args)
         elif isinstance(answer, Exception):

@@ -11,8 +11,9 @@ metrics wait here; sessions, replies and jobs never do. A flush that fails (Redi
 keeps its counts for the next one: the pending set is bounded by the label vocabulary, not by
 traffic.
 
-Only gunicorn's workers turn this on (``gunicorn.conf.py``, ``post_fork``): RQ horses end with
-``os._exit``, which would drop anything still pending, so workers and CLI commands write through.
+Only gunicorn's workers turn this on (``gunicorn.conf.py``, ``post_fork``), since only they have a
+graceful-exit hook that flushes; RQ workers (whose horses, with RQ_FORK_PER_JOB, end with
+``os._exit``) and CLI commands write through.
 """
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ class Buffer:
             if not self._failing:
                 log.warning("metrics not written (%s): kept until Redis answers", type(exc).__name__)
             self._failing = True
-            self.add(pending)
+            with self._lock:  # back in front of what arrived meanwhile, so events keep their order
+                pending.merge(self._pending)
+                self._pending = pending
             return False
         if self._failing:
             log.info("metrics written again after a Redis outage")

@@ -65,18 +65,21 @@ class Pending:
     of requests costs one HINCRBY per distinct field instead of one per request."""
 
     def __init__(self):
-        self.incr: dict[tuple[str, str], int] = {}
+        self.counts: dict[tuple[str, str], int] = {}  # (hash, field) -> HINCRBY amount
         self.expire: dict[str, int] = {}
         self.flows: set[str] = set()
         self.recent: dict[str, float] = {}  # flow token -> last activity
         self.events: list[str] = []  # `flows` webhook alerts, oldest first
 
     def __bool__(self) -> bool:
-        return bool(self.incr or self.flows or self.recent or self.events)
+        return bool(self.counts or self.flows or self.recent or self.events)
+
+    def incr(self, key: str, field: str, n: int = 1) -> None:
+        self.counts[(key, field)] = self.counts.get((key, field), 0) + n
 
     def merge(self, other: "Pending") -> None:
-        for key, n in other.incr.items():
-            self.incr[key] = self.incr.get(key, 0) + n
+        for (key, field), n in other.counts.items():
+            self.incr(key, field, n)
         self.expire.update(other.expire)
         self.flows |= other.flows
         for token, at in other.recent.items():
@@ -88,7 +91,7 @@ class Pending:
 
     def write(self, pipe) -> None:
         """Queue everything on ``pipe`` (the caller executes it)."""
-        for (key, field), n in self.incr.items():
+        for (key, field), n in self.counts.items():
             pipe.hincrby(key, field, n)
         for key, ttl in self.expire.items():
             pipe.expire(key, ttl)
@@ -130,16 +133,13 @@ class Recorder:
         pending.write(pipe)
         pipe.execute()
 
-    def _incr(self, key: str, field: str, n: int = 1) -> None:
-        self._pending.incr[(key, field)] = self._pending.incr.get((key, field), 0) + n
-
     # --- counters ---------------------------------------------------------------------------
     def _field(self, flow: str, field: str, n: int) -> None:
         flow = clean(flow)
         key = day_key(flow, day_of(self._now))
-        self._incr(key, field, n)
+        self._pending.incr(key, field, n)
         self._pending.expire[key] = DAY_TTL
-        self._incr(total_key(flow), field, n)
+        self._pending.incr(total_key(flow), field, n)
         self._pending.flows.add(flow)
 
     def count(self, flow: str, event: str, n: int = 1, label=None) -> "Recorder":
@@ -164,12 +164,12 @@ class Recorder:
         micros = int(max(0.0, seconds) * 1e6)
         key = minute_key(int(self._now // 60))
         for target in (key, LATENCY_TOTAL_KEY):
-            self._incr(target, slot)
-            self._incr(target, f"{base}|us", micros)
+            self._pending.incr(target, slot)
+            self._pending.incr(target, f"{base}|us", micros)
             if error:
-                self._incr(target, f"{base}|err")
+                self._pending.incr(target, f"{base}|err")
         if status is not None:
-            self._incr(LATENCY_TOTAL_KEY, f"{base}|s{int(status)}")
+            self._pending.incr(LATENCY_TOTAL_KEY, f"{base}|s{int(status)}")
         self._pending.expire[key] = MINUTE_TTL
         self._pending.flows.add(clean(flow))
 
@@ -192,7 +192,7 @@ class Recorder:
         entry = {k: (str(v)[:300] if isinstance(v, str) else v) for k, v in entry.items()}
         entry["received_at"] = round(self._now, 3)
         self._pending.events.append(json.dumps(entry, default=str))
-        self._incr(f"{PREFIX}:t:_alerts", clean(value.get("event", "unknown")))
+        self._pending.incr(f"{PREFIX}:t:_alerts", clean(value.get("event", "unknown")))
         return self
 
     def session(self, token: str) -> "Recorder":
