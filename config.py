@@ -3,7 +3,7 @@
 This is the only module that looks at the environment. ``load(environ)`` turns it into the flat
 mapping that ``create_app()`` puts on ``app.config``; tests skip the environment and pass a dict.
 Heroku's unprefixed names (``PORT``, ``REDIS_URL``, ``WEB_CONCURRENCY``) are mapped here and
-nowhere else.
+nowhere else. A setting that is missing or wrong is a ``ConfigError``, whoever finds it.
 """
 from __future__ import annotations
 
@@ -25,6 +25,51 @@ LOOKUPS = {
     "inventory": ("INVENTORY_API", "/inventory", "closed"),
     "calendar": ("CALENDAR_API", "/calendar", "closed"),
 }
+
+
+class ConfigError(RuntimeError):
+    """This configuration cannot run: the message is one line, ``<what is wrong> (<how to fix it>)``.
+
+    Raised by config validation anywhere (loading, storage, security, domain, messaging); the
+    entry points print it as ``Error: <message>`` and exit non-zero, never with a traceback:
+    ``cli/`` for every flask command (the worker too), ``wsgi.py`` and ``gunicorn.conf.py`` for
+    gunicorn.
+    """
+
+
+class _Env:
+    """The environment as load() reads it, remembering the names read: a value that does not
+    parse is reported by its variable's name, and the README test lists every name read."""
+
+    def __init__(self, env):
+        self.env = env
+        self.read: list[str] = []
+
+    def get(self, name: str, default=None):
+        self.read.append(name)
+        return self.env.get(name, default)
+
+    def __getitem__(self, name: str):
+        self.read.append(name)
+        return self.env[name]
+
+
+def _parsed(env: _Env, read):
+    """``read(env)``, with a value that does not parse turned into a ConfigError naming it."""
+    try:
+        return read(env)
+    except ValueError:
+        name = env.read[-1]
+        raise ConfigError(f"{name}={str(env.env.get(name))[:40]!r} is not a valid number "
+                          "(use a number like its default in the README's configuration table)") from None
+
+
+def environment_names() -> set[str]:
+    """Every variable load() and server() read."""
+    env = _Env({})
+    load(env)
+    server(env)
+    return set(env.read)
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -98,7 +143,9 @@ def defaults() -> dict:
         "LOG_LEVEL": "INFO",
         # Web processes add metrics up in memory and write them this often (metrics/buffer.py).
         "METRICS_FLUSH_SECONDS": 1.0,
-        # Lookups (flows/lookups.py). No base URL → the app's own demo backend on 127.0.0.1:$PORT.
+        # The five demo flows and their backend (/demo-api); None: on in development only.
+        "DEMO_FLOWS": None,
+        # Lookups (flows/lookups.py). No base URL: the demo backend in-process (DEMO_FLOWS, development).
         "LOOKUP_BASE_URL": None,
         "LOOKUP_TIMEOUT_SECONDS": 1.0,
         "LOOKUP_CACHE_TTL": 300,
@@ -140,8 +187,13 @@ def defaults() -> dict:
 
 
 def load(environ: os._Environ | dict | None = None) -> dict:
-    """Read the environment once; unknown variables are ignored."""
-    env = os.environ if environ is None else environ
+    """Read the environment once; unknown variables are ignored. A value that does not parse
+    is a ConfigError."""
+    env = environ if isinstance(environ, _Env) else _Env(os.environ if environ is None else environ)
+    return _parsed(env, _load)
+
+
+def _load(env: _Env) -> dict:
     cfg = defaults()
     cfg.update(
         APP_ENV=env.get("APP_ENV", "production").strip().lower(),
@@ -186,6 +238,7 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         if env.get("STOP_WORDS") else cfg["STOP_WORDS"],
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
         METRICS_FLUSH_SECONDS=_float(env.get("METRICS_FLUSH_SECONDS"), cfg["METRICS_FLUSH_SECONDS"]),
+        DEMO_FLOWS=_bool(env.get("DEMO_FLOWS"), None),
         LOOKUP_BASE_URL=env.get("LOOKUP_BASE_URL") or None,
         LOOKUP_TIMEOUT_SECONDS=_float(env.get("LOOKUP_TIMEOUT_SECONDS"), cfg["LOOKUP_TIMEOUT_SECONDS"]),
         LOOKUP_CACHE_TTL=_int(env.get("LOOKUP_CACHE_TTL"), cfg["LOOKUP_CACHE_TTL"]),
@@ -223,6 +276,8 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WORKER_PROCESSES=max(1, _int(env.get("WORKER_PROCESSES"), cfg["WORKER_PROCESSES"])),
         RQ_FORK_PER_JOB=_bool(env.get("RQ_FORK_PER_JOB"), cfg["RQ_FORK_PER_JOB"]),
     )
+    if cfg["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"LOG_LEVEL={cfg['LOG_LEVEL']!r} is not a level (use DEBUG, INFO, WARNING or ERROR)")
     for prefix, _, _ in LOOKUPS.values():
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None
         cfg[f"{prefix}_AUTH"] = env.get(f"{prefix}_AUTH") or None
@@ -234,14 +289,25 @@ def load(environ: os._Environ | dict | None = None) -> dict:
 
 def server(environ: os._Environ | dict | None = None) -> dict:
     """What gunicorn.conf.py needs: the port and the process counts Heroku hands us."""
-    env = os.environ if environ is None else environ
+    env = environ if isinstance(environ, _Env) else _Env(os.environ if environ is None else environ)
+    return _parsed(env, _server)
+
+
+def _server(env: _Env) -> dict:
     return {
         "port": _int(env.get("PORT"), 5000),
         "workers": _int(env.get("WEB_CONCURRENCY"), 2),
         "threads": _int(env.get("GUNICORN_THREADS"), 4),
         "production": env.get("APP_ENV", "production").strip().lower() == "production",
+        # `make run` opens the dashboard without a password and skips signatures: loopback only.
+        "host": "127.0.0.1" if env.get("APP_ENV", "").strip().lower() == "development" else "[::]",
     }
 
 
 def is_development(cfg: dict) -> bool:
     return cfg.get("APP_ENV") == "development"
+
+
+def demo_flows(cfg: dict) -> bool:
+    """DEMO_FLOWS, or by default: on in development, off anywhere else."""
+    return is_development(cfg) if cfg.get("DEMO_FLOWS") is None else bool(cfg["DEMO_FLOWS"])

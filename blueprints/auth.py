@@ -35,15 +35,11 @@ def mode(cfg) -> str:
 
 def init_app(app) -> None:
     cfg = app.config
+    # The cookie is signed with SECRET_KEY (security.secret_key), never with the Flow key: rotating
+    # that key logs nobody out. A login holds a hash of the password (_marker), so changing the
+    # password still logs every session out.
     if not cfg.get("SECRET_KEY"):
-        # Stable across processes and restarts, unknown outside: derived from secrets the app
-        # already holds. Changing the dashboard password logs every session out.
-        ring = app.extensions["keyring"]
-        material = "\0".join([
-            "flowgate-session", cfg.get("DASHBOARD_PASSWORD") or "", cfg.get("WHATSAPP_APP_SECRET") or "",
-            str(ring.current.private_numbers().d),
-        ])
-        cfg["SECRET_KEY"] = hashlib.sha256(material.encode()).hexdigest()
+        raise RuntimeError("security.init_app sets SECRET_KEY before the dashboard's sessions")
     app.session_interface = CookieSessions()
     # Flask's defaults hold these keys already (SameSite None), so set rather than setdefault.
     cfg["SESSION_COOKIE_SAMESITE"] = cfg.get("SESSION_COOKIE_SAMESITE") or "Lax"

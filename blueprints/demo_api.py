@@ -1,16 +1,23 @@
-"""/demo-api/…: the business APIs of the demo flows, served by the app itself for `make run`.
+"""/demo-api/…: the business APIs of the demo flows (DEMO_FLOWS: on in development, off in production).
 
-The flows call these over real HTTP like any external API (flows/lookups.py); production points
-the lookup URLs elsewhere. Read-only seeded data, documented in the README's demo table. Shapes:
+The flows call these through the lookups' HTTP client like any external API (flows/lookups.py),
+in-process (``transport`` below); ``/demo-api`` on this app is there for curl. Production points
+the lookup URLs at the business's APIs. Read-only seeded data, documented in the README's demo table. Shapes:
 ``GET /demo-api/<resource>?key=<key>`` (what the lookups call: the value stays out of the
 path, so the access log never shows it) or ``GET /demo-api/<resource>/<key>`` (handy with curl) →
 200 with a JSON object, or 404 ``{"error": "not found"}``.
 """
 from __future__ import annotations
 
+import io
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, request
+import requests
+import urllib3
+from flask import Blueprint, Flask, jsonify, request
+from requests.structures import CaseInsensitiveDict
+from werkzeug.test import Client
 
 bp = Blueprint("demo_api", __name__, url_prefix="/demo-api")
 
@@ -97,3 +104,42 @@ def calendar(day: str | None):
     if not date.today() <= d <= date.today() + timedelta(days=CALENDAR_DAYS):
         return _missing()
     return _found({"date": day, "slots": [] if d.weekday() >= 5 else list(OPENING)})
+
+
+# --- the lookups' way in: in-process, never through this app's own gunicorn -----------------------
+# With DEMO_FLOWS and no lookup URL (development) every lookup goes to DEMO_BASE_URL, which the
+# domain mounts to this transport: the demo backend answers from a tiny app of its own, called
+# directly, so a lookup never waits for a gunicorn thread of the app it is serving.
+DEMO_BASE_URL = "demo://api/demo-api"
+
+
+class InProcessTransport(requests.adapters.BaseAdapter):
+    """A requests transport answered by a WSGI app in this process: the lookups keep their whole
+    HTTP path (status, headers, body limits, timeouts) without a socket."""
+
+    def __init__(self, wsgi_app):
+        super().__init__()
+        self.wsgi_app = wsgi_app
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        parts = urlsplit(request.url)
+        answer = Client(self.wsgi_app).open(parts.path, method=request.method, query_string=parts.query,
+                                           headers=dict(request.headers))
+        body = answer.get_data()
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.reason = answer.status.partition(" ")[2]
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers=dict(answer.headers),
+                                            status=answer.status_code, preload_content=False)
+        response.url, response.request = request.url, request
+        return response
+
+    def close(self):
+        pass
+
+
+def transport() -> InProcessTransport:
+    demo = Flask("demo_api")
+    demo.register_blueprint(bp)
+    return InProcessTransport(demo)

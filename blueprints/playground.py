@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
 from blueprints import auth
+from config import ConfigError
 from blueprints.dashboard import page_context, redis_down
 from flows import preview
 from flows.player import resolve
@@ -31,13 +32,10 @@ STATE_TTL = 2 * 3600
 HISTORY = 12
 
 
-class ConfigurationError(RuntimeError):
-    pass
-
-
 def init_app(app) -> None:
     if urlparse(app.config["PLAYGROUND_URL"]).hostname not in LOOPBACK:
-        raise ConfigurationError("PLAYGROUND_URL must point at 127.0.0.1 or [::1]")
+        raise ConfigError("PLAYGROUND_URL must point at 127.0.0.1 or [::1] (it reaches this app's own "
+                          "endpoint; unset, it is http://127.0.0.1:$PORT)")
 
 
 @bp.before_request

@@ -8,10 +8,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+import security
+from cli import offline
 from flows import keys, selftest
+from flows.catalog import CATALOG
+from flows.registry import Registry
 from flows.sessions import new_token
 from messaging import business_key
-from messaging.graph import GraphError
+from messaging.graph import GraphClient, GraphError
 
 endpoint_group = AppGroup("endpoint", help="Check a deployed Flow endpoint the way Meta calls it.")
 MARK = {True: "ok  ", False: "FAIL", None: "--  "}
@@ -29,13 +33,16 @@ MARK = {True: "ok  ", False: "FAIL", None: "--  "}
 @click.option("--token", default=None, help="Flow token for INIT (default: a fresh one).")
 @click.option("--timeout", type=float, default=selftest.META_TIMEOUT, show_default=True,
               help="Seconds to wait for each answer.")
+@offline
 def selftest_command(url, flow_name, count, public_key_path, app_secret, token, timeout):
-    """Encrypted signed ping, a wrongly signed ping, the flow's INIT, and latency over N requests."""
+    """Encrypted signed ping, a wrongly signed ping, the flow's INIT, and latency over N requests.
+
+    With --public-key it needs no configuration (WHATSAPP_APP_SECRET or --app-secret signs)."""
     app = current_app
-    public_key = open(public_key_path).read() if public_key_path else app.extensions["keyring"].public_pem
+    public_key = open(public_key_path).read() if public_key_path else security.keyring(app).public_pem
     secret = app_secret if app_secret is not None else app.config["WHATSAPP_APP_SECRET"]
     name = flow_name or urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
-    flow = app.extensions["flows"].get(name)
+    flow = Registry(CATALOG).get(name)
     screens = None
     if flow is not None:
         screens = {s["id"]: set(s.get("data") or {}) for s in flow.definition.get("screens", [])}
@@ -62,8 +69,10 @@ def _compare_registered(public_key: str) -> None:
         click.echo(f"{'':23}(set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID to compare with the key "
                    "registered at Meta)")
         return
+    graph = GraphClient(cfg["WHATSAPP_API_BASE"], cfg["WHATSAPP_API_VERSION"], cfg["WHATSAPP_ACCESS_TOKEN"],
+                        cfg["WHATSAPP_PHONE_NUMBER_ID"])
     try:
-        reg = business_key.registered(current_app.extensions["graph"], cfg["WHATSAPP_PHONE_NUMBER_ID"])
+        reg = business_key.registered(graph, cfg["WHATSAPP_PHONE_NUMBER_ID"])
     except GraphError as exc:
         click.echo(f"{'':23}could not read the registered key: {exc}")
         return

@@ -4,19 +4,26 @@ from __future__ import annotations
 import json
 
 import click
+import requests
 from flask import current_app
 from flask.cli import AppGroup
 
 import config
+import security
+from cli import offline
+from flows.catalog import CATALOG
 from flows.player import Player
 from flows.sessions import new_token
 from flows.simulator import FlowClient
 
-flows_group = AppGroup("flows", help="Registered flows: list, simulate.")
+flows_group = AppGroup("flows", help="Flows: list the served ones, lint, simulate, send, read submissions.")
 
 
 @flows_group.command("list")
 def list_flows():
+    """The flows this app serves, with their endpoint paths."""
+    if not current_app.extensions["flows"].names():
+        click.echo("no flows served (the demo flows need DEMO_FLOWS=true; add your own in flows/catalog/)")
     for flow in current_app.extensions["flows"]:
         click.echo(f"{flow.name:20} /flows/{flow.name}  screens: {', '.join(flow.screen_ids)}")
 
@@ -39,32 +46,45 @@ def _fields(pairs) -> dict:
 @click.option("--public-key", "public_key_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="The endpoint's public key (default: this app's own key).")
 @click.option("--json", "as_json", is_flag=True, help="Print each step as a JSON line.")
+@offline
 def simulate(flow_name, url, fields, token, public_key_path, as_json):
-    """Play WhatsApp: encrypt, sign, POST, decrypt, and print each screen until the flow ends."""
-    flow = current_app.extensions["flows"].get(flow_name)
+    """Play WhatsApp: encrypt, sign, POST, decrypt, and print each screen until the flow ends.
+
+    With --url and --public-key it needs no configuration (WHATSAPP_APP_SECRET signs, if set)."""
+    flow = next((f for f in CATALOG if f.name == flow_name), None)
     if flow is None:
-        raise click.ClickException(f"unknown flow {flow_name!r}; try: flask flows list")
+        raise click.ClickException(f"unknown flow {flow_name!r} (known: {', '.join(f.name for f in CATALOG)})")
     url = url or f"http://127.0.0.1:{config.server()['port']}/flows/{flow_name}"
     public_key = (open(public_key_path).read() if public_key_path
-                  else current_app.extensions["keyring"].public_pem)
+                  else security.keyring(current_app).public_pem)
     client = FlowClient(url, public_key, current_app.config["WHATSAPP_APP_SECRET"])
     token = token or new_token()
     click.echo(f"# {flow_name} at {url} (token {token[:9]}…)")
     last = None
-    for step in Player(flow.definition, client, token, _fields(fields)).run():
-        last = step
-        if as_json:
-            click.echo(json.dumps({"screen": step.screen, "data": step.data, "note": step.note,
-                                   "ms": round(step.reply.latency * 1000, 1) if step.reply else None}))
-            continue
-        ms = f"{step.reply.latency * 1000:.0f} ms" if step.reply and step.reply.latency else ""
-        click.echo(f"\n== {step.screen or '(no screen)'}  {ms}")
-        for key, value in step.data.items():
-            click.echo(f"   {key}: {json.dumps(value)}")
-        if step.note:
-            click.echo(f"   ({step.note})")
+    try:
+        for step in Player(flow.definition, client, token, _fields(fields)).run():
+            last = step
+            _print_step(step, as_json)
+    except requests.ConnectionError:
+        raise click.ClickException(f"cannot connect to {url} (is the app running? `make run` starts "
+                                   "it; --url or PORT points elsewhere)") from None
+    except requests.Timeout:
+        raise click.ClickException(f"{url} did not answer within {client.timeout:.0f} s") from None
     if last is None or last.screen != "SUCCESS":
         raise SystemExit(1)
+
+
+def _print_step(step, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"screen": step.screen, "data": step.data, "note": step.note,
+                               "ms": round(step.reply.latency * 1000, 1) if step.reply else None}))
+        return
+    ms = f"{step.reply.latency * 1000:.0f} ms" if step.reply and step.reply.latency else ""
+    click.echo(f"\n== {step.screen or '(no screen)'}  {ms}")
+    for key, value in step.data.items():
+        click.echo(f"   {key}: {json.dumps(value)}")
+    if step.note:
+        click.echo(f"   ({step.note})")
 
 
 @flows_group.command("send")

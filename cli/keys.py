@@ -1,12 +1,14 @@
 """flask keys …: the RSA key pair's lifecycle."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from cli import offline
 from flows import keys
 from messaging import business_key
 from messaging.graph import GraphError
@@ -18,8 +20,12 @@ keys_group = AppGroup("keys", help="The Flow endpoint's RSA key pair: generate, 
 @click.option("--passphrase", default=None, help="Encrypt the private key with this passphrase.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write private.pem and public.pem into this folder (mode 600 for the private key).")
-def generate(passphrase, out_dir):
-    """A new RSA-2048 pair: upload the public key to Meta, keep the private one secret."""
+@click.option("--app", "heroku_app", default=None, help="Heroku app name for the printed command.")
+@offline
+def generate(passphrase, out_dir, heroku_app):
+    """A new RSA-2048 pair: upload the public key to Meta, keep the private one secret.
+
+    Needs no configuration: run it anywhere (it reads and writes nothing but --out)."""
     private, public = keys.generate(passphrase)
     if out_dir:
         folder = Path(out_dir)
@@ -31,8 +37,18 @@ def generate(passphrase, out_dir):
         click.echo(f"private key: {priv_path}")
         click.echo(f"public key:  {folder / 'public.pem'}")
     else:
-        click.echo("# Heroku config var (one line):")
-        click.echo(f"FLOW_PRIVATE_KEY={keys.one_line(private)}")
+        # One line with literal \n escapes (config.py turns them back into newlines), quoted so
+        # it pastes whole: into a .env file or a shell (double quotes keep \n as it is)...
+        click.echo("# The private key as one config var (keep it secret), for a .env file or `export`:")
+        click.echo(f'FLOW_PRIVATE_KEY="{keys.one_line(private)}"')
+        if passphrase:
+            click.echo(f"FLOW_PRIVATE_KEY_PASSPHRASE={shlex.quote(passphrase)}")
+        # ...or straight into Heroku (single quotes: nothing in it is expanded).
+        settings = [f"FLOW_PRIVATE_KEY='{keys.one_line(private)}'"]
+        if passphrase:
+            settings.append(f"FLOW_PRIVATE_KEY_PASSPHRASE={shlex.quote(passphrase)}")
+        click.echo("# or set it on Heroku:")
+        click.echo(f"heroku config:set {' '.join(settings)}" + (f" --app {heroku_app}" if heroku_app else ""))
     click.echo("# Public key to upload (flask keys upload, or the Graph API whatsapp_business_encryption):")
     click.echo(public, nl=False)
     click.echo(f"# fingerprint sha256:{keys.fingerprint(public)}")

@@ -5,14 +5,16 @@ import json
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
+from cli import offline
+from flows.catalog import CATALOG
 from flows.lint import ERROR, WARNING, lint_flow, lint_text
+from flows.registry import Registry
 
 
 def _targets(names) -> list[tuple[str, list]]:
-    registry = current_app.extensions["flows"]
+    registry = Registry(CATALOG)  # every flow the code knows, served here or not
     if not names:
         return [(flow.name, lint_flow(flow)) for flow in registry]
     out = []
@@ -33,6 +35,7 @@ def _targets(names) -> list[tuple[str, list]]:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @with_appcontext
+@offline
 def lint_command(targets, fmt, strict):
     """Lint Flow JSON: a file, or a registered flow (its JSON and its handlers); all flows when none given.
 

@@ -29,7 +29,11 @@ def submissions_command(submission_id, limit):
             raise click.ClickException(f"no submission {submission_id!r} (unknown or past retention)")
         click.echo(json.dumps(document, indent=2, sort_keys=True))
         return
-    for doc in store.recent(limit):
+    documents = store.recent(limit)
+    if not documents:
+        click.echo("no submissions yet (a completed Flow's webhook stores one; kept "
+                   f"{current_app.config['SUBMISSION_RETENTION_SECONDS'] // 86400} days)")
+    for doc in documents:
         fields = ", ".join(sorted((doc.get("response") or {}).keys())) or doc.get("problem") or "-"
         click.echo(f"{doc['id']}  {doc.get('flow') or '?':16} from {phone(doc.get('from'))}  fields: {fields}")
 
@@ -38,7 +42,11 @@ def submissions_command(submission_id, limit):
 @click.option("--limit", default=20, show_default=True)
 def console_outbox(limit):
     """Messages the console channel recorded instead of sending (development)."""
-    for entry in ConsoleChannel(current_app.extensions["redis"]).outbox(limit):
+    entries = ConsoleChannel(current_app.extensions["redis"]).outbox(limit)
+    if not entries:
+        click.echo("the console outbox is empty (it fills when FOLLOWUP_CHANNEL is console, or in "
+                   "development without WHATSAPP_ACCESS_TOKEN)")
+    for entry in entries:
         click.echo(json.dumps(entry))
 
 
@@ -46,7 +54,10 @@ def console_outbox(limit):
 @click.option("--limit", default=20, show_default=True)
 def fallback_cases(limit):
     """Messages that could not be delivered, waiting for the fallback logic."""
-    for case in fallback.pending(current_app.extensions["redis"], limit):
+    cases = fallback.pending(current_app.extensions["redis"], limit)
+    if not cases:
+        click.echo("no undeliverable messages")
+    for case in cases:
         click.echo(json.dumps({**case, "to": phone(case.get("to"))}))
 
 
@@ -54,5 +65,8 @@ def fallback_cases(limit):
 @click.option("--limit", default=20, show_default=True)
 def flows_events(limit):
     """The latest ``flows`` webhook events (endpoint health alerts, status changes)."""
-    for event in flow_events(current_app.extensions["redis"], limit):
+    events = flow_events(current_app.extensions["redis"], limit)
+    if not events:
+        click.echo("no flows webhook events received")
+    for event in events:
         click.echo(json.dumps(event))

@@ -224,17 +224,17 @@ class Lookups:
         return sorted(self._lookups)
 
 
-def specs_from_config(cfg: dict, port: int) -> list[LookupSpec]:
-    """One spec per lookup in config.LOOKUPS; with no URL, the app's own demo backend (the value
-    in the query string, so this app's access log never shows it)."""
+def specs_from_config(cfg: dict, base: str | None) -> list[LookupSpec]:
+    """One spec per lookup in config.LOOKUPS: its own URL, else ``base`` + its path (the value
+    in the query string, so no access log shows it), else none (url "": the caller decides)."""
     from config import LOOKUPS
 
-    base = (cfg.get("LOOKUP_BASE_URL") or f"http://127.0.0.1:{port}/demo-api").rstrip("/")
+    base = base.rstrip("/") if base else None
     specs = []
     for name, (prefix, path, policy) in LOOKUPS.items():
         specs.append(LookupSpec(
             name=name,
-            url=cfg.get(f"{prefix}_URL") or f"{base}{path}?key={{value}}",
+            url=cfg.get(f"{prefix}_URL") or (f"{base}{path}?key={{value}}" if base else ""),
             auth=cfg.get(f"{prefix}_AUTH"),
             policy=cfg.get(f"{prefix}_POLICY") or policy,
             timeout=cfg.get(f"{prefix}_TIMEOUT") or cfg["LOOKUP_TIMEOUT_SECONDS"],

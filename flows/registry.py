@@ -70,10 +70,13 @@ Handler = Callable[[Context], object]
 
 
 class Flow:
-    def __init__(self, name: str, json_path: Path, title: str | None = None):
+    def __init__(self, name: str, json_path: Path, title: str | None = None, lookups: tuple = ()):
         self.name = name
         self.json_path = Path(json_path)
         self.title = title or name.replace("_", " ").title()
+        # The business APIs its handlers call (config.LOOKUPS names): production refuses to serve
+        # the flow while one has no URL.
+        self.lookups = tuple(lookups)
         self._handlers: dict[tuple[str, str | None], Handler] = {}
 
     # --- registration ---------------------------------------------------------------------

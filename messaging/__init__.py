@@ -1,4 +1,33 @@
 """Outbound channels: the Graph API transport, the Cloud API, WASenderApi, the console."""
+import logging
+
+from config import ConfigError, is_development
+
+log = logging.getLogger("flowgate.messaging")
+
+
+def channel_mode(cfg) -> str:
+    """FOLLOWUP_CHANNEL, or what a deployment without it means: the Cloud API when it has a token,
+    else the console in development. Production must say so itself: without Cloud API
+    credentials it refuses to start unless FOLLOWUP_CHANNEL is none (endpoint only) or console."""
+    from messaging.router import MODES
+
+    mode = cfg["FOLLOWUP_CHANNEL"] or (
+        "console" if is_development(cfg) and not cfg["WHATSAPP_ACCESS_TOKEN"] else "cloud")
+    if mode not in MODES:
+        raise ConfigError(f"FOLLOWUP_CHANNEL={mode!r} is not a channel (use one of {', '.join(MODES)})")
+    if is_development(cfg):
+        return mode
+    if mode in ("cloud", "hybrid"):
+        missing = [n for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID") if not cfg[n]]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so the "
+                              f"Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
+                              "FOLLOWUP_CHANNEL=none for an endpoint-only deployment, console for staging)")
+    if mode in ("wasender", "hybrid") and not cfg["WASENDER_API_KEY"]:
+        raise ConfigError(f"WASENDER_API_KEY is not set, so FOLLOWUP_CHANNEL={mode} cannot send through "
+                          "WASenderApi (set it, or choose FOLLOWUP_CHANNEL=cloud)")
+    return mode
 
 
 def init_app(app) -> None:
@@ -8,24 +37,26 @@ def init_app(app) -> None:
     from messaging.graph import GraphClient
     from messaging.ratelimit import parse_rate
     from messaging.wasender import WASenderClient
-    from messaging.sender import Sender
+    from messaging.sender import NoChannel, Sender
 
     cfg = app.config
+    mode = channel_mode(cfg)
+    try:
+        rate = parse_rate(cfg["WASENDER_RATE"])
+    except ValueError:
+        raise ConfigError(f"WASENDER_RATE={cfg['WASENDER_RATE']!r} is not a rate (write it like 1/min, "
+                          "1/5s or 256/min)") from None
     app.extensions["graph"] = GraphClient(
         cfg["WHATSAPP_API_BASE"], cfg["WHATSAPP_API_VERSION"], cfg["WHATSAPP_ACCESS_TOKEN"],
         cfg["WHATSAPP_PHONE_NUMBER_ID"],
     )
     app.extensions["wasender"] = WASenderClient(
-        cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"],
-        parse_rate(cfg["WASENDER_RATE"]),
+        cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"], rate,
     )
 
-    from config import is_development
     from messaging import channels
     from messaging.router import Router
 
-    mode = cfg["FOLLOWUP_CHANNEL"] or (
-        "console" if is_development(cfg) and not cfg["WHATSAPP_ACCESS_TOKEN"] else "cloud")
     import requests
 
     app.extensions["forward_http"] = requests.Session()  # pooled, for signed POSTs to the business
@@ -37,16 +68,27 @@ def init_app(app) -> None:
         channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True),
         app.extensions["contacts"],
     )
-    # No access token (make run): messages go to the console outbox instead of Meta.
-    channel = (CloudChannel(app.extensions["graph"]) if cfg["WHATSAPP_ACCESS_TOKEN"]
-               else console)
+    # Confirmations: nothing with `none`; the console outbox instead of Meta with `console` or
+    # without an access token (make run).
+    if mode == "none":
+        channel = NoChannel()
+    elif mode == "console" or not cfg["WHATSAPP_ACCESS_TOKEN"]:
+        channel = console
+    else:
+        channel = CloudChannel(app.extensions["graph"])
     from messaging.media import MediaStore
 
-    # Signs the links of files we send (receipts). The same in every process: derived, like the
-    # dashboard's SECRET_KEY, from secrets the app already holds when none is set.
-    ring = app.extensions["keyring"]
-    media_secret = cfg.get("SECRET_KEY") or "\0".join(
-        [cfg.get("WHATSAPP_APP_SECRET") or "", str(ring.current.private_numbers().d)])
-    app.extensions["media"] = MediaStore(app.extensions["redis"], media_secret, cfg["PUBLIC_BASE_URL"],
+    # Signs the links of files we send (receipts), keyed from SECRET_KEY (security.secret_key).
+    app.extensions["media"] = MediaStore(app.extensions["redis"], cfg["SECRET_KEY"], cfg["PUBLIC_BASE_URL"],
                                          cfg["MEDIA_URL_TTL"])
     app.extensions["sender"] = Sender(channel, Correlation(app.extensions["redis"], app.extensions["sessions"]))
+    log.info("followup channel: %s", DESCRIPTIONS[mode])
+
+
+DESCRIPTIONS = {
+    "cloud": "cloud (the Cloud API sends every message)",
+    "hybrid": "hybrid (the Cloud API sends, WASenderApi where it cannot reach the user)",
+    "wasender": "wasender (WASenderApi sends every message)",
+    "console": "console (messages are recorded in Redis, never sent: flask messages console)",
+    "none": "none (endpoint only: nothing is sent; completions are still stored)",
+}

@@ -5,7 +5,8 @@
 - ``hybrid``: the Cloud API, and WASenderApi when the Cloud API cannot reach the user (outside the
   window with no template, 131047, 131026 and other permanent errors) or has failed for good.
 - ``wasender``: WASenderApi only.
-- ``console``: development; messages land in the console outbox.
+- ``console``: development or staging; messages land in the console outbox.
+- ``none``: an endpoint-only deployment; every message is refused (and recorded as such).
 Retryable errors are raised as they are, so RQ retries the job with backoff.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from messaging.outbound import Delivery, Outbound
 from messaging.wasender import WASenderError
 
 log = logging.getLogger("flowgate.router")
-MODES = ("cloud", "hybrid", "wasender", "console")
+MODES = ("cloud", "hybrid", "wasender", "console", "none")
 
 
 class Refused(Exception):
@@ -43,6 +44,8 @@ class Router:
         hybrid mode a retryable Cloud failure goes to WASender instead of being raised. ``via``:
         answer on the channel the user wrote on. ``opt_out_notice``: the one confirmation of a STOP,
         the only message an opted-out user receives."""
+        if self.mode == "none":
+            raise Refused("FOLLOWUP_CHANNEL=none: this deployment sends nothing")
         if self.contacts.opted_out(out.to) and not opt_out_notice:
             raise Refused("user opted out")
         in_window = self.contacts.in_window(out.to)

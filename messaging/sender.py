@@ -10,6 +10,19 @@ from flows.correlation import Correlation
 from messaging import cloud
 
 
+class NotSent(Exception):
+    """The channel sends nothing (FOLLOWUP_CHANNEL=none)."""
+
+
+class NoChannel:
+    """FOLLOWUP_CHANNEL=none: validation without messaging. Callers check ``name`` and skip."""
+
+    name = "none"
+
+    def send(self, to: str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
+        raise NotSent("FOLLOWUP_CHANNEL=none: this deployment sends nothing")
+
+
 class Sender:
     def __init__(self, channel, correlation: Correlation):
         self.channel = channel

@@ -32,7 +32,7 @@ import requests
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from conftest import APP_SECRET, ROOT, RedisServer, demo_api_url, free_port, venv_bin, wait_for
+from conftest import APP_SECRET, ROOT, SECRET_KEY, RedisServer, demo_api_url, free_port, venv_bin, wait_for
 from flows.simulator import FlowClient
 from procs import Workers, env_from_config
 from standins.graph import ACCESS_TOKEN, GraphStandIn
@@ -121,7 +121,8 @@ class Scenario:
         p = self.plan
         return {
             "APP_ENV": "production", "REDIS_URL": self.redis_server.url, "FLOW_PRIVATE_KEY": self.keypair[0],
-            "WHATSAPP_APP_SECRET": APP_SECRET, "LOOKUP_BASE_URL": demo_api_url(),
+            "WHATSAPP_APP_SECRET": APP_SECRET, "SECRET_KEY": SECRET_KEY, "DEMO_FLOWS": True,
+            "LOOKUP_BASE_URL": demo_api_url(),
             "WHATSAPP_API_BASE": self.graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
             "WHATSAPP_PHONE_NUMBER_ID": "100200300", "API_TOKEN": API_TOKEN, "FOLLOWUP_CHANNEL": "cloud",
             "FLOW_TEMPLATES": {"member_check": ("member_check_invite", "en_US")},

@@ -25,6 +25,7 @@ from support import free_port, project_env, wait_for  # noqa: E402,F401  (tests 
 
 APP_SECRET = "test-app-secret-0f1e2d"
 PREVIOUS_SECRET = "test-app-secret-previous-9a8b"
+SECRET_KEY = "test-secret-key-5c4b3a"
 
 
 def redis_server_binary() -> str:
@@ -111,7 +112,14 @@ def app_config(redis_url, keypair, tmp_path):
         "FLOW_PRIVATE_KEY": keypair[0],
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_APP_SECRET_PREVIOUS": PREVIOUS_SECRET,
+        "SECRET_KEY": SECRET_KEY,
+        # Production settings playing the demo flows: they are off in production unless asked for,
+        # and their lookups must have a URL there (the demo backend on its own loopback server).
+        "DEMO_FLOWS": True,
         "LOOKUP_BASE_URL": demo_api_url(),
+        # Production refuses to start without Cloud API credentials unless the channel is chosen;
+        # tests that talk to the Graph stand-in set FOLLOWUP_CHANNEL=cloud with the credentials.
+        "FOLLOWUP_CHANNEL": "console",
     }
 
 
@@ -123,6 +131,13 @@ def app(app_config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+def served_settings(**overrides) -> dict:
+    """The environment a production process of the tests needs besides Redis and its keys (the
+    same choices as ``app_config``): SECRET_KEY, a channel, the demo flows and their lookups."""
+    return {"SECRET_KEY": SECRET_KEY, "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": "true",
+            "LOOKUP_BASE_URL": demo_api_url(), **overrides}
 
 
 class LiveServer(ServedApp):
@@ -185,8 +200,7 @@ _demo_api = None
 def demo_api_url() -> str:
     """The demo backend (blueprints/demo_api.py) on its own loopback server, started once.
 
-    With no lookup URL configured the app calls its own /demo-api on 127.0.0.1:$PORT; an app under
-    LiveServer runs on another port, so tests point LOOKUP_BASE_URL here instead (real HTTP).
+    Production settings need a lookup URL; tests point LOOKUP_BASE_URL here (real HTTP).
     """
     global _demo_api
     if _demo_api is None:

@@ -35,7 +35,7 @@ def receiver():
 @pytest.fixture
 def app(app_config, graph, receiver):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "API_TOKEN": API_TOKEN,
+                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "FOLLOWUP_CHANNEL": "cloud", "API_TOKEN": API_TOKEN,
                        "COMPLETION_FORWARD_URL": receiver.endpoint, "COMPLETION_FORWARD_SECRET": FORWARD_SECRET})
 
 
@@ -236,7 +236,9 @@ def test_a_failed_confirmation_status_names_its_effect(app):
 
 
 def test_missing_phone_number_id_is_a_permanent_failure_not_a_crash(app_config, graph):
-    app = create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN})
+    # Production refuses this configuration at start (test_production.py); development runs it.
+    app = create_app({**app_config, "APP_ENV": "development", "FOLLOWUP_CHANNEL": "cloud",
+                      "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN})
     with app.app_context():
         result = completion_jobs.process_completion(completion(token="fg_nophone"), None)
     assert result["confirmation"] == "permanent"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 
 
-from conftest import APP_SECRET, ROOT, free_port, project_env, venv_bin
+from conftest import APP_SECRET, ROOT, free_port, project_env, served_settings, venv_bin
 from flows.simulator import FlowClient
 from procs import Gunicorn
 
@@ -17,7 +17,7 @@ def start_gunicorn(env: dict) -> subprocess.Popen:
 def test_gunicorn_serves_the_member_flow_and_stops_cleanly(redis_url, keypair):
     server = Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=2,
                       FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"),  # Heroku's one-line form
-                      WHATSAPP_APP_SECRET=APP_SECRET)
+                      WHATSAPP_APP_SECRET=APP_SECRET, **served_settings())
     with server:
         assert server.health == {"status": "ok", "redis": "ok"}
         client = FlowClient(f"{server.url}/flows/member_check", keypair[1], APP_SECRET)

@@ -16,7 +16,7 @@ import subprocess
 import requests
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from conftest import ROOT, demo_api_url, free_port, venv_bin, wait_for
+from conftest import ROOT, SECRET_KEY, demo_api_url, free_port, venv_bin, wait_for
 from flows.simulator import FlowClient
 from procs import Workers, env_from_config
 from standins.graph import GraphStandIn
@@ -40,7 +40,8 @@ def test_no_secret_phone_token_or_form_value_in_any_log(redis_url, keypair, tmp_
     base = f"http://127.0.0.1:{port}"
     with GraphStandIn(access_token=ACCESS_TOKEN) as graph, WASenderStandIn(api_key=WASENDER_KEY) as wasender:
         cfg = {"APP_ENV": "production", "REDIS_URL": redis_url, "FLOW_PRIVATE_KEY": keypair[0],
-               "WHATSAPP_APP_SECRET": APP_SECRET, "LOOKUP_BASE_URL": demo_api_url(),
+               "WHATSAPP_APP_SECRET": APP_SECRET, "SECRET_KEY": SECRET_KEY, "DEMO_FLOWS": True,
+               "LOOKUP_BASE_URL": demo_api_url(),
                "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
                "WHATSAPP_PHONE_NUMBER_ID": "100200300", "WASENDER_API_BASE": f"{wasender.url}/api",
                "WASENDER_API_KEY": WASENDER_KEY, "WASENDER_WEBHOOK_SECRET": WASENDER_HOOK,

@@ -167,24 +167,26 @@ def test_values_never_appear_in_redis_key_names(redis_client, api):
     assert not [k for k in redis_client.keys("*") if b"MEM123" in k]
 
 
-def test_settings_come_from_the_environment_with_the_demo_backend_as_default():
+def test_settings_come_from_the_environment_with_the_base_url_as_default():
     import config
     from flows.lookups import specs_from_config
 
     env = {"MEMBER_API_URL": "https://crm.example/members/{value}", "MEMBER_API_AUTH": "Bearer s3",
            "MEMBER_API_POLICY": " OPEN ", "MEMBER_API_TIMEOUT": "0.5", "LOOKUP_CACHE_TTL": "60",
            "INVENTORY_API_CACHE_TTL": "0", "LOOKUP_BREAKER_FAILURES": "7"}
-    specs = {s.name: s for s in specs_from_config(config.load(env), port=5123)}
+    specs = {s.name: s for s in specs_from_config(config.load(env), "https://api.example/v1/")}
     members, inventory = specs["members"], specs["inventory"]
     assert (members.url, members.auth, members.policy, members.timeout) == (
         "https://crm.example/members/{value}", "Bearer s3", "open", 0.5)
     assert (members.ttl, inventory.ttl, inventory.breaker_failures) == (60, 0, 7)
-    assert inventory.url == "http://127.0.0.1:5123/demo-api/inventory?key={value}"
+    assert inventory.url == "https://api.example/v1/inventory?key={value}"
+    assert specs_from_config(config.load(env), None)[-1].url == ""  # no URL: the caller decides
     assert (inventory.policy, specs["coverage"].policy, inventory.timeout) == ("closed", "open", 1.0)
 
 
 def test_an_unknown_policy_refuses_to_start(app_config):
     from app import create_app
+    from config import ConfigError
 
-    with pytest.raises(ValueError, match="policy must be one of"):
+    with pytest.raises(ConfigError, match="CALENDAR_API_POLICY='maybe' is not a policy"):
         create_app({**app_config, "CALENDAR_API_POLICY": "maybe"})

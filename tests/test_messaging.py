@@ -18,7 +18,7 @@ PHONE_ID = "106540352242922"
 @pytest.fixture
 def cloud_app(app_config, graph):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-                       "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID})
+                       "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "FOLLOWUP_CHANNEL": "cloud"})
 
 
 def test_text_goes_to_the_numbers_messages_edge(graph):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import redis as redis_lib
 
-from conftest import APP_SECRET, RedisServer, wait_for
+from conftest import APP_SECRET, RedisServer, served_settings, wait_for
 from flows.simulator import FlowClient
 from metrics import Metrics
 from metrics.buffer import Buffer
@@ -58,7 +58,7 @@ def test_a_failed_flush_keeps_the_counts_for_the_next_one(tmp_path):
 def test_gunicorn_workers_write_within_the_flush_period_and_on_a_graceful_stop(redis_url, redis_client, keypair):
     # A period far longer than the test: what arrives before the stop came from the stop's flush.
     slow = Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=2, METRICS_FLUSH_SECONDS=3600,
-                    FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET)
+                    FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET, **served_settings())
     with slow:
         client = FlowClient(f"{slow.url}/flows/member_check", keypair[1], APP_SECRET)
         for _ in range(10):
@@ -68,7 +68,7 @@ def test_gunicorn_workers_write_within_the_flush_period_and_on_a_graceful_stop(r
     assert _pings(redis_client) == 10, slow.output
 
     fast = Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=2, METRICS_FLUSH_SECONDS=0.2,
-                    FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET)
+                    FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET, **served_settings())
     with fast:
         client = FlowClient(f"{fast.url}/flows/member_check", keypair[1], APP_SECRET)
         for _ in range(5):

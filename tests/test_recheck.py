@@ -6,14 +6,14 @@ import subprocess
 
 from rq.job import Job
 
-from conftest import APP_SECRET, ROOT, project_env, venv_bin
+from conftest import APP_SECRET, ROOT, project_env, served_settings, venv_bin
 from standins.business import BusinessStandIn, lookup_config
 from workers import recheck
 
 
 def run_worker(redis_url, keypair, api) -> str:
     env = project_env(REDIS_URL=redis_url, APP_ENV="production", WHATSAPP_APP_SECRET=APP_SECRET,
-                      FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), **lookup_config(api))
+                      FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), **{**served_settings(), **lookup_config(api)})
     proc = subprocess.run([venv_bin("flask"), "--app", "app", "worker", "--burst"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr

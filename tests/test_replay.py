@@ -51,7 +51,8 @@ def graph():
 
 def test_webhook_replayed_is_deduplicated_with_a_real_worker(app_config, graph, redis_client):
     cfg = {**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-           "WHATSAPP_PHONE_NUMBER_ID": "100200300", "JOB_RETRY_BACKOFF": (1,), "JOB_MAX_RETRIES": 1}
+           "WHATSAPP_PHONE_NUMBER_ID": "100200300", "FOLLOWUP_CHANNEL": "cloud", "JOB_RETRY_BACKOFF": (1,),
+           "JOB_MAX_RETRIES": 1}
     app = create_app(cfg)
     message = completion(token="fg_replay_2")
     raw = body_of(messages_change(messages=[message]))

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from app import create_app
-from conftest import APP_SECRET, LiveServer, free_port
+from conftest import APP_SECRET, LiveServer, free_port, served_settings
 from flows import keys, selftest
 from standins.graph import ACCESS_TOKEN, GraphStandIn
 from procs import Gunicorn
@@ -18,7 +18,8 @@ def selftest_cli(app, *args):
 
 def test_selftest_passes_against_gunicorn(app, redis_url, keypair):
     with Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=1,
-                  FLOW_PRIVATE_KEY=keys.one_line(keypair[0]), WHATSAPP_APP_SECRET=APP_SECRET) as server:
+                  FLOW_PRIVATE_KEY=keys.one_line(keypair[0]), WHATSAPP_APP_SECRET=APP_SECRET,
+                  **served_settings()) as server:
         result = selftest_cli(app, f"{server.url}/flows/member_check", "--requests", "8")
     assert result.exit_code == 0, result.output
     out = result.output

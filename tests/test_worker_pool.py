@@ -10,7 +10,7 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from conftest import APP_SECRET, ROOT, project_env, venv_bin, wait_for
+from conftest import APP_SECRET, ROOT, project_env, served_settings, venv_bin, wait_for
 from workers.queues import enqueue
 
 
@@ -24,7 +24,7 @@ def children(pid: int) -> list[int]:
 @pytest.fixture
 def pool(redis_url, keypair, tmp_path):
     env = project_env(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
-                      WHATSAPP_APP_SECRET=APP_SECRET, WORKER_PROCESSES=3)
+                      WHATSAPP_APP_SECRET=APP_SECRET, WORKER_PROCESSES=3, **served_settings())
     log = open(tmp_path / "pool.log", "w")
     proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from app import create_app
-from conftest import APP_SECRET, ROOT, project_env, venv_bin, wait_for
+from conftest import APP_SECRET, ROOT, project_env, served_settings, venv_bin, wait_for
 from flows.webhook import digest
 from messaging import fallback
 from standins.graph import ACCESS_TOKEN, GraphStandIn, graph_error
@@ -38,7 +38,8 @@ WAMID_OK = {"messaging_product": "whatsapp", "messages": [{"id": "wamid.slow-but
 @pytest.fixture
 def app(app_config, graph):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-                       "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "JOB_RETRY_BACKOFF": (1,), "JOB_MAX_RETRIES": 3,
+                       "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "FOLLOWUP_CHANNEL": "cloud",
+                       "JOB_RETRY_BACKOFF": (1,), "JOB_MAX_RETRIES": 3,
                        "EFFECT_LEASE_SECONDS": 2})
 
 
@@ -49,7 +50,7 @@ class WorkerProcess:
         env = project_env(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
                           WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_API_BASE=graph.url,
                           WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID,
-                          **{**FAST, **settings})
+                          **served_settings(FOLLOWUP_CHANNEL="cloud"), **{**FAST, **settings})
         self.log_path = log
         self.log = open(log, "w")
         self.proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=env,

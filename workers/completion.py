@@ -168,6 +168,10 @@ def after_completion(sid: str, token: str | None) -> dict:
 def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str | None) -> str:
     sender, sessions, redis = ext["sender"], ext["sessions"], ext["redis"]
     key = f"confirm:{msg_id}"
+    if sender.channel_name == "none":  # FOLLOWUP_CHANNEL=none: the submission is stored, no message
+        if token:
+            sessions.note(token, "confirmation_skipped", "FOLLOWUP_CHANNEL=none")
+        return "not_sent"
 
     def send() -> dict:
         try:

@@ -25,6 +25,8 @@ def invite_text(flow) -> str:
 
 def issue_and_enqueue(app, flow, phone: str, data: dict | None = None) -> dict:
     """Create the session and queue its delivery; returns what the API and CLI report."""
+    if app.extensions["router"].mode == "none":
+        raise ValueError("this deployment sends nothing (FOLLOWUP_CHANNEL=none)")
     wa_id = normalise(phone)
     if not 6 <= len(wa_id) <= 15:
         raise ValueError("phone must be an international number (E.164 digits)")

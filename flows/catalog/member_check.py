@@ -11,7 +11,7 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form, trim, upper
 
-flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check")
+flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check", lookups=("members",))
 
 NOT_FOUND = "We couldn't find that member ID"
 

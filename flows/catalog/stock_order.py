@@ -9,7 +9,7 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form, no_spaces, trim, upper
 
-flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order")
+flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order", lookups=("inventory",))
 
 ORDER = Form(
     Field("sku", required(), pattern(r"[A-Z0-9-]{2,20}"), normalise=[no_spaces, upper],
