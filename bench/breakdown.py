@@ -78,6 +78,7 @@ def main() -> None:
         # Both apps read their settings through config.load(), as under gunicorn.
         os.environ.update(APP_ENV="production", FLOW_PRIVATE_KEY=keys.one_line(private_pem),
                           WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, LOG_LEVEL="WARNING",
+                          SECRET_KEY="bench-secret-key", FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
                           LOOKUP_BASE_URL=f"http://127.0.0.1:{demo.server_port}/demo-api")
         from app import create_app
         from metrics import buffer_in_this_process, flush_this_process

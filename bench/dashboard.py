@@ -139,7 +139,9 @@ def main(argv=None) -> int:
         private, _ = keys.generate()
         app = create_app({"APP_ENV": "production", "REDIS_URL": url, "INSTANCE_DIR": workdir,
                           "FLOW_PRIVATE_KEY": private, "WHATSAPP_APP_SECRET": "bench-secret",
-                          "DASHBOARD_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING"})
+                          "DASHBOARD_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench-secret-key",
+                          "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": True,
+                          "LOOKUP_BASE_URL": "demo://api/demo-api"})
         now = time.time()
         took = record(client, args.sessions, now)
         print(f"recorded {args.sessions:,} sessions in {took:.1f} s")

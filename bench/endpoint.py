@@ -155,7 +155,11 @@ def main(argv=None) -> dict:
         def env():
             return project_env(APP_ENV="production", FLOW_PRIVATE_KEY=keys.one_line(private_pem),
                                WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, PORT=free_port(),
-                               WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads)
+                               WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads, SECRET_KEY="bench-secret-key",
+                               FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
+                               # member_check's lookup: the demo backend in-process (a cache hit
+                               # after the first request either way)
+                               LOOKUP_BASE_URL="demo://api/demo-api")
 
         conf = "gunicorn.conf.py"
         if args.no_access_log:

@@ -142,6 +142,8 @@ def main(argv=None) -> int:
         app = create_app({
             "APP_ENV": "production", "REDIS_URL": redis_url, "INSTANCE_DIR": workdir,
             "FLOW_PRIVATE_KEY": private_pem, "WHATSAPP_APP_SECRET": SECRET, "LOG_LEVEL": "ERROR",
+            "SECRET_KEY": "bench-secret-key", "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": True,
+            "LOOKUP_BASE_URL": "demo://api/demo-api",  # the flows the bench does not time
             "MEMBER_API_URL": f"{business.url}/members", "FLOW_DEADLINE_SECONDS": args.deadline,
             # The API's own timeout is longer than the deadline and the breaker never opens, so
             # every request really waits on the hanging API: the deadline alone must cut it.

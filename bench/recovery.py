@@ -45,7 +45,8 @@ def main() -> dict:
     client = redis_lib.Redis.from_url(url)
     private, _ = keys.generate()
     cfg = {"APP_ENV": "production", "REDIS_URL": url, "FLOW_PRIVATE_KEY": private,
-           "WHATSAPP_APP_SECRET": "bench", "FOLLOWUP_CHANNEL": "console", "INSTANCE_DIR": str(workdir)}
+           "WHATSAPP_APP_SECRET": "bench", "FOLLOWUP_CHANNEL": "console", "INSTANCE_DIR": str(workdir),
+           "SECRET_KEY": "bench-secret-key", "DEMO_FLOWS": True, "LOOKUP_BASE_URL": "demo://api/demo-api"}
     app = create_app(cfg)
     sessions, contacts = app.extensions["sessions"], app.extensions["contacts"]
     workers = []
@@ -78,7 +79,8 @@ def main() -> dict:
         per_timer = (client.info("memory")["used_memory"] - mem_before_timers) / PENDING
         env = {**os.environ, "PYTHONPATH": str(ROOT), "APP_ENV": "production", "REDIS_URL": url,
                "FLOW_PRIVATE_KEY": private.replace("\n", "\\n"), "WHATSAPP_APP_SECRET": "bench",
-               "FOLLOWUP_CHANNEL": "console", "LOG_LEVEL": "WARNING"}
+               "FOLLOWUP_CHANNEL": "console", "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench-secret-key",
+               "DEMO_FLOWS": "true", "LOOKUP_BASE_URL": "demo://api/demo-api"}
         flask = str(Path(sys.executable).parent / "flask")
         for _ in range(2):
             workers.append(subprocess.Popen([flask, "--app", "app", "worker"], cwd=ROOT, env=env,

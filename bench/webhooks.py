@@ -58,7 +58,8 @@ def _env(redis_url: str, graph_url: str, private_pem: str, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_"))}
     env.update(PYTHONPATH=str(ROOT), APP_ENV="production", REDIS_URL=redis_url,
                FLOW_PRIVATE_KEY=private_pem, WHATSAPP_APP_SECRET=SECRET, WHATSAPP_API_BASE=graph_url,
-               WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID, LOG_LEVEL="WARNING")
+               WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID, LOG_LEVEL="WARNING",
+               SECRET_KEY="bench-secret-key")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

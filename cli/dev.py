@@ -105,7 +105,7 @@ def demo() -> int:
     url = f"http://127.0.0.1:{env['PORT']}" if env.get("PORT") else running.get("url", "http://127.0.0.1:5000")
     command = [str(Path(sys.executable).parent / "flask"), "--app", "app", "flows", "simulate", "member_check",
                "--field", "member_id=MEM123", "--url", f"{url}/flows/member_check"]
-    if running.get("public_key") and not env.get("PORT"):
+    if running.get("public_key"):
         command += ["--public-key", running["public_key"]]
     return subprocess.call(command, cwd=ROOT, env=env)
 

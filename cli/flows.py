@@ -45,19 +45,21 @@ def _fields(pairs) -> dict:
 @click.option("--token", default=None, help="Flow token to use (default: a fresh one).")
 @click.option("--public-key", "public_key_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="The endpoint's public key (default: this app's own key).")
+@click.option("--app-secret", default=None, help="Meta app secret to sign with (default: WHATSAPP_APP_SECRET).")
 @click.option("--json", "as_json", is_flag=True, help="Print each step as a JSON line.")
 @offline
-def simulate(flow_name, url, fields, token, public_key_path, as_json):
+def simulate(flow_name, url, fields, token, public_key_path, app_secret, as_json):
     """Play WhatsApp: encrypt, sign, POST, decrypt, and print each screen until the flow ends.
 
-    With --url and --public-key it needs no configuration (WHATSAPP_APP_SECRET signs, if set)."""
+    With --url and --public-key it needs no configuration."""
     flow = next((f for f in CATALOG if f.name == flow_name), None)
     if flow is None:
         raise click.ClickException(f"unknown flow {flow_name!r} (known: {', '.join(f.name for f in CATALOG)})")
     url = url or f"http://127.0.0.1:{config.server()['port']}/flows/{flow_name}"
     public_key = (open(public_key_path).read() if public_key_path
                   else security.keyring(current_app).public_pem)
-    client = FlowClient(url, public_key, current_app.config["WHATSAPP_APP_SECRET"])
+    secret = app_secret if app_secret is not None else current_app.config["WHATSAPP_APP_SECRET"]
+    client = FlowClient(url, public_key, secret)
     token = token or new_token()
     click.echo(f"# {flow_name} at {url} (token {token[:9]}…)")
     last = None

@@ -1,13 +1,15 @@
-"""The demo backend under /demo-api/, and `make run`'s path: no lookup configured, gunicorn on
-$PORT, every flow's lookups calling the app's own /demo-api over real HTTP."""
+"""The demo backend under /demo-api/ (DEMO_FLOWS), and `make run`'s path: no lookup configured,
+the demo lookups answered in-process, never through the app's own gunicorn."""
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 import pytest
 
-from conftest import APP_SECRET
-from flows.catalog import CATALOG
+import config
+from app import create_app
+from conftest import APP_SECRET, LiveServer
+from flows.catalog import DEMO
 from flows.player import Player
 from flows.simulator import FlowClient
 from procs import Gunicorn
@@ -42,19 +44,43 @@ DEMO_FIELDS = {
 }
 
 
-def test_every_demo_flow_completes_against_the_apps_own_demo_api(redis_url, keypair):
-    assert set(DEMO_FIELDS) == {f.name for f in CATALOG}
-    with Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=1, GUNICORN_THREADS=4,
-                  FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), WHATSAPP_APP_SECRET=APP_SECRET) as server:
-        for flow in CATALOG:
+def test_make_runs_lookups_never_call_the_app_itself(redis_url, keypair, tmp_path):
+    """Development with no lookup URL (make run): every demo flow completes on gunicorn with ONE
+    worker and ONE thread. A lookup that called this app's own /demo-api would wait for that
+    thread, time out and answer "we can't check this right now"; the demo backend answers
+    in-process instead, so the access log shows no /demo-api request at all."""
+    assert set(DEMO_FIELDS) == {f.name for f in DEMO}
+    with Gunicorn(APP_ENV="development", REDIS_URL=redis_url, WEB_CONCURRENCY=1, GUNICORN_THREADS=1,
+                  FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), WHATSAPP_APP_SECRET=APP_SECRET,
+                  FLOWGATE_INSTANCE_DIR=tmp_path) as server:
+        for flow in DEMO:
             client = FlowClient(f"{server.url}/flows/{flow.name}", keypair[1], APP_SECRET)
             steps = list(Player(flow.definition, client, f"tok-demo-{flow.name}", DEMO_FIELDS[flow.name]).run())
             assert steps[-1].screen == "SUCCESS", (flow.name, [(s.screen, s.data, s.note) for s in steps])
     out = server.output
     assert "Traceback" not in out
-    # The lookups reached /demo-api through gunicorn, whose access log is in ``out``: no form value.
-    assert "/demo-api/members" in out
+    assert 'path="/flows/member_check"' in out  # the access log is there...
+    assert "/demo-api" not in out  # ...and no lookup went through this gunicorn
     for fields in DEMO_FIELDS.values():
         for name, value in fields.items():
             if name not in ("slot", "quantity"):  # "14:30" and "2" also occur in timestamps
                 assert value not in out, name
+
+
+def test_demo_flows_and_backend_are_off_in_production_by_default(app_config, keypair):
+    cfg = {**app_config}
+    del cfg["DEMO_FLOWS"]  # production's default
+    app = create_app(cfg)
+    client = app.test_client()
+    assert app.extensions["flows"].names() == []
+    assert client.get("/demo-api/members/MEM123").status_code == 404
+    with LiveServer(app) as server:
+        reply = FlowClient(f"{server.url}/flows/member_check", keypair[1], APP_SECRET).ping()
+    assert reply.status == 404
+
+
+def test_demo_flows_default_by_environment():
+    assert config.demo_flows(config.load({})) is False
+    assert config.demo_flows(config.load({"APP_ENV": "development"})) is True
+    assert config.demo_flows(config.load({"APP_ENV": "development", "DEMO_FLOWS": "false"})) is False
+    assert config.demo_flows(config.load({"DEMO_FLOWS": "true"})) is True
