@@ -49,6 +49,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(media.bp)
     if not for_cli:
         start(app)
+    else:  # `flask run` serves this app: start it with the first request
+        app.before_request(lambda: start(app) and None)
     return app
 
 

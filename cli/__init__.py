@@ -40,7 +40,10 @@ def init_app(app) -> None:
     def started() -> dict:  # flask shell: the subsystems too
         from app import start
 
-        start(app)
+        try:
+            start(app)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
         return {}
 
 
