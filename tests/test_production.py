@@ -4,7 +4,6 @@ gunicorn, the worker and every flask command, channels are an explicit choice, n
 asked for, secrets from SECRET_KEY."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,10 +11,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import config
+import security
 from app import create_app
 from conftest import APP_SECRET, ROOT, SECRET_KEY, LiveServer, free_port, served_settings, venv_bin, wait_for
 from flows import keys
-from flows.simulator import FlowClient
 from procs import Gunicorn, Workers
 from standins.graph import ACCESS_TOKEN
 from standins.meta_webhooks import body_of, completion, messages_change, signed_headers
@@ -127,9 +127,6 @@ def test_generated_key_pastes_into_a_shell_and_into_heroku_config(tmp_path):
         value, secret = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                                        check=True).stdout.split("\0")
         assert "\n" not in value and "\\n" in value  # one line, escapes kept
-        import config
-        import security
-
         ring = security.build_keyring(config.load({"FLOW_PRIVATE_KEY": value, "FLOW_PRIVATE_KEY_PASSPHRASE": secret}))
         assert keys.fingerprint(ring.public_pem) == fingerprint
 
