@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from flows.identity import mask_bsuid
 from flows.redact import phone
 from flows.submissions import SubmissionStore
 from messaging import fallback
@@ -47,7 +48,8 @@ def console_outbox(limit):
 def fallback_cases(limit):
     """Messages that could not be delivered, waiting for the fallback logic."""
     for case in fallback.pending(current_app.extensions["redis"], limit):
-        click.echo(json.dumps({**case, "to": phone(case.get("to"))}))
+        click.echo(json.dumps({**case, "to": phone(case.get("to")),
+                               "user_id": mask_bsuid(case.get("user_id")) if case.get("user_id") else None}))
 
 
 @messages_group.command("events")

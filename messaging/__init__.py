@@ -1,6 +1,16 @@
 """Outbound channels: the Graph API transport, the Cloud API, WASenderApi, the console."""
 
 
+def template_spec(value) -> tuple[str, str] | None:
+    """``name:lang`` (language ``en_US`` when left out), as FLOW_TEMPLATES spells a template."""
+    if not value:
+        return None
+    if isinstance(value, (tuple, list)):
+        return (str(value[0]), str(value[1]))
+    name, _, language = str(value).partition(":")
+    return (name.strip(), language.strip() or "en_US")
+
+
 def init_app(app) -> None:
     from flows.correlation import Correlation
     from messaging.cloud import CloudChannel
@@ -17,7 +27,7 @@ def init_app(app) -> None:
     )
     app.extensions["wasender"] = WASenderClient(
         cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"],
-        parse_rate(cfg["WASENDER_RATE"]),
+        parse_rate(cfg["WASENDER_RATE"]), daily_cap=cfg["WASENDER_DAILY_CAP"],
     )
 
     from config import is_development
@@ -36,6 +46,7 @@ def init_app(app) -> None:
         channels.WASenderChannel(app.extensions["wasender"]),
         channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True),
         app.extensions["contacts"],
+        contact_info=template_spec(cfg["CONTACT_INFO_TEMPLATE"]),
     )
     # No access token (make run): messages go to the console outbox instead of Meta.
     channel = (CloudChannel(app.extensions["graph"]) if cfg["WHATSAPP_ACCESS_TOKEN"]
