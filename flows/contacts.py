@@ -147,24 +147,27 @@ class Contacts:
         before, after = coerce(before), coerce(after)
         old = self.resolve(before).key
         ids = _ids(after) + [i for i in _ids(before) if i[0] == "b" and i not in _ids(after)]
-        dropped = [alias_key("p", before.phone)] if before.phone and before.phone != after.phone else []
+        # A new number is named when there is one (user_changed_number); a BSUID-only change keeps it.
+        dropped = [alias_key("p", before.phone)] if before.phone and after.phone and before.phone != after.phone else []
         key = self._link(ids, after, also=[old], drop=dropped)
         return self.resolve(replace(after, key=key), enrich=True)
 
     def _link(self, ids: list[tuple[str, str]], profile: User, also=(), drop=()) -> str:
         aliases = [alias_key(*i) for i in ids]
-        phone = profile.phone
         for _ in range(10):
             try:
                 with self.redis.pipeline() as pipe:
                     pipe.watch(*aliases)
                     found = [_s(k) for k in pipe.mget(aliases)] if aliases else []
-                    by_phone = found[0] if phone else None
-                    legacy = None
-                    if phone and by_phone is None and phone not in also and pipe.exists(
-                            *(self.record(phone) + s for s in ("", ":sessions", ":texts"))):
-                        legacy = phone  # state from before BSUIDs, under the bare number
-                    existing = _unique([by_phone, legacy, *found[1 if phone else 0:]])
+                    candidates = []  # the records these identifiers already have, phone first
+                    for (kind, value), key in zip(ids, found):
+                        # No alias yet: state may still sit under the identifier's own key (a
+                        # number from before BSUIDs; a Flow sent to a number or a BSUID by the API).
+                        implicit = value if kind == "p" else f"b:{value}"
+                        if key is None and pipe.exists(*(self.record(implicit) + s for s in ("", ":sessions", ":texts"))):
+                            key = implicit
+                        candidates.append(key)
+                    existing = _unique(candidates)
                     target = existing[0] if existing else _default_key(profile)
                     if drop and target in {alias.rsplit(":", 1)[1] for alias in drop}:
                         target = _default_key(profile)  # keyed by a number the user gave up: re-key

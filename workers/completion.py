@@ -129,7 +129,7 @@ def _complete_session(sessions, correlation, token: str, msg_id: str, user: User
         correlation.issue(token, "", state="completed", wamid=msg_id)
         sessions.set(token, **session_fields(user))
         return {"state": "completed", "known": False}
-    if user.username and current.get("username") != user.username:
+    if user.username and prev:
         # Who completed it, as the dashboard shows a user: the username masked like a phone.
         sessions.set(token, **{k: v for k, v in session_fields(user).items() if not current.get(k) or k == "username"})
         sessions.note(token, "user", shown(user))
