@@ -127,17 +127,26 @@ class Contacts:
             user = replace(user, key=next((k for k in found if k), None) or _default_key(user))
         if not enrich:
             return user
-        fields = [_s(v) for v in self.redis.hmget(self.record(user.key), *PROFILE)]
-        record = User(**dict(zip(PROFILE, fields)))
-        if not record.phone and user.key.isdigit():
-            record = replace(record, phone=user.key)  # a record from before BSUIDs: keyed by its phone
-        return replace(record.merged(user), key=user.key)
+        return _enriched(user, self.redis.hmget(self.record(user.key), *PROFILE))
 
     def learn(self, who) -> User:
         """Everything one webhook tells about a person, linked to one record (merged if there
         were two). Returns the user with its key and the record's identifiers filled in."""
         user = coerce(who)
-        key = self._link(_ids(user), user)
+        ids = _ids(user)
+        found = [_s(k) for k in self.redis.mget([alias_key(*i) for i in ids])] if ids else []
+        if found and all(found) and len(set(found)) == 1:
+            # Known, and linked already (every webhook after the first): two round trips.
+            key = self.record(found[0])
+            pipe = self.redis.pipeline(transaction=False)
+            for i in ids:
+                pipe.expire(alias_key(*i), RETENTION)
+            fields = {k: getattr(user, k) for k in PROFILE if getattr(user, k)}
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, RETENTION)
+            pipe.hmget(key, *PROFILE)
+            return _enriched(replace(user, key=found[0]), pipe.execute()[-1])
+        key = self._link(ids, user)
         return self.resolve(replace(user, key=key), enrich=True)
 
     def rename(self, before, after) -> User:
@@ -285,6 +294,14 @@ class Contacts:
     def last_completion(self, who, flow: str) -> float | None:
         raw = self.redis.hget(self._key(who), f"completed:{flow}")
         return float(raw) if raw else None
+
+
+def _enriched(user: User, fields) -> User:
+    """The record's identifiers (``PROFILE`` values, as read) win; the caller's fill the gaps."""
+    record = User(**dict(zip(PROFILE, map(_s, fields))))
+    if not record.phone and user.key.isdigit():
+        record = replace(record, phone=user.key)  # a record from before BSUIDs: keyed by its phone
+    return replace(record.merged(user), key=user.key)
 
 
 def _unique(items) -> list:
