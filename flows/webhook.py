@@ -1,8 +1,10 @@
 """The WhatsApp Business webhook envelope (protocol doc 7): from raw JSON to units of work.
 
 Plain Python, no HTTP: the blueprint hands over the body, this module says what it holds — Flow
-completions (``nfm_reply``), other inbound messages, delivery statuses and ``flows`` field events —
-each with the id that deduplicates it across Meta's retries, or an ``EnvelopeError`` for the 400.
+completions (``nfm_reply``), other inbound messages, delivery statuses, ``flows`` field events and
+changes of a user's number or BSUID — each with the id that deduplicates it across Meta's retries
+(and, for messages and statuses, the user it names: ``flows.identity``), or an ``EnvelopeError``
+for the 400.
 """
 from __future__ import annotations
 
