@@ -21,6 +21,7 @@ from flows.webhook import digest
 from messaging import fallback
 from metrics.activity import recent_sessions
 from stack import PHONE, Stack, buttons, chain, stack_config
+from standins.graph import graph_error
 from standins.meta_webhooks import (body_of, button_reply, by_username, completion, signed_headers, status,
                                     system_change, text_message, user_contact, user_id_update_change)
 from workers.conversation import STOP_TEXT
@@ -261,3 +262,21 @@ def test_a_failed_status_without_contacts_still_names_the_user(app_config, graph
         wait_for(lambda: fallback.pending(stack.redis), message="the failed status handed over")
         case = fallback.pending(stack.redis)[0]
     assert (case["reason"], case["to"], case["user_id"], case["code"]) == ("failed_status", None, BSUID, 131026)
+
+
+def test_a_confirmation_refused_with_131062_hands_the_user_over_once(app_config, graph, wasender, keypair):
+    cfg = stack_config(app_config, graph, wasender, CONTACT_INFO_TEMPLATE="share_number")
+    with Stack(cfg, keypair) as stack:
+        graph.fail_next(400, graph_error(131062, "Business-scoped User ID (BSUID) recipients are not supported "
+                                                 "for this message."))
+        done = by_username(completion(token="fg_elsewhere"), BSUID)
+        post(stack, done, username_only(), kind="completion")
+        cases = fallback.pending(stack.redis)
+        timeline = stack.sessions.timeline("fg_elsewhere")
+    refused, asked = [(r.json(), status) for r, status in graph.answers]
+    assert refused[1] == 400 and refused[0]["recipient"] == BSUID and refused[0]["type"] == "text"
+    assert asked[1] == 200 and asked[0]["template"] == {"name": "share_number", "language": {"code": "en_US"}}
+    assert [(c["reason"], c["code"], c["user_id"]) for c in cases] == [("unreachable_no_phone", 131062, BSUID)]
+    assert [e["event"] for e in timeline if e["event"] in ("confirmation_failed", "unreachable")] == [
+        "confirmation_failed", "unreachable"]
+    assert wasender.sent() == []
