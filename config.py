@@ -128,11 +128,13 @@ def defaults() -> dict:
         "WASENDER_API_BASE": "https://www.wasenderapi.com/api",
         "WASENDER_API_KEY": None,
         "WASENDER_RATE": "1/min",
+        "WASENDER_DAILY_CAP": 50,  # the trial plan's sends a day (0: none); shared by all workers
         "WASENDER_WEBHOOK_SECRET": None,
         "HANDOFF_FORWARD_URL": None,
         "HANDOFF_FORWARD_SECRET": None,
         "FOLLOWUP_CHANNEL": None,
         "FLOW_TEMPLATES": {},
+        "CONTACT_INFO_TEMPLATE": None,  # "name:lang": a template with a REQUEST_CONTACT_INFO button
         "FLOW_IDS": {},
         "RECOVERY_STEPS": "15m,6h,23h",
         "RECOVERY_START": "opened",
@@ -222,6 +224,7 @@ def _load(env: _Env) -> dict:
         WASENDER_API_BASE=env.get("WASENDER_API_BASE") or cfg["WASENDER_API_BASE"],
         WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
+        WASENDER_DAILY_CAP=max(0, _int(env.get("WASENDER_DAILY_CAP"), cfg["WASENDER_DAILY_CAP"])),
         WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
         HANDOFF_FORWARD_URL=env.get("HANDOFF_FORWARD_URL") or None,
         HANDOFF_FORWARD_SECRET=env.get("HANDOFF_FORWARD_SECRET") or None,
@@ -229,6 +232,7 @@ def _load(env: _Env) -> dict:
         FLOW_TEMPLATES={k: tuple((v.split(":", 1) + ["en_US"])[:2])
                         for k, v in _mapping(env.get("FLOW_TEMPLATES")).items()},
         FLOW_IDS=_mapping(env.get("FLOW_IDS")),
+        CONTACT_INFO_TEMPLATE=(env.get("CONTACT_INFO_TEMPLATE") or "").strip() or None,
         RECOVERY_STEPS=env.get("RECOVERY_STEPS") or cfg["RECOVERY_STEPS"],
         RECOVERY_START=(env.get("RECOVERY_START") or cfg["RECOVERY_START"]).strip().lower(),
         RECOVERY_GIVE_UP_AFTER=env.get("RECOVERY_GIVE_UP_AFTER") or cfg["RECOVERY_GIVE_UP_AFTER"],

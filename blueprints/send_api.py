@@ -31,13 +31,15 @@ def send_flow(flow_name: str):
     if flow is None:
         return _error(404, "unknown flow")
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
-        return _error(400, 'body must be JSON like {"to": "+15550001111", "data": {...}}')
+    # "to": a phone number or a BSUID (a WhatsApp username user); "recipient" is taken for a BSUID too.
+    to = body.get("to", body.get("recipient")) if isinstance(body, dict) else None
+    if not isinstance(to, str):
+        return _error(400, 'body must be JSON like {"to": "+15550001111" or "US.1349…", "data": {...}}')
     data = body.get("data", {})
     if not isinstance(data, dict):
         return _error(400, "data must be an object")
     try:
-        result = issue_and_enqueue(current_app, flow, body["to"], data)
+        result = issue_and_enqueue(current_app, flow, to, data)
     except ValueError as exc:
         return _error(400, str(exc))
     except RedisError:

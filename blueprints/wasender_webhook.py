@@ -34,10 +34,19 @@ def inbound_messages(data) -> list[dict]:
         phone = key.get("cleanedSenderPn") or key.get("senderPn") or key.get("remoteJid") or ""
         if not isinstance(phone, str) or phone.endswith("@lid") or phone.endswith("@g.us"):
             continue  # a LID or a group: no phone number to match a session with
-        message = m.get("message")  # any JSON type may come: only an object has a conversation
-        text = m.get("messageBody") or (message.get("conversation") if isinstance(message, dict) else "") or ""
+        text = m.get("messageBody") or message_text(m.get("message")) or ""
         out.append({"id": str(key["id"]), "wa_id": normalise(phone), "text": str(text)[:4096]})
     return out
+
+
+def message_text(message) -> str:
+    """A reply, or a text with a link, is an ``extendedTextMessage`` (WASender's receiving guide:
+    read ``extendedTextMessage.text`` first, then ``conversation``). Any JSON type may come."""
+    if not isinstance(message, dict):
+        return ""
+    extended = message.get("extendedTextMessage")
+    text = extended.get("text") if isinstance(extended, dict) else None
+    return text if isinstance(text, str) and text else str(message.get("conversation") or "")
 
 
 @bp.post("/webhooks/wasender")

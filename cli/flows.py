@@ -91,12 +91,13 @@ def _print_step(step, as_json: bool) -> None:
 
 @flows_group.command("send")
 @click.argument("flow_name")
-@click.argument("phone", required=False)
+@click.argument("phone", metavar="PHONE_OR_BSUID", required=False)
 @click.option("--data", "pairs", multiple=True, help="Prefill value, name=value (repeatable).")
 @click.option("--csv", "csv_file", type=click.File("r"), default=None,
               help="Bulk: a CSV whose first column (or a 'phone' column) holds the numbers.")
 def send(flow_name, phone, pairs, csv_file):
-    """Send a Flow with a fresh token; the worker delivers it (Cloud API, WASender or console)."""
+    """Send a Flow with a fresh token to a phone number or a BSUID (a WhatsApp username user);
+    the worker delivers it (Cloud API, WASender or console)."""
     import csv
 
     from workers.sending import issue_and_enqueue

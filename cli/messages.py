@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from flows.identity import mask_bsuid
 from flows.redact import phone
 from flows.submissions import SubmissionStore
 from messaging import fallback
@@ -58,7 +59,8 @@ def fallback_cases(limit):
     if not cases:
         click.echo("no undeliverable messages")
     for case in cases:
-        click.echo(json.dumps({**case, "to": phone(case.get("to"))}))
+        click.echo(json.dumps({**case, "to": phone(case.get("to")),
+                               "user_id": mask_bsuid(case.get("user_id")) if case.get("user_id") else None}))
 
 
 @messages_group.command("events")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError
 
+from flows.identity import User, coerce, session_fields
+
 # Tokens in these states get 427 from the endpoint.
 CLOSED = ("completed", "expired", "revoked", "gave_up")
 STATES = (
@@ -177,19 +179,20 @@ class SessionStore:
             raise answer
         return _s(answer) if (move is not None and answer) else None
 
-    def issue(self, token: str, flow: str, wa_id: str | None, prefill: dict | None = None,
+    def issue(self, token: str, flow: str, user: User | str | None, prefill: dict | None = None,
               origin: str | None = None, now: float | None = None) -> None:
         """A session for a Flow we are about to send: state ``sent``, accepted under strict policy.
 
-        ``origin`` is the first session of a recovery chain (the one whose ladder is running).
+        ``user``: who it goes to (a phone number, a BSUID or both: ``phone`` / ``bsuid`` fields,
+        ``flows.identity.of_session``). ``origin`` is the first session of a recovery chain (the
+        one whose ladder is running).
         """
         now = time.time() if now is None else now
         key, timeline = self._keys(token)
         ttl = self.lifetime + TOMBSTONE_SECONDS
         fields = {"flow": flow, "state": "sent", "created_at": f"{now:.3f}", "sent_at": f"{now:.3f}",
                   "expires_at": f"{now + self.lifetime:.3f}", "issued": "1", "origin": origin or token}
-        if wa_id:
-            fields["phone"] = wa_id
+        fields.update(session_fields(coerce(user)) if user else {})
         pipe = self.redis.pipeline()
         pipe.hset(key, mapping=fields)
         pipe.expire(key, ttl)

@@ -1,8 +1,10 @@
 """The WhatsApp Business webhook envelope (protocol doc 7): from raw JSON to units of work.
 
 Plain Python, no HTTP: the blueprint hands over the body, this module says what it holds — Flow
-completions (``nfm_reply``), other inbound messages, delivery statuses and ``flows`` field events —
-each with the id that deduplicates it across Meta's retries, or an ``EnvelopeError`` for the 400.
+completions (``nfm_reply``), other inbound messages, delivery statuses, ``flows`` field events and
+changes of a user's number or BSUID — each with the id that deduplicates it across Meta's retries
+(and, for messages and statuses, the user it names: ``flows.identity``), or an ``EnvelopeError``
+for the 400.
 """
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from flows import identity
+
 COMPLETION, INBOUND, STATUS, FLOW_EVENT = "completion", "inbound", "status", "flow_event"
+# A user's number or BSUID changed (a ``system`` message, or a ``user_id_update`` change).
+IDENTITY = "identity"
 
 # Fields Meta may send that we do not subscribe to for work: acknowledged, not enqueued.
 IGNORED = "ignored"
@@ -22,7 +28,7 @@ class EnvelopeError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    kind: str  # completion | inbound | status | flow_event
+    kind: str  # completion | inbound | status | flow_event | identity
     dedupe: str  # stable across Meta's redeliveries of the same event
     payload: dict  # the message / status / event value, as Meta sent it
     phone_number_id: str | None = None
@@ -67,6 +73,8 @@ def parse(raw: bytes) -> tuple[list[Item], int]:
                 items.extend(_messages(change["value"]))
             elif change["field"] == "flows":
                 items.append(_flow_event(entry, change["value"]))
+            elif change["field"] == "user_id_update":
+                items.extend(_id_updates(change["value"]))
             else:
                 ignored += 1
     return items, ignored
@@ -77,15 +85,35 @@ def _messages(value: dict) -> list[Item]:
     phone_id = metadata.get("phone_number_id") if isinstance(metadata.get("phone_number_id"), str) else None
     out = []
     for message in _list(value, "messages"):
-        if not all(isinstance(message.get(k), str) and message.get(k) for k in ("id", "from", "type")):
-            raise EnvelopeError("message without id, from and type")
+        if not all(isinstance(message.get(k), str) and message.get(k) for k in ("id", "type")):
+            raise EnvelopeError("message without id and type")
+        if message["type"] == "system":  # not the user writing: an identifier of theirs changed
+            out.append(Item(IDENTITY, message["id"], message, phone_id))
+            continue
+        # The sender: ``from`` (the phone) or ``from_user_id`` (the BSUID; a username user may
+        # have no phone in the webhook at all), completed from ``contacts[]`` (flows.identity).
+        user = identity.from_message(value, message)
+        if user is None:
+            raise EnvelopeError("message without a sender (from or from_user_id)")
         kind = COMPLETION if is_completion(message) else INBOUND
-        out.append(Item(kind, message["id"], message, phone_id))
+        out.append(Item(kind, message["id"], message, phone_id, extra={"user": user.to_dict()}))
     for status in _list(value, "statuses"):
         if not all(isinstance(status.get(k), str) and status.get(k) for k in ("id", "status")):
             raise EnvelopeError("status without id and status")
+        user = identity.from_status(value, status)
         # One wamid moves sent → delivered → read (or failed): each step is its own event.
-        out.append(Item(STATUS, f"{status['id']}:{status['status']}", status, phone_id))
+        out.append(Item(STATUS, f"{status['id']}:{status['status']}", status, phone_id,
+                        extra={"user": user.to_dict()} if user else {}))
+    return out
+
+
+def _id_updates(value: dict) -> list[Item]:
+    """``user_id_update`` (documented in March 2026; Meta later moved it to ``system`` messages):
+    one item per entry, identified by what it says."""
+    out = []
+    for before, after in identity.identity_changes(value):
+        change = {"before": before.to_dict(), "after": after.to_dict()}
+        out.append(Item(IDENTITY, json.dumps(change, sort_keys=True), {"type": "user_id_update", **change}))
     return out
 
 

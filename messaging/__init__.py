@@ -30,6 +30,16 @@ def channel_mode(cfg) -> str:
     return mode
 
 
+def template_spec(value) -> tuple[str, str] | None:
+    """``name:lang`` (language ``en_US`` when left out), as FLOW_TEMPLATES spells a template."""
+    if not value:
+        return None
+    if isinstance(value, (tuple, list)):
+        return (str(value[0]), str(value[1]))
+    name, _, language = str(value).partition(":")
+    return (name.strip(), language.strip() or "en_US")
+
+
 def init_app(app) -> None:
     from flows.correlation import Correlation
     from messaging.cloud import CloudChannel
@@ -52,6 +62,7 @@ def init_app(app) -> None:
     )
     app.extensions["wasender"] = WASenderClient(
         cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"], rate,
+        daily_cap=cfg["WASENDER_DAILY_CAP"],
     )
 
     from messaging import channels
@@ -67,6 +78,7 @@ def init_app(app) -> None:
         channels.WASenderChannel(app.extensions["wasender"]),
         channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True),
         app.extensions["contacts"],
+        contact_info=template_spec(cfg["CONTACT_INFO_TEMPLATE"]),
     )
     # Confirmations: nothing with `none`; the console outbox instead of Meta with `console` or
     # without an access token (make run).

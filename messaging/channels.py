@@ -57,12 +57,18 @@ class CloudChannel:
             navigate = bool(out.prefill and out.screen)
             # navigate opens on the entry screen with the prefill; data_exchange makes the endpoint
             # answer INIT, which prefills from the session itself.
-            return cloud.flow(flow_token=out.flow_token, body=out.text, cta=out.cta[:30],
+            return cloud.flow(flow_token=out.flow_token, body=out.text, cta=out.cta[:cloud.FLOW_CTA_MAX],
                               flow_id=flow_id, flow_name=None if flow_id else out.flow_name,
                               action=cloud.NAVIGATE if navigate else cloud.DATA_EXCHANGE,
                               screen=out.screen if navigate else None,
                               data=out.prefill if navigate else None)
         return cloud.text(out.text)
+
+    def ask_for_phone(self, to, template: tuple[str, str], key: str, sender_id: str | None = None) -> str:
+        """The CONTACT_INFO_TEMPLATE (a REQUEST_CONTACT_INFO button) to a user we cannot reach
+        without their number; a template, so it goes out inside or outside the window."""
+        return self.transport.send(to, cloud.contact_request(name=template[0], language=template[1]),
+                                   key, sender_id)
 
 
 class WASenderChannel:
@@ -77,13 +83,15 @@ class WASenderChannel:
         return self.client.configured
 
     def send(self, out: Outbound, in_window: bool) -> Delivery:
+        if not out.to.phone:  # the router never routes here without one (WASender is phone-only)
+            raise ValueError("WASender needs a phone number")
         text = out.text
         if out.flow_name or out.buttons:
             # Nothing to tap in a WASender text: the recovery texts' "tap below" becomes the keyword.
             text = TAP_BELOW.sub(lambda m: ("R" if m.group(1) == "T" else "r") + "eply RESUME", text)
             # The keywords the intents know, spelled the way a user would type them back.
             text += "\n\n" + " · ".join(f"Reply {k.upper()}" for k in (out.buttons or self.keywords))
-        msg_id = self.client.send(out.to, text, document_url=out.document_url, image_url=out.image_url,
+        msg_id = self.client.send(out.to.phone, text, document_url=out.document_url, image_url=out.image_url,
                                   file_name=out.file_name)
         kind = "document" if out.document_url else "image" if out.image_url else "text"
         return Delivery(self.name, msg_id, kind)

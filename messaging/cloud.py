@@ -1,15 +1,20 @@
 """Cloud API messages (protocol doc 8): text, template with a FLOW button, interactive Flow.
 
 The builders return the type-specific part of a message; ``CloudChannel.send`` wraps it in the
-envelope (``messaging_product``, ``to``) and posts it through the shared ``GraphClient``, which
-raises ``GraphError`` classified as retryable / needs_template / permanent.
+envelope (``messaging_product`` and the recipient: ``to`` with a phone number, or ``recipient``
+with a business-scoped user ID when no phone is known) and posts it through the shared
+``GraphClient``, which raises ``GraphError`` classified as retryable / needs_template / permanent.
 """
 from __future__ import annotations
 
+from flows.identity import User, coerce
 from messaging.graph import PERMANENT, GraphClient, GraphError
 
 FLOW_MESSAGE_VERSION = "3"
 NAVIGATE, DATA_EXCHANGE = "navigate", "data_exchange"
+# The Flow message's button text: at most 20 characters, no emoji (whatsapp-api-js, pywa, Sinch;
+# docs/meta-facts.md). A longer one is refused by Meta, so the builder refuses it first.
+FLOW_CTA_MAX = 20
 
 
 def text(body: str, preview_url: bool = False) -> dict:
@@ -28,6 +33,8 @@ def flow(*, flow_token: str, body: str, cta: str, flow_id: str | None = None,
         raise ValueError("action must be navigate or data_exchange")
     if action == DATA_EXCHANGE and (screen or data):
         raise ValueError("screen/data are for navigate; data_exchange opens with INIT")
+    if not cta or len(cta) > FLOW_CTA_MAX:
+        raise ValueError(f"flow_cta must be 1 to {FLOW_CTA_MAX} characters")
     parameters = {"flow_message_version": FLOW_MESSAGE_VERSION, "flow_token": flow_token,
                   "flow_cta": cta, "flow_action": action, "mode": mode}
     parameters.update({"flow_id": flow_id} if flow_id else {"flow_name": flow_name})
@@ -62,6 +69,12 @@ def template(*, name: str, language: str, flow_token: str, flow_action_data: dic
             "template": {"name": name, "language": {"code": language}, "components": components}}
 
 
+def contact_request(*, name: str, language: str) -> dict:
+    """An approved utility or marketing template with a REQUEST_CONTACT_INFO button: the user
+    can share their phone number with one tap. The button takes no parameters."""
+    return {"type": "template", "template": {"name": name, "language": {"code": language}}}
+
+
 def buttons(body: str, titles: tuple[str, ...]) -> dict:
     """An interactive message with up to three quick-reply buttons (id = the title, lower-case)."""
     return {"type": "interactive", "interactive": {
@@ -83,8 +96,9 @@ def media(kind: str, link: str, caption: str | None = None, file_name: str | Non
     return {"type": kind, kind: body}
 
 
-def envelope(to: str, message: dict, callback: str | None = None) -> dict:
-    body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **message}
+def envelope(to: User | str, message: dict, callback: str | None = None) -> dict:
+    """``to``: a ``User`` (``to`` with its phone, else ``recipient`` with its BSUID) or a phone."""
+    body = {"messaging_product": "whatsapp", "recipient_type": "individual", **coerce(to).address(), **message}
     if callback:
         # Echoed back in this message's status webhooks: lets a status be tied to our effect key.
         body["biz_opaque_callback_data"] = callback[:512]
@@ -97,7 +111,7 @@ class CloudChannel:
     def __init__(self, graph: GraphClient):
         self.graph = graph
 
-    def send(self, to: str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
+    def send(self, to: User | str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
         """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError.
 
         ``sender_id``: the business number to send from — a reply goes out from the number the

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 
-from flows.redact import phone
+from flows.identity import User, coerce, masked
 from flows.sessions import short
 
 log = logging.getLogger("flowgate.fallback")
@@ -20,18 +20,29 @@ PENDING = "fg:fallback:pending"
 PENDING_LENGTH = 10_000
 
 
-def hand_over(redis, sessions, *, reason: str, to: str | None, token: str | None = None,
+def hand_over(redis, sessions, *, reason: str, to: User | str | None, token: str | None = None,
               message_id: str | None = None, code: int | None = None, detail: str = "") -> None:
-    """``reason``: needs_template | permanent | unknown_outcome | failed_status."""
-    case = {"at": round(time.time(), 3), "reason": reason, "to": to, "flow_token": token,
+    """``reason``: needs_template | permanent | unknown_outcome | failed_status |
+    unreachable_no_phone. ``to``: the user (phone, BSUID or both); ``sessions`` may be None when
+    the caller notes the session itself."""
+    user = _user(to)
+    case = {"at": round(time.time(), 3), "reason": reason, "to": user.phone if user else None,
+            "user_id": (user.bsuid or user.parent_bsuid) if user else None, "flow_token": token,
             "message_id": message_id, "code": code, "detail": detail[:300]}
     pipe = redis.pipeline()
     pipe.lpush(PENDING, json.dumps(case))
     pipe.ltrim(PENDING, 0, PENDING_LENGTH - 1)
     pipe.execute()
-    if token:
+    if token and sessions is not None:
         sessions.note(token, f"fallback_{reason}", f"code {code}" if code else detail[:200])
-    log.warning("fallback: %s for %s token=%s code=%s", reason, phone(to), short(token), code)
+    log.warning("fallback: %s for %s token=%s code=%s", reason, masked(user), short(token), code)
+
+
+def _user(to) -> User | None:
+    try:
+        return coerce(to) if to else None
+    except ValueError:
+        return None
 
 
 def pending(redis, limit: int = 50) -> list[dict]:

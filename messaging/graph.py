@@ -16,7 +16,12 @@ log = logging.getLogger("flowgate.graph")
 
 RETRYABLE_CODES = {130429, 131000, 131016, 131057, 131056, 80007, 4}
 NEEDS_TEMPLATE_CODES = {131047}
-PERMANENT_CODES = {131026, 131008, 131009, 131048, 131049, 131050, 131051, 132068, 132069, 190, 368}
+# "Business-scoped User ID (BSUID) recipients are not supported for this message" (one-tap,
+# zero-tap and copy-code authentication templates need a phone number): permanent for that
+# message; the user goes to the fallback path (messaging.router).
+BSUID_NOT_SUPPORTED = 131062
+PERMANENT_CODES = {131026, 131008, 131009, 131048, 131049, 131050, 131051, 132068, 132069, 190, 368,
+                   BSUID_NOT_SUPPORTED}
 
 RETRYABLE, NEEDS_TEMPLATE, PERMANENT = "retryable", "needs_template", "permanent"
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flows.identity import User, coerce
+
 
 @dataclass
 class Outbound:
-    to: str  # wa_id
+    to: User  # who: a phone number, a BSUID, or both (a plain phone string is taken too)
     text: str
     key: str  # idempotency key: one per (session, step) or (message, effect)
     flow_name: str | None = None  # set → the message should open this Flow
@@ -24,6 +26,9 @@ class Outbound:
     image_url: str | None = None
     file_name: str | None = None  # the document's name as the user sees it
     sender_id: str | None = None  # Cloud API: reply from the number the user wrote to (default: ours)
+
+    def __post_init__(self):
+        self.to = coerce(self.to)
 
 
 @dataclass

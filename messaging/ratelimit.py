@@ -1,13 +1,15 @@
-"""A token bucket in Redis, shared by every worker process on every dyno.
+"""A token bucket and a daily cap in Redis, shared by every worker process on every dyno.
 
 WASenderApi enforces its plan's rate per session (1/min on trial, 1 per 5 s with account
-protection); going over costs a 429 and, worse, ban risk. One Lua script refills and takes a token
-atomically, so N workers together never exceed the rate.
+protection, 256/min paid) and, on the trial plan, 50 sends a day; going over costs a 429 and,
+worse, ban risk. One Lua script refills and takes a token atomically, another counts the sends of
+the last 24 hours, so N workers together never exceed either.
 """
 from __future__ import annotations
 
 import re
 import time
+import uuid
 
 # KEYS: bucket. ARGV: capacity, refill per second, now, cost. Returns {granted (0/1), wait seconds}.
 _TAKE = """
@@ -64,3 +66,45 @@ class TokenBucket:
         """The server said 429 + retry_after: empty the bucket so nobody sends before then."""
         now = time.time() if now is None else now
         self.redis.hset(self.key, mapping={"tokens": str(-seconds * self.per_second), "at": f"{now:.6f}"})
+
+
+# KEYS: sends (sorted set of timestamps). ARGV: cap, window seconds, now, member.
+# Returns {granted (0/1), wait seconds}: a rolling window, so no 24 hours ever hold more than cap
+# sends, whatever time of day the provider's own count restarts.
+_DAILY = """
+local cap = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= cap then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tostring(tonumber(oldest[2]) + window - now)}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(window) + 60)
+return {1, '0'}
+"""
+
+
+class DailyCap:
+    """At most ``cap`` takes in any ``window`` seconds (default a day); ``cap`` 0 = no cap."""
+
+    def __init__(self, redis, key: str, cap: int, window: float = 24 * 3600):
+        self.redis = redis
+        self.key = key
+        self.cap = cap
+        self.window = window
+        self._take = redis.register_script(_DAILY)
+
+    def take(self, now: float | None = None) -> tuple[bool, float]:
+        """(granted, seconds until a send is allowed again)."""
+        if self.cap <= 0:
+            return True, 0.0
+        now = time.time() if now is None else now
+        granted, wait = self._take(keys=[self.key],
+                                   args=[self.cap, self.window, f"{now:.6f}", f"{now:.6f}:{uuid.uuid4().hex[:8]}"])
+        return bool(granted), float(wait)
+
+    def used(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        return int(self.redis.zcount(self.key, now - self.window, "+inf"))

@@ -8,18 +8,28 @@
 - ``console``: development or staging; messages land in the console outbox.
 - ``none``: an endpoint-only deployment; every message is refused (and recorded as such).
 Retryable errors are raised as they are, so RQ retries the job with backoff.
+
+WASenderApi is phone-only: a user known only by their business-scoped user ID (a WhatsApp
+username user) never goes there. When the Cloud API cannot reach such a user either, they are
+recorded "unreachable without a phone number" (refusal and fallback list) and, with
+CONTACT_INFO_TEMPLATE set, sent that template once, so they can share their number in one tap.
 """
 from __future__ import annotations
 
 import logging
 
-from flows.contacts import Contacts, mask
-from messaging.graph import RETRYABLE, GraphError
+from flows.contacts import Contacts
+from flows.identity import User, masked
+from messaging import fallback
+from messaging.graph import BSUID_NOT_SUPPORTED, RETRYABLE, GraphError
+from messaging.once import once
 from messaging.outbound import Delivery, Outbound
 from messaging.wasender import WASenderError
 
 log = logging.getLogger("flowgate.router")
 MODES = ("cloud", "hybrid", "wasender", "console", "none")
+UNREACHABLE = "unreachable without a phone number"
+CONTACT_INFO_KEY = "contact-info-{}"  # one request per person (its once-record lasts 30 days)
 
 
 class Refused(Exception):
@@ -31,12 +41,14 @@ class Refused(Exception):
 
 
 class Router:
-    def __init__(self, mode: str, cloud, wasender, console, contacts: Contacts):
+    def __init__(self, mode: str, cloud, wasender, console, contacts: Contacts,
+                 contact_info: tuple[str, str] | None = None):
         if mode not in MODES:
             raise ValueError(f"FOLLOWUP_CHANNEL must be one of {', '.join(MODES)}")
         self.mode = mode
         self.cloud, self.wasender, self.console = cloud, wasender, console
         self.contacts = contacts
+        self.contact_info = contact_info  # (template name, language): CONTACT_INFO_TEMPLATE
 
     def deliver(self, out: Outbound, final_attempt: bool = False, via: str | None = None,
                 opt_out_notice: bool = False) -> Delivery:
@@ -46,23 +58,55 @@ class Router:
         the only message an opted-out user receives."""
         if self.mode == "none":
             raise Refused("FOLLOWUP_CHANNEL=none: this deployment sends nothing")
-        if self.contacts.opted_out(out.to) and not opt_out_notice:
+        out.to = user = self.contacts.resolve(out.to, enrich=True)  # the person's current numbers
+        if self.contacts.opted_out(user) and not opt_out_notice:
             raise Refused("user opted out")
-        in_window = self.contacts.in_window(out.to)
+        in_window = self.contacts.in_window(user)
         if self.mode == "console":
             return self.console.send(out, in_window)
         if self.mode == "wasender" or via == "wasender":
+            if not user.phone:
+                self.unreachable(user, "WASender needs one", sender_id=out.sender_id, token=out.flow_token)
             return self._wasender(out, in_window)
         try:
             return self.cloud.send(out, in_window)
         except GraphError as exc:
-            if self.mode == "cloud" or (exc.kind == RETRYABLE and not final_attempt):
+            if exc.kind == RETRYABLE and not final_attempt:
+                raise
+            if not user.phone:  # WASender cannot help: say so, and ask for the number
+                self.unreachable(user, f"cloud {exc.kind} (code {exc.code})", code=exc.code,
+                                 sender_id=out.sender_id, token=out.flow_token)
+            if self.mode == "cloud":
                 if exc.kind == RETRYABLE:
                     raise
                 raise Refused(f"cloud {exc.kind} (code {exc.code})") from None
-            log.info("to=%s cloud refused (%s, code %s): falling back to WASender", mask(out.to),
+            log.info("to=%s cloud refused (%s, code %s): falling back to WASender", masked(user),
                      exc.kind, exc.code)
             return self._wasender(out, in_window, cloud_error=exc)
+
+    def unreachable(self, user: User, cause: str, code: int | None = None, sender_id: str | None = None,
+                    token: str | None = None, message_id: str | None = None):
+        """A user with no known phone number whom the Cloud API cannot reach: ask for the number
+        (CONTACT_INFO_TEMPLATE, once per person), put the case on the fallback list, refuse."""
+        asked = self._ask_for_phone(user, sender_id)
+        detail = f"{cause}; contact info request {asked}"
+        if code == BSUID_NOT_SUPPORTED:
+            detail = f"BSUID recipients not supported for this message; {detail}"
+        fallback.hand_over(self.contacts.redis, None, reason="unreachable_no_phone", to=user, token=token,
+                           message_id=message_id, code=code, detail=detail)
+        raise Refused(f"{UNREACHABLE} ({detail})")
+
+    def _ask_for_phone(self, user: User, sender_id: str | None) -> str:
+        if self.contact_info is None:
+            return "not configured (CONTACT_INFO_TEMPLATE)"
+        key = CONTACT_INFO_KEY.format(user.key or user.bsuid)
+
+        try:  # a failure is not recorded: the next message this user cannot get tries again
+            _, performed = once(self.contacts.redis, key, lambda: {
+                "wamid": self.cloud.ask_for_phone(user, self.contact_info, key, sender_id)})
+        except GraphError as exc:
+            return f"failed ({exc.kind}, code {exc.code})"
+        return "sent" if performed else "already sent"
 
     def _wasender(self, out: Outbound, in_window: bool, cloud_error: GraphError | None = None) -> Delivery:
         if not self.wasender.configured:

@@ -3,7 +3,11 @@
 Not the ``wasenderapi`` SDK: its sync client sends without a timeout (it could hang a worker) and
 compares webhook secrets with ``==``. Here: a pooled session with explicit timeouts, the documented
 ``GET /api/status`` (cached briefly in Redis, shared by all workers), a shared token bucket at the
-plan's rate, and 429 + ``retry_after`` turned into a wait every worker honours.
+plan's rate and a shared daily cap (the trial's 50 sends a day), and 429 + ``retry_after`` turned
+into a wait every worker honours.
+
+Session status values are compared without regard to case: the API docs show ``connected``, the
+official SDK (0.3.5) models the ``session.status`` webhook's as ``CONNECTED``.
 """
 from __future__ import annotations
 
@@ -14,12 +18,13 @@ from dataclasses import dataclass
 
 import requests
 
-from messaging.ratelimit import TokenBucket
+from messaging.ratelimit import DailyCap, TokenBucket
 
 log = logging.getLogger("flowgate.wasender")
 
 STATUS_KEY = "fg:wasender:status"
 STATUS_CACHE_SECONDS = 30
+CONNECTED = "connected"
 
 
 @dataclass
@@ -42,7 +47,7 @@ def signature_ok(secret: str | None, header: str | None) -> bool:
 
 class WASenderClient:
     def __init__(self, base_url: str, api_key: str | None, redis, per_second: float,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, daily_cap: int = 0):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.redis = redis
@@ -51,6 +56,7 @@ class WASenderClient:
         # The plan's rate belongs to the WASender session, which the API key names.
         session_id = hashlib.sha256((api_key or "").encode()).hexdigest()[:12]
         self.bucket = TokenBucket(redis, f"fg:wasender:bucket:{session_id}", per_second)
+        self.daily = DailyCap(redis, f"fg:wasender:daily:{session_id}", daily_cap)
 
     @property
     def configured(self) -> bool:
@@ -85,7 +91,7 @@ class WASenderClient:
             if cached:
                 return cached.decode()
         try:
-            status = str(self._call("GET", "/status").get("status", "unknown"))
+            status = str(self._call("GET", "/status").get("status", "unknown")).strip().lower()[:40]
         except WASenderError as exc:
             if exc.kind == "rate_limited":
                 raise
@@ -95,16 +101,20 @@ class WASenderClient:
 
     def record_status(self, status: str) -> None:
         """A session.status webhook is fresher than any poll."""
-        self.redis.set(STATUS_KEY, status, ex=STATUS_CACHE_SECONDS)
+        self.redis.set(STATUS_KEY, status.strip().lower()[:40], ex=STATUS_CACHE_SECONDS)
 
     def send(self, to: str, text: str, *, document_url: str | None = None,
              image_url: str | None = None, file_name: str | None = None) -> str:
         """Send one message and return its msgId; raises WASenderError (kind says what to do)."""
-        if self.status() != "connected":
-            raise WASenderError("not_connected", 0, f"session status is {self.status()}")
+        status = self.status()
+        if status.lower() != CONNECTED:
+            raise WASenderError("not_connected", 0, f"session status is {status}")
         granted, wait = self.bucket.take()
         if not granted:
             raise WASenderError("rate_limited", 0, "local rate limit", retry_after=wait)
+        granted, wait = self.daily.take()
+        if not granted:
+            raise WASenderError("rate_limited", 0, f"daily cap of {self.daily.cap} sends reached", retry_after=wait)
         payload = {"to": to if to.startswith("+") else f"+{to}", "text": text}
         if document_url:
             payload.update(documentUrl=document_url, fileName=file_name or "document.pdf")

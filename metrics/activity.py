@@ -1,7 +1,7 @@
 """What happened lately: recent sessions with their timelines, the console outbox, WASender status.
 
 Everything shown here is masked first: tokens shortened, phone numbers reduced to their last
-digits, message texts cut short.
+digits, WhatsApp usernames and business-scoped user IDs likewise, message texts cut short.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import re
 from datetime import datetime, timezone
 
+from flows.identity import mask_bsuid, of_session, shown
 from flows.sessions import SessionStore, short
 from messaging.console import OUTBOX as CONSOLE_OUTBOX_KEY  # the console channel owns it
 from messaging.wasender import STATUS_KEY as WASENDER_STATUS_KEY
@@ -50,7 +51,8 @@ def recent_sessions(redis, limit: int = 20) -> list[dict]:
         if not raw:
             continue
         session = {k.decode(): v.decode() for k, v in raw.items()}
-        phone = next((session[f] for f in PHONE_FIELDS if session.get(f)), "")
+        # The user: masked phone and masked username (a username user may have no phone at all).
+        user = shown(of_session(session)) or mask_phone(next((session[f] for f in PHONE_FIELDS if session.get(f)), ""))
         events = []
         for item in timeline:
             entry = json.loads(item)
@@ -58,7 +60,7 @@ def recent_sessions(redis, limit: int = 20) -> list[dict]:
                            "detail": mask_text(str(entry.get("detail", "")))[:80]})
         rows.append({"token": short(token), "flow": session.get("flow", ""),
                      "state": session.get("state", ""), "screen": session.get("screen", ""),
-                     "phone": mask_phone(phone), "updated": _when(session.get("updated_at")),
+                     "phone": user, "updated": _when(session.get("updated_at")),
                      "timeline": events})
     return rows
 
@@ -73,7 +75,8 @@ def console_outbox(redis, limit: int = 20) -> list[dict]:
         if not isinstance(entry, dict):
             continue
         body = entry.get("body") if isinstance(entry.get("body"), dict) else entry
-        rows.append({"at": _when(entry.get("at")), "to": mask_phone(body.get("to")),
+        rows.append({"at": _when(entry.get("at")),
+                     "to": mask_phone(body.get("to")) if body.get("to") else mask_bsuid(body.get("recipient")),
                      "channel": str(body.get("type") or entry.get("channel", ""))[:20],
                      "text": _message_text(body)[:200]})
     return rows

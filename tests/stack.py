@@ -74,9 +74,9 @@ class Stack:
         return sum(ScheduledJobRegistry(queue=queue(self.redis, n)).count for n in QUEUES)
 
     # --- webhooks, signed, through the real routes ----------------------------------------------
-    def whatsapp(self, *messages, statuses=()) -> dict:
+    def whatsapp(self, *messages, statuses=(), contacts=None) -> dict:
         """POST /webhooks/whatsapp with X-Hub-Signature-256, as Meta does."""
-        raw = body_of(messages_change(list(messages), list(statuses)))
+        raw = body_of(messages_change(list(messages), list(statuses), contacts))
         resp = requests.post(f"{self.server.url}/webhooks/whatsapp", data=raw,
                              headers=signed_headers(raw, APP_SECRET), timeout=5)
         assert resp.status_code == 200, resp.text

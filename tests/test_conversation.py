@@ -204,3 +204,17 @@ def test_handoff_forward_refused_by_the_business_is_recorded(cfg, keypair, graph
         assert failed and "HTTP 401" in failed[0]["detail"]
     assert business.bad_signatures == 1 and len(business.requests) == 1  # 4xx: not retried
     assert texts_to_user(graph, wasender) == [HANDOFF_TEXT]
+
+
+def test_a_stop_sent_as_a_reply_on_wasender_is_read(cfg, keypair, graph, wasender):
+    # A reply to our message (or a text with a link) comes as an extendedTextMessage, with no
+    # `conversation` and no `messageBody`: WASender's receiving guide reads
+    # message.extendedTextMessage.text first. A STOP there must not be missed.
+    event = {"event": "messages.upsert", "timestamp": 1, "data": {"messages": [
+        {"key": {"id": "ws-ext-1", "fromMe": False, "remoteJid": f"{PHONE}@s.whatsapp.net", "cleanedSenderPn": PHONE},
+         "message": {"extendedTextMessage": {"text": "STOP", "contextInfo": {"stanzaId": "3EB0C0FFEE"}}}}]}}
+    with Stack(cfg, keypair) as stack:
+        assert stack.wasender(event).status_code == 200
+        wait_for(lambda: stack.app.extensions["contacts"].opted_out(PHONE), message="the opt-out")
+        wait_for(lambda: wasender.sent(), message="the STOP confirmation")
+    assert [m["text"] for m in wasender.sent()] == [STOP_TEXT]

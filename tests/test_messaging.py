@@ -102,3 +102,44 @@ def test_console_outbox_cli(app):
     app.extensions["sender"].text("16505551234", "one")
     result = app.test_cli_runner().invoke(args=["messages", "console"])
     assert result.exit_code == 0 and '"body": "one"' in result.output
+
+
+# --- flow_cta: at most 20 characters (pywa, whatsapp-api-js, Sinch), not 30 -----------------------
+
+def test_a_long_call_to_action_is_cut_to_20_and_meta_takes_it(graph):
+    from messaging import channels
+    from messaging.outbound import Outbound
+
+    channel = channels.CloudChannel(CloudChannel(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID)), {})
+    out = Outbound(to="16505551234", text="Please finish", key="k", flow_name="member_check", flow_token="fg_t",
+                   cta="Complete your booking now")  # 25 characters
+    channel.send(out, in_window=True)
+    (sent,) = graph.accepted()
+    assert sent["interactive"]["action"]["parameters"]["flow_cta"] == "Complete your bookin"
+
+
+def test_the_flow_builder_refuses_a_call_to_action_over_20():
+    with pytest.raises(ValueError):
+        cloud.flow(flow_token="t", flow_name="f", cta="x" * 21, body="b")
+    assert cloud.flow(flow_token="t", flow_name="f", cta="x" * 20, body="b")["interactive"]["action"][
+        "parameters"]["flow_cta"] == "x" * 20
+
+
+def test_a_bsuid_is_sent_by_recipient_and_answered_with_user_id(graph):
+    from flows.identity import User
+
+    bsuid = "US.13491208655302741918"
+    client = GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID)
+    CloudChannel(client).send(User(bsuid=bsuid, username="@x"), cloud.text("Hi"))
+    CloudChannel(client).send(User(phone="16505551234", bsuid=bsuid), cloud.text("Hi"))
+    first, second = graph.sent_messages()
+    assert first["recipient"] == bsuid and "to" not in first
+    assert second["to"] == "16505551234" and "recipient" not in second  # a known phone: `to`
+    reply = client.request("POST", f"{PHONE_ID}/messages", json=cloud.envelope(User(bsuid=bsuid), cloud.text("x")))
+    assert reply["contacts"] == [{"input": bsuid, "user_id": bsuid}]
+
+
+def test_131062_is_permanent():
+    from messaging.graph import classify
+
+    assert classify(400, 131062) == PERMANENT

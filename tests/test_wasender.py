@@ -101,3 +101,73 @@ def test_token_bucket_holds_the_rate_across_two_processes(redis_url):
     for p in procs:
         p.join(timeout=5)
     assert 9 <= len(grants) <= 11
+
+
+# --- the session status, whatever its case ---------------------------------------------------------
+# WASender's docs show `connected`; its official Python SDK (0.3.5) models the session.status
+# webhook's values as `CONNECTED`. An uppercase status must not hold every send back.
+
+def test_an_uppercase_session_status_webhook_does_not_block_sends(wasender, redis_client, app_config):
+    from app import create_app
+    from conftest import LiveServer
+
+    app = create_app({**app_config, "WASENDER_API_BASE": f"{wasender.url}/api", "WASENDER_API_KEY": API_KEY,
+                      "WASENDER_WEBHOOK_SECRET": "ws-secret", "WASENDER_RATE": "100/s"})
+    with LiveServer(app) as server:
+        import requests
+
+        resp = requests.post(f"{server.url}/webhooks/wasender", timeout=5, headers={"X-Webhook-Signature": "ws-secret"},
+                             json={"event": "session.status", "data": {"status": "CONNECTED"}})
+        assert resp.status_code == 200
+        assert app.extensions["wasender"].send("15550001111", "hello") == "1000"
+    assert wasender.matching("GET", "/api/status") == []  # the webhook's status was fresh enough
+    assert [m["text"] for m in wasender.sent()] == ["hello"]
+
+
+def test_an_uppercase_polled_status_counts_as_connected(redis_client):
+    with WASenderStandIn(status="CONNECTED") as standin:
+        assert make_client(standin, redis_client).send("15550001111", "hi") == "1000"
+    with WASenderStandIn(status="NEED_SCAN") as standin:
+        redis_client.delete("fg:wasender:status")
+        with pytest.raises(WASenderError) as info:
+            make_client(standin, redis_client).send("15550001111", "hi")
+        assert info.value.kind == "not_connected"
+
+
+# --- the trial plan's daily cap ---------------------------------------------------------------------
+# Trial: 1 message a minute *and* 50 a day (WASender's rate-limit page). The cap is shared in Redis.
+
+def test_the_daily_cap_is_shared_by_every_client_and_says_when_to_come_back(wasender, redis_client):
+    first = WASenderClient(f"{wasender.url}/api", API_KEY, redis_client, 1e6, timeout=2, daily_cap=3)
+    second = WASenderClient(f"{wasender.url}/api", API_KEY, redis_client, 1e6, timeout=2, daily_cap=3)
+    for client, text in ((first, "1"), (second, "2"), (first, "3")):
+        client.send("15550001111", text)
+    with pytest.raises(WASenderError) as info:
+        second.send("15550001111", "4")
+    assert info.value.kind == "rate_limited" and 86000 < info.value.retry_after <= 86400
+    assert [m["text"] for m in wasender.sent()] == ["1", "2", "3"]
+
+
+def test_the_daily_cap_is_a_rolling_day(redis_client):
+    from messaging.ratelimit import DailyCap
+
+    cap = DailyCap(redis_client, "fg:test:daily", 2)
+    day = 24 * 3600
+    assert cap.take(now=1000.0)[0] and cap.take(now=2000.0)[0]
+    granted, wait = cap.take(now=1000.0 + day - 1)
+    assert not granted and wait == pytest.approx(1.0)
+    assert cap.take(now=1000.0 + day + 1)[0]  # the first send is a day old: its slot is free again
+    assert DailyCap(redis_client, "fg:test:nocap", 0).take()[0]  # 0: no cap (paid plans)
+
+
+def test_the_daily_cap_comes_from_config(app_config):
+    from app import create_app
+
+    assert create_app(app_config).extensions["wasender"].daily.cap == 50  # the trial's, by default
+    assert create_app({**app_config, "WASENDER_DAILY_CAP": 0}).extensions["wasender"].daily.cap == 0
+
+
+def test_the_wasender_stand_in_takes_phone_numbers_only(wasender, redis_client):
+    with pytest.raises(WASenderError) as info:
+        make_client(wasender, redis_client).send("US.13491208655302741918", "hi")
+    assert info.value.kind == "permanent"

@@ -87,7 +87,7 @@ def test_previous_app_secret_is_accepted_during_rotation(client):
      "change without field and value"),
     (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
         {"field": "messages", "value": {"messages": [{"type": "text"}]}}]}]}).encode(),
-     "message without id, from and type"),
+     "message without id and type"),
     (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
         {"field": "messages", "value": {"statuses": "sent"}}]}]}).encode(), "statuses is not a list of objects"),
     (b"[" * 100_000 + b"]" * 100_000, "body is not JSON"),  # deep nesting: RecursionError, not a 500

@@ -16,12 +16,14 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 
 from flows.correlation import Correlation
-from flows.redact import phone, wamid
+from flows.identity import User, masked, of_job, session_fields, shown
+from flows.redact import wamid
 from flows.sessions import short
 from flows.signing import sign
 from flows.submissions import SubmissionStore, submission_id
 from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
+from messaging.router import Refused
 from workers import receipts
 from workers.effects import RESEND, SKIP, Effects
 from workers.queues import LOW, enqueue_once, retry_from
@@ -71,7 +73,10 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     ext, cfg = current_app.extensions, current_app.config
     redis, sessions = ext["redis"], ext["sessions"]
     correlation = Correlation(redis, sessions)
-    msg_id, user = message["id"], message["from"]
+    msg_id = message["id"]
+    # The person, by phone, BSUID or both (a username user may send no phone at all): linked to
+    # one contact record before anything is written for them.
+    user = ext["contacts"].learn(of_job(message, extra))
     response, problem = parse_response(message)
 
     # Correlate: the token in the reply, else the Flow message this reply answers (context.id).
@@ -79,12 +84,13 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     if not isinstance(token, str) or not token or token == UNUSED_TOKEN:
         context = message.get("context") if isinstance(message.get("context"), dict) else {}
         token, via = correlation.token_for(context.get("id")), "context"
-    session = _complete_session(sessions, correlation, token, msg_id) if token else None
+    session = _complete_session(sessions, correlation, token, msg_id, user) if token else None
 
     sid = submission_id(msg_id)
     received_at = _float(message.get("timestamp")) or time.time()
     SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"]).save({
-        "id": sid, "message_id": msg_id, "from": user, "phone_number_id": phone_number_id,
+        "id": sid, "message_id": msg_id, "from": user.phone, "user_id": user.bsuid or user.parent_bsuid,
+        "username": user.username, "phone_number_id": phone_number_id,
         "flow_token": token, "correlated_by": via if token else None,
         "flow": (session or {}).get("flow"), "session_known": bool(session and session.get("known")),
         "received_at": received_at, "response": response, "problem": problem,
@@ -97,7 +103,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     contacts.inbound(user, msg_id, received_at, "nfm_reply")
     # Kept per user and flow: a completion that could not be tied to a token still stops recovery.
     contacts.record_completion(user, (session or {}).get("flow") or "*", received_at)
-    log.info("completion %s from %s token=%s via=%s session=%s submission=%s", wamid(msg_id), phone(user),
+    log.info("completion %s from %s token=%s via=%s session=%s submission=%s", wamid(msg_id), masked(user),
              short(token), via if token else "-", (session or {}).get("state", "unknown"), sid)
     if problem:
         # Nothing the user or a retry can fix: stored for a human, not forwarded, not confirmed.
@@ -112,7 +118,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     return {"submission": sid, "flow_token": token, "confirmation": confirmation}
 
 
-def _complete_session(sessions, correlation, token: str, msg_id: str) -> dict:
+def _complete_session(sessions, correlation, token: str, msg_id: str, user: User) -> dict:
     prev = sessions.move(token, "completed", COMPLETABLE, event="completed",
                          detail=f"webhook {wamid(msg_id)}")
     current = sessions.get(token)
@@ -121,8 +127,14 @@ def _complete_session(sessions, correlation, token: str, msg_id: str) -> dict:
     if current is None:
         # A Flow sent by another tool: close the token anyway so the endpoint answers 427 to it.
         correlation.issue(token, "", state="completed", wamid=msg_id)
+        sessions.set(token, **session_fields(user))
         return {"state": "completed", "known": False}
+    if user.username and prev:
+        # Who completed it, as the dashboard shows a user: the username masked like a phone.
+        sessions.set(token, **{k: v for k, v in session_fields(user).items() if not current.get(k) or k == "username"})
+        sessions.note(token, "user", shown(user))
     return {**current, "known": True, "previous": prev}
+
 
 
 def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
@@ -165,7 +177,7 @@ def after_completion(sid: str, token: str | None) -> dict:
     return results
 
 
-def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str | None) -> str:
+def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str | None) -> str:
     sender, sessions, redis = ext["sender"], ext["sessions"], ext["redis"]
     key = f"confirm:{msg_id}"
     if sender.channel_name == "none":  # FOLLOWUP_CHANNEL=none: the submission is stored, no message
@@ -189,6 +201,14 @@ def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str |
     if outcome.state == "performed" and "failed" in result:
         if token:
             sessions.note(token, "confirmation_failed", f"{result['failed']} code {result['code']}")
+        if not to.phone:  # no number to try anything else with: ask for it (CONTACT_INFO_TEMPLATE)
+            try:
+                ext["router"].unreachable(to, f"confirmation {result['failed']}", code=result["code"],
+                                          sender_id=sender_id, token=token, message_id=msg_id)
+            except Refused as exc:
+                if token:
+                    sessions.note(token, "unreachable", exc.reason[:300])
+            return result["failed"]
         fallback.hand_over(redis, sessions, reason=result["failed"], to=to, token=token,
                            message_id=msg_id, code=result["code"])
         return result["failed"]
@@ -217,7 +237,7 @@ def forward_submission(sid: str) -> str:
         log.warning("forward %s skipped: %s", sid, "submission expired" if url else "no URL configured")
         return "skipped"
     body = json.dumps({k: document.get(k) for k in (
-        "id", "message_id", "from", "flow_token", "flow", "received_at", "response")}).encode()
+        "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}).encode()
     headers = {"Content-Type": "application/json", "Idempotency-Key": sid}
     if cfg["COMPLETION_FORWARD_SECRET"]:
         headers[SIGNATURE_HEADER] = sign(cfg["COMPLETION_FORWARD_SECRET"], body)

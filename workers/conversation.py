@@ -15,7 +15,7 @@ import time
 
 from flask import current_app
 
-from flows.contacts import mask
+from flows.identity import User, masked
 from flows.intents import RESUME, STOP
 from flows.sessions import short
 from messaging.forward import ForwardError, post_signed
@@ -35,10 +35,10 @@ def _ext(name):
     return current_app.extensions[name]
 
 
-def conversation_for(wa_id: str) -> str | None:
+def conversation_for(user: User) -> str | None:
     """The origin of the user's latest chain that we wrote to (recovery or fallback)."""
     sessions = _ext("sessions")
-    for token in _ext("contacts").recent_sessions(wa_id):
+    for token in _ext("contacts").recent_sessions(user):
         session = sessions.get(token) or {}
         origin = session.get("origin") or token
         root = sessions.get(origin) if origin != token else session
@@ -47,34 +47,37 @@ def conversation_for(wa_id: str) -> str | None:
     return None
 
 
-def handle_reply(channel: str, wa_id: str, text: str | None, button_id: str | None,
+def handle_reply(channel: str, who, text: str | None, button_id: str | None,
                  message_id: str, sender_id: str | None = None) -> str:
     """One inbound message (job, fed by both webhook blueprints). Returns what was done.
 
-    ``sender_id``: the business number the user wrote to (Cloud webhooks' ``phone_number_id``):
-    every answer goes out from it, so a business with several numbers answers on the right one.
+    ``who``: the user (a phone number, a BSUID, or both: ``flows.identity``), resolved here to the
+    one contact record every channel shares. ``sender_id``: the business number the user wrote to
+    (Cloud webhooks' ``phone_number_id``): every answer goes out from it, so a business with
+    several numbers answers on the right one.
     """
     sessions, contacts = _ext("sessions"), _ext("contacts")
+    user = contacts.resolve(who, enrich=True)
     intent = _ext("intents").classify(text, button_id)
-    origin = conversation_for(wa_id)
+    origin = conversation_for(user)
     if intent == STOP:
-        return _stop(channel, wa_id, origin, sender_id)
-    if intent == RESUME and contacts.opt_in(wa_id):
+        return _stop(channel, user, origin, sender_id)
+    if intent == RESUME and contacts.opt_in(user):
         # STOP_TEXT promises it: RESUME after a STOP undoes the opt-out (then resumes, if it can).
-        log.info("user %s opted back in via %s", mask(wa_id), channel)
+        log.info("user %s opted back in via %s", masked(user), channel)
         if origin:
             sessions.note(origin, "opted_in", f"via {channel}")
     if origin is None:
         return "no_conversation"
     root = sessions.get(origin)
     if intent == RESUME and not root.get("handed_over"):
-        result = _resume(origin, wa_id, sender_id)
+        result = _resume(origin, user, sender_id)
         if result != "already":
             return result
-    return _hand_over(channel, wa_id, origin, text, message_id, sender_id)
+    return _hand_over(channel, user, origin, text, message_id, sender_id)
 
 
-def _resume(origin: str, wa_id: str, sender_id: str | None) -> str:
+def _resume(origin: str, user: User, sender_id: str | None) -> str:
     sessions = _ext("sessions")
     latest, current = latest_of(sessions, origin)
     if current and current["state"] == "completed":
@@ -82,42 +85,44 @@ def _resume(origin: str, wa_id: str, sender_id: str | None) -> str:
     flow = _ext("flows").get(sessions.get(origin)["flow"])
     if flow is None or _done(f"resume-{origin}"):
         return "already"
-    result = resend(origin, latest, flow, wa_id, RESUME_TEXT.format(title=flow.title),
+    result = resend(origin, latest, flow, user, RESUME_TEXT.format(title=flow.title),
                     key=f"resume-{origin}", final=True, ask_first=False, step="resume", sender_id=sender_id)
     return "resumed" if result == "sent" else result
 
 
-def _stop(channel: str, wa_id: str, origin: str | None, sender_id: str | None) -> str:
+def _stop(channel: str, user: User, origin: str | None, sender_id: str | None) -> str:
     contacts, sessions = _ext("contacts"), _ext("sessions")
-    new = contacts.opt_out(wa_id, channel)
+    new = contacts.opt_out(user, channel)
     if origin:
         sessions.note(origin, "opted_out", f"via {channel}")
         ladder = [s for s in (sessions.get(origin) or {}).get("ladder", "").split(",") if s]
         cancel_ladder(current_app.extensions["redis"], origin, ladder)
-    log.info("user %s opted out via %s (%s)", mask(wa_id), channel, "new" if new else "again")
+    log.info("user %s opted out via %s (%s)", masked(user), channel, "new" if new else "again")
     if new:
         flow = (sessions.get(origin) or {}).get("flow", "-") if origin else "-"
         metric(flow, "opt_out", label=channel)
-    _say(channel, wa_id, STOP_TEXT, key=f"stop-{wa_id}", opt_out_notice=True, origin=origin, sender_id=sender_id)
+    # One confirmation per person: the contact key is the phone for everyone known by it before.
+    _say(channel, user, STOP_TEXT, key=f"stop-{user.key}", opt_out_notice=True, origin=origin, sender_id=sender_id)
     return "opted_out"
 
 
-def _hand_over(channel: str, wa_id: str, origin: str, text: str | None, message_id: str,
+def _hand_over(channel: str, user: User, origin: str, text: str | None, message_id: str,
                sender_id: str | None) -> str:
     sessions = _ext("sessions")
     sessions.note(origin, "user_message", f"{channel}: {(text or '[media or other]')[:500]}")
     sessions.set(origin, handed_over=f"{time.time():.3f}")
-    _forward(channel, wa_id, origin, text, message_id)
-    _say(channel, wa_id, HANDOFF_TEXT, key=f"handoff-{origin}", origin=origin, sender_id=sender_id)
+    _forward(channel, user, origin, text, message_id)
+    _say(channel, user, HANDOFF_TEXT, key=f"handoff-{origin}", origin=origin, sender_id=sender_id)
     return "handed_over"
 
 
-def _forward(channel, wa_id, origin, text, message_id) -> None:
+def _forward(channel, user: User, origin, text, message_id) -> None:
     cfg = current_app.config
     if not cfg["HANDOFF_FORWARD_URL"]:
         return
     session = _ext("sessions").get(origin) or {}
-    payload = {"type": "handoff", "channel": channel, "from": wa_id, "message_id": message_id,
+    payload = {"type": "handoff", "channel": channel, "from": user.phone, "user_id": user.bsuid,
+               "username": user.username, "message_id": message_id,
                "text": text, "flow": session.get("flow"), "flow_token": session.get("latest") or origin,
                "at": round(time.time(), 3)}
 
@@ -134,8 +139,8 @@ def _forward(channel, wa_id, origin, text, message_id) -> None:
     once(current_app.extensions["redis"], f"handoff-fwd-{message_id}", post)
 
 
-def _say(channel, wa_id, text, key, origin=None, opt_out_notice=False, sender_id=None) -> None:
-    out = Outbound(to=wa_id, text=text, key=key, sender_id=sender_id)
+def _say(channel, user: User, text, key, origin=None, opt_out_notice=False, sender_id=None) -> None:
+    out = Outbound(to=user, text=text, key=key, sender_id=sender_id)
     try:
         once(current_app.extensions["redis"], key,
              lambda: _ext("router").deliver(out, via=channel, opt_out_notice=opt_out_notice).to_dict())
@@ -143,7 +148,7 @@ def _say(channel, wa_id, text, key, origin=None, opt_out_notice=False, sender_id
         if origin:
             _ext("sessions").note(origin, "send_refused", f"{key}: {exc.reason}")
         # The key holds the phone (stop-…) or the token (handoff-…): log only its kind.
-        log.info("to=%s %s not sent: %s (token %s)", mask(wa_id), key.split("-", 1)[0], exc.reason,
+        log.info("to=%s %s not sent: %s (token %s)", masked(user), key.split("-", 1)[0], exc.reason,
                  short(origin))
 
 
@@ -154,9 +159,11 @@ def _done(key: str) -> bool:
 
 
 def wasender_inbound(wa_id: str, text: str, message_id: str) -> str:
-    """A message that reached our WASender number (it does not open the Cloud API's window)."""
+    """A message that reached our WASender number (it does not open the Cloud API's window).
+    WASender knows phone numbers only; the contact record they resolve to is the person's."""
     sessions, contacts = _ext("sessions"), _ext("contacts")
-    recent = contacts.recent_sessions(wa_id)
+    user = contacts.resolve(User(phone=wa_id), enrich=True)
+    recent = contacts.recent_sessions(user)
     if recent:
         sessions.note(recent[0], "inbound", f"wasender message {message_id[:24]}")
-    return handle_reply("wasender", wa_id, text, None, message_id)
+    return handle_reply("wasender", user, text, None, message_id)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from redis.exceptions import RedisError
 
 from flows.engine import Hooks
+from flows.identity import of_session
 from flows.sessions import short
 from workers.queues import HIGH, enqueue_once
 from workers.recovery import job_id, schedule_ladder
@@ -36,9 +37,10 @@ class RecoveryHooks(Hooks):
             log.warning("token=%s ladder not scheduled: %s", short(token), type(exc).__name__)
 
     def start(self, flow: str, token: str) -> None:
-        """Schedule the ladder for a session we can reach (we know its phone) that starts a chain."""
+        """Schedule the ladder for a session we can reach (we know its phone or BSUID) that starts a
+        chain."""
         session = self.sessions.get(token) or {}
-        if not session.get("phone") or (session.get("origin") or token) != token:
+        if of_session(session) is None or (session.get("origin") or token) != token:
             return
         schedule_ladder(self.redis, token, flow, self.ladders(flow), self.settings["quiet"](flow),
                         session.get("tz") or self.settings["timezone"], datetime.now(timezone.utc))

@@ -1,7 +1,9 @@
-"""Jobs for the rest of the webhook: inbound user messages, delivery statuses, ``flows`` events.
+"""Jobs for the rest of the webhook: inbound user messages, delivery statuses, ``flows`` events,
+and changes of a user's identifiers.
 
 Each is idempotent on its own terms: the contact's window only moves forward, a status is a field
-set to the same value, an event is recorded once because intake deduplicates it.
+set to the same value, an event is recorded once because intake deduplicates it, linking the same
+identifiers twice changes nothing.
 """
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import time
 
 from flask import current_app
 
+from flows import identity
 from flows.correlation import Correlation
-from flows.redact import phone, wamid
+from flows.identity import User, masked
+from flows.redact import wamid
 from messaging import fallback
 from messaging.graph import classify
 from workers import receipts
@@ -43,13 +47,19 @@ def message_text(message: dict) -> str | None:
 
 def record_inbound(message: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
     """Any user message opens or refreshes the 24 h customer-service window (protocol doc 8.3)."""
+    contacts = current_app.extensions["contacts"]
     at = _float(message.get("timestamp")) or time.time()
     text = message_text(message)
-    current_app.extensions["contacts"].inbound(message["from"], message["id"], at, message.get("type", ""), text)
-    log.info("inbound %s %s from %s", message.get("type"), wamid(message["id"]), phone(message["from"]))
+    who = identity.of_job(message, extra)
+    shared = identity.shared_phone(message)
+    if shared and not who.phone:  # they tapped our REQUEST_CONTACT_INFO button: their own number
+        who = User(phone=shared, bsuid=who.bsuid, parent_bsuid=who.parent_bsuid, username=who.username)
+    user = contacts.learn(who)  # phone and BSUID seen together: one person from now on
+    contacts.inbound(user, message["id"], at, message.get("type", ""), text)
+    log.info("inbound %s %s from %s%s", message.get("type"), wamid(message["id"]), masked(user),
+             " (shared their number)" if shared else "")
     # A reply to a recovery or fallback message (or a STOP) is answered by the conversation logic.
-    return handle_reply("cloud", message["from"], text, button_id(message), message["id"],
-                        sender_id=phone_number_id)
+    return handle_reply("cloud", user, text, button_id(message), message["id"], sender_id=phone_number_id)
 
 
 def button_id(message: dict) -> str | None:
@@ -67,6 +77,9 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
     ext = current_app.extensions
     redis, sessions = ext["redis"], ext["sessions"]
     msg_id, state = status["id"], status["status"]
+    user = User.from_dict((extra or {}).get("user"))
+    if user is not None and (user.phone and (user.bsuid or user.parent_bsuid)):
+        user = ext["contacts"].learn(user)  # delivered/read statuses name both: link them early
     key = f"fg:status:{msg_id}"
     pipe = redis.pipeline()
     pipe.hset(key, state, str(status.get("timestamp") or time.time()))
@@ -82,14 +95,34 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
     if receipts.failed_status(status.get("biz_opaque_callback_data"), code, str(error.get("title") or "")):
         return "failed"  # a receipt: recorded on its session; the confirmation was not affected
     token = Correlation(redis, sessions).token_for(msg_id)
-    if token and (sessions.get(token) or {}).get("phone"):
+    if token and identity.of_session(sessions.get(token)) is not None:
         # The Flow message itself failed: one fallback per session, by the channel rules.
         enqueue_once(redis, "workers.recovery.fallback", token, "delivery_failed", queue_name=HIGH,
                      job_id=job_id("fb", token))
-    fallback.hand_over(redis, sessions, reason="failed_status", to=status.get("recipient_id"), token=token,
+    fallback.hand_over(redis, sessions, reason="failed_status", to=user or status.get("recipient_id"), token=token,
                        message_id=msg_id, code=code,
                        detail=" ".join(filter(None, [classify(400, code), status.get("biz_opaque_callback_data")])))
     return "failed"
+
+
+def record_identity_change(change: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
+    """A user changed number or BSUID: a ``system`` message (``user_changed_number``,
+    ``user_changed_user_id``) or a ``user_id_update`` entry. Their record moves to the new
+    identifiers, so their sessions, opt-out and window follow them."""
+    if change.get("type") == "user_id_update":
+        pairs = [(User.from_dict(change.get("before")), User.from_dict(change.get("after")))]
+    else:
+        pairs = identity.identity_changes({}, change)
+    contacts, done = current_app.extensions["contacts"], 0
+    for before, after in pairs:
+        if before is None or after is None:
+            continue
+        contacts.rename(before, after)
+        done += 1
+    system = change.get("system") if isinstance(change.get("system"), dict) else {}
+    log.info("identity change %s (%s): %d record(s) moved", wamid(str(change.get("id") or "")),
+             str(system.get("type") or change.get("type") or "-")[:40], done)
+    return "moved" if done else "nothing_to_move"
 
 
 def record_flow_event(value: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rq.exceptions import DuplicateJobError
 
-from flows.webhook import COMPLETION, FLOW_EVENT, INBOUND, STATUS, Item, digest
+from flows.webhook import COMPLETION, FLOW_EVENT, IDENTITY, INBOUND, STATUS, Item, digest
 from workers.queues import DEFAULT, HIGH, LOW, enqueue
 
 log = logging.getLogger("flowgate.webhooks")
@@ -31,6 +31,7 @@ ROUTES = {
     INBOUND: ("workers.inbound.record_inbound", DEFAULT),
     STATUS: ("workers.inbound.record_status", LOW),
     FLOW_EVENT: ("workers.inbound.record_flow_event", LOW),
+    IDENTITY: ("workers.inbound.record_identity_change", DEFAULT),
 }
 
 

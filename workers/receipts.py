@@ -15,6 +15,7 @@ import time
 
 from flask import current_app
 
+from flows.identity import User
 from flows.redact import wamid
 from flows.sessions import short
 from flows.submissions import SubmissionStore
@@ -68,14 +69,16 @@ def build(document: dict) -> Outbound:
     ext, cfg = current_app.extensions, current_app.config
     key = CALLBACK_PREFIX + document["id"]
     caption, sender_id = cfg["RECEIPT_CAPTION"], document.get("phone_number_id")
+    # The user's phone, or their BSUID when they completed the Flow without sharing one.
+    to = User(phone=document.get("from"), bsuid=document.get("user_id"))
     if cfg["RECEIPT_IMAGE_URL"]:
-        return Outbound(to=document["from"], text=caption, key=key, image_url=cfg["RECEIPT_IMAGE_URL"],
+        return Outbound(to=to, text=caption, key=key, image_url=cfg["RECEIPT_IMAGE_URL"],
                         sender_id=sender_id)
     flow = ext["flows"].get(document.get("flow") or "")
     title, lines = summary_lines(document, getattr(flow, "title", None) or "your form")
     file_name = f"receipt-{document['id'][-8:]}.pdf"
     url = ext["media"].put(document["id"], pdf.render(title, lines), "application/pdf", file_name)
-    return Outbound(to=document["from"], text=caption, key=key, document_url=url, file_name=file_name,
+    return Outbound(to=to, text=caption, key=key, document_url=url, file_name=file_name,
                     sender_id=sender_id)
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq.job import Job
 
-from flows.contacts import mask
+from flows.identity import User, masked, of_session
 from flows.recovery import plan
 from flows.sessions import new_token, short
 from messaging.once import once
@@ -93,14 +93,14 @@ def latest_of(sessions, origin: str) -> tuple[str, dict | None]:
     return latest, sessions.get(latest)
 
 
-def completed_since(origin_session: dict, wa_id: str) -> bool:
+def completed_since(origin_session: dict, user: User) -> bool:
     """A completion we could not tie to a token still counts: the user's last completion of this
     flow, recorded by the completion job, is newer than the ladder's start."""
     contacts = _ext("contacts")
     started = float(origin_session.get("created_at", "0"))
     # "*": a completion that named no flow we know (no token, no matching context.id).
-    return any((at or 0) >= started for at in (contacts.last_completion(wa_id, origin_session.get("flow", "")),
-                                                contacts.last_completion(wa_id, "*")))
+    return any((at or 0) >= started for at in (contacts.last_completion(user, origin_session.get("flow", "")),
+                                                contacts.last_completion(user, "*")))
 
 
 def recovery_step(origin: str, step_name: str) -> str:
@@ -112,7 +112,10 @@ def recovery_step(origin: str, step_name: str) -> str:
     ladder = _ext("ladders")(flow)
     step = ladder.step(step_name)
     latest, current = latest_of(sessions, origin)
-    wa_id = root.get("phone")
+    # The person, not a number: resolved afresh, so a user who turned on a username (or changed
+    # number) mid-chain is still the same user — their opt-out holds, their window counts.
+    user = of_session(root)
+    user = _ext("contacts").resolve(user, enrich=True) if user else None
     if current is None or step is None or flow is None:
         return "gone"
     if current["state"] == "completed" or root["state"] in ("completed", "recovered"):
@@ -124,14 +127,14 @@ def recovery_step(origin: str, step_name: str) -> str:
         # Recorded, so the step is accounted for (tests/test_chaos.py).
         sessions.note(origin, "recovery_skipped", f"{step_name}: superseded by {superseded_by}")
         return "superseded"
-    if not wa_id:
-        sessions.note(origin, "recovery_skipped", f"{step_name}: no phone number known")
+    if user is None:
+        sessions.note(origin, "recovery_skipped", f"{step_name}: no phone number or BSUID known")
         return "no_phone"
-    if completed_since(root, wa_id):
+    if completed_since(root, user):
         if sessions.move(origin, "recovered", OPEN, detail=f"completed without token before {step_name}"):
             metric(flow.name, "recovered", label=(root.get("conversation") or "none", root.get("last_step") or "none"))
         return "completed"
-    if _ext("contacts").opted_out(wa_id):
+    if _ext("contacts").opted_out(user):
         sessions.note(origin, "recovery_skipped", f"{step_name}: opted out")
         return "opted_out"
     if current["state"] not in OPEN:
@@ -139,7 +142,7 @@ def recovery_step(origin: str, step_name: str) -> str:
     if sessions.move(origin, "abandoned", ("sent", "opened", "in_progress", "failed"), detail=step_name):
         metric(flow.name, "abandoned", token=origin)
     text = step.text.format(title=flow.title)
-    result = resend(origin, latest, flow, wa_id, text, key=f"rec-{origin}-{step_name}",
+    result = resend(origin, latest, flow, user, text, key=f"rec-{origin}-{step_name}",
                     final=is_final_attempt(), step=step_name)
     if result == "sent":
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
@@ -160,7 +163,7 @@ def _superseded_by(ladder, step_name: str, root: dict) -> str | None:
     return None
 
 
-def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, final: bool,
+def resend(origin: str, previous: str, flow, user: User, text: str, key: str, final: bool,
            ask_first: bool = True, step: str = "", sender_id: str | None = None) -> str:
     """Issue a new token carrying the user's entries, send it, revoke the previous token.
     ``sender_id``: the business number to send from (a reply to the user; default: ours)."""
@@ -171,8 +174,8 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
         token = new_token()
         if not redis.set(f"fg:resend:{key}", token, nx=True, ex=7 * 24 * 3600):
             token = redis.get(f"fg:resend:{key}").decode()
-        sessions.issue(token, flow.name, wa_id, prefill=sessions.carried(previous), origin=origin)
-    out = Outbound(to=wa_id, text=text, key=key, flow_name=flow.name, flow_token=token,
+        sessions.issue(token, flow.name, user, prefill=sessions.carried(previous), origin=origin)
+    out = Outbound(to=user, text=text, key=key, flow_name=flow.name, flow_token=token,
                    screen=flow.entry_screen, prefill=flow_prefill(flow, sessions.carried(previous)),
                    cta="Continue", buttons=("Resume", "Stop") if ask_first else (), sender_id=sender_id)
     try:
@@ -189,7 +192,7 @@ def resend(origin: str, previous: str, flow, wa_id: str, text: str, key: str, fi
     if previous != origin:  # the origin's state tracks the chain: abandoned → recovering → ...
         sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
     sessions.note(origin, "sent", f"{key} via {record.get('channel')}")
-    log.info("origin=%s to=%s %s sent via %s", short(origin), mask(wa_id), _shown(key, origin, previous),
+    log.info("origin=%s to=%s %s sent via %s", short(origin), masked(user), _shown(key, origin, previous),
              record.get("channel"))
     return "sent"
 
@@ -246,16 +249,18 @@ def fallback(token: str, reason: str) -> str:
     happened and hand them a fresh Flow."""
     sessions = _ext("sessions")
     session = sessions.get(token)
-    if session is None or not session.get("phone"):
+    user = of_session(session)
+    if user is None:
         return "no_phone"
     flow = _ext("flows").get(session.get("flow", ""))
     if flow is None:
         return "gone"
-    if _ext("contacts").opted_out(session["phone"]):
+    user = _ext("contacts").resolve(user, enrich=True)
+    if _ext("contacts").opted_out(user):
         sessions.note(token, "fallback_skipped", "opted out")
         return "opted_out"
     sessions.note(token, "fallback", reason)
     text = FALLBACK_TEXT.get(reason, FALLBACK_TEXT["client_error"]).format(title=flow.title)
     origin = session.get("origin") or token
-    return resend(origin, token, flow, session["phone"], text, key=f"fb-{token}", final=is_final_attempt(),
+    return resend(origin, token, flow, user, text, key=f"fb-{token}", final=is_final_attempt(),
                   step="fallback")

@@ -1,14 +1,15 @@
 """Sending a Flow: issue a token and its session, then deliver it from a worker.
 
 The session exists before the message leaves, so the endpoint knows the token (strict policy)
-and the recovery ladder has a phone number to come back to.
+and the recovery ladder has someone to come back to: a phone number, or a business-scoped user ID
+(a WhatsApp username user who shared no number).
 """
 from __future__ import annotations
 
 import logging
 from flask import current_app
 
-from flows.contacts import mask, normalise
+from flows.identity import masked, of_session, parse_address
 from flows.sessions import new_token, short
 from messaging.once import once
 from messaging.outbound import Outbound
@@ -23,17 +24,16 @@ def invite_text(flow) -> str:
     return getattr(flow, "invite", None) or f"Please fill in “{flow.title}” — it takes a minute."
 
 
-def issue_and_enqueue(app, flow, phone: str, data: dict | None = None) -> dict:
-    """Create the session and queue its delivery; returns what the API and CLI report."""
+def issue_and_enqueue(app, flow, to: str, data: dict | None = None) -> dict:
+    """Create the session and queue its delivery; returns what the API and CLI report.
+    ``to``: an international number or a BSUID (ValueError otherwise)."""
     if app.extensions["router"].mode == "none":
         raise ValueError("this deployment sends nothing (FOLLOWUP_CHANNEL=none)")
-    wa_id = normalise(phone)
-    if not 6 <= len(wa_id) <= 15:
-        raise ValueError("phone must be an international number (E.164 digits)")
-    token = new_token()
     ext = app.extensions
-    ext["sessions"].issue(token, flow.name, wa_id, prefill=data or {})
-    ext["contacts"].add_session(wa_id, token)
+    user = ext["contacts"].resolve(parse_address(to), enrich=True)
+    token = new_token()
+    ext["sessions"].issue(token, flow.name, user, prefill=data or {})
+    ext["contacts"].add_session(user, token)
     enqueue(ext["redis"], "workers.sending.deliver_flow", token, queue_name=DEFAULT,
             job_id=job_id("send", token))
     return {"flow_token": token, "flow": flow.name, "state": ext["sessions"].get(token)["state"]}
@@ -46,8 +46,8 @@ def deliver_flow(token: str) -> str:
     if session is None:
         return "gone"
     flow = ext["flows"].get(session["flow"])
-    wa_id = session["phone"]
-    out = Outbound(to=wa_id, text=invite_text(flow), key=f"send-{token}", flow_name=flow.name,
+    user = of_session(session)
+    out = Outbound(to=user, text=invite_text(flow), key=f"send-{token}", flow_name=flow.name,
                    flow_token=token, screen=flow.entry_screen,
                    prefill=flow_prefill(flow, sessions.carried(token)), cta="Open form")
     try:
@@ -55,7 +55,7 @@ def deliver_flow(token: str) -> str:
     except Refused as exc:
         sessions.note(token, "send_refused", exc.reason)
         sessions.move(token, "failed", ("sent",), detail=f"not delivered: {exc.reason}")
-        log.info("token=%s to=%s not sent: %s", short(token), mask(wa_id), exc.reason)
+        log.info("token=%s to=%s not sent: %s", short(token), masked(user), exc.reason)
         metric(flow.name, "failed", label=f"send:{exc.reason.split(' (')[0][:30]}", token=token)
         return "refused"
     if record.get("channel") == "cloud" and record.get("message_id"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import threading
 import time
 
@@ -13,6 +14,8 @@ from flask import Response, request
 from standins import StandIn
 
 ACCESS_TOKEN = "test-graph-token"
+BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+FLOW_CTA_MAX = 20  # whatsapp-api-js, pywa, Sinch
 # What the Cloud API takes by link (its "supported media types"): type → (MIME types, max bytes).
 MEDIA_LIMITS = {
     "image": (("image/jpeg", "image/png"), 5 * 1024 * 1024),
@@ -61,6 +64,8 @@ class GraphStandIn(StandIn):
         self._chaos: tuple[random.Random, float, float] | None = None
         self._chaos_lock = threading.Lock()
         self.answers: list[tuple[object, int]] = []  # (Recorded, status) of every messages POST
+        # Templates that behave like authentication templates: 131062 when sent to a BSUID.
+        self.bsuid_refused_templates: set[str] = set()
         super().__init__()
 
     def chaos(self, seed: int, retryable: float = 0.30, permanent: float = 0.05,
@@ -113,13 +118,34 @@ class GraphStandIn(StandIn):
         def messages(version, phone_id):
             def ok():
                 body = request.get_json(silent=True) or {}
-                to = str(body.get("to", ""))
+                # The user: "to" (a phone number) or "recipient" (a BSUID or parent BSUID); with
+                # both, "to" wins (Meta's "Business-scoped user IDs" page).
+                to, recipient = str(body.get("to") or ""), str(body.get("recipient") or "")
+                if not to and not recipient:
+                    return 400, graph_error(131008, "Required parameter is missing", "to or recipient")
+                if recipient and not to and not BSUID.match(recipient):
+                    return 400, graph_error(131009, "Parameter value is not valid", "recipient is not a BSUID")
                 kind = body.get("type")
+                cta = ((((body.get("interactive") or {}).get("action") or {}).get("parameters") or {})
+                       .get("flow_cta")) if kind == "interactive" else None
+                if cta is not None and not 1 <= len(cta) <= FLOW_CTA_MAX:
+                    return 400, graph_error(131009, "Parameter value is not valid",
+                                            f"flow_cta must be at most {FLOW_CTA_MAX} characters")
+                template = (body.get("template") or {}).get("name") if kind == "template" else None
+                if recipient and not to and template in self.bsuid_refused_templates:
+                    # One-tap / zero-tap / copy-code authentication templates need a phone number.
+                    return 400, graph_error(131062, "Business-scoped User ID (BSUID) recipients are not "
+                                                    "supported for this message.")
                 if kind in MEDIA_LIMITS and isinstance(body.get(kind), dict) and body[kind].get("link"):
                     refused = fetch_media(body[kind]["link"], kind, self.media_limits[kind])
                     if refused:
                         return refused
-                return {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                contact = {"input": to or recipient}
+                if to:
+                    contact["wa_id"] = "".join(ch for ch in to if ch.isdigit())
+                if recipient:
+                    contact["user_id"] = recipient
+                return {"messaging_product": "whatsapp", "contacts": [contact],
                         "messages": [{"id": f"wamid.standin{next(self._ids)}"}]}
             entry = self.record(request)
             drawn = self._draw() if request.headers.get("Authorization") == f"Bearer {self.access_token}" else None

@@ -21,10 +21,14 @@ def envelope(*changes) -> dict:
             "entry": [{"id": "102290129340398", "changes": list(changes)}]}
 
 
-def messages_change(messages=(), statuses=()) -> dict:
+def messages_change(messages=(), statuses=(), contacts=None) -> dict:
+    """``contacts``: the ``contacts`` array (default: one user known by phone; ``[]``: none, as in a
+    ``failed`` status)."""
     value = {"messaging_product": "whatsapp",
              "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
-             "contacts": [{"profile": {"name": "Jane"}, "wa_id": USER}]}
+             "contacts": [{"profile": {"name": "Jane"}, "wa_id": USER}] if contacts is None else list(contacts)}
+    if not value["contacts"]:
+        del value["contacts"]
     if messages:
         value["messages"] = list(messages)
     if statuses:
@@ -89,3 +93,57 @@ def image_message(wamid: str | None = None, user: str = USER, caption: str | Non
     if caption is not None:
         image["caption"] = caption
     return {"from": user, "id": wamid or new_wamid(), "timestamp": "1749416600", "type": "image", "image": image}
+
+
+# --- WhatsApp usernames: business-scoped user IDs (docs/meta-facts.md) -------------------------
+
+def user_contact(bsuid: str | None = None, phone: str | None = None, username: str | None = None,
+                 parent: str | None = None, name: str = "Jane") -> dict:
+    """A ``contacts[]`` entry: ``wa_id`` only when the phone may be shared, ``user_id`` always,
+    ``profile.username`` when the user has one."""
+    contact = {"profile": {"name": name, **({"username": username} if username else {})}}
+    if phone:
+        contact["wa_id"] = phone
+    if bsuid:
+        contact["user_id"] = bsuid
+    if parent:
+        contact["parent_user_id"] = parent
+    return contact
+
+
+def by_username(message: dict, bsuid: str, phone: str | None = None, parent: str | None = None) -> dict:
+    """The same message from a username user: ``from_user_id`` (+ ``from_parent_user_id``), and
+    ``from`` only when Meta may still share the phone."""
+    out = {k: v for k, v in message.items() if k != "from"}
+    out["from_user_id"] = bsuid
+    if phone:
+        out["from"] = phone
+    if parent:
+        out["from_parent_user_id"] = parent
+    return out
+
+
+def system_change(wamid: str | None = None, *, kind: str = "user_changed_user_id", old_phone: str | None = None,
+                  new_phone: str | None = None, new_bsuid: str | None = None,
+                  previous_bsuid: str | None = None) -> dict:
+    """A ``system`` message: the user's number or BSUID changed (no ``contacts`` array with it)."""
+    system = {"body": "User changed", "type": kind}
+    for key, value in (("wa_id", new_phone), ("user_id", new_bsuid), ("previous_user_id", previous_bsuid)):
+        if value:
+            system[key] = value
+    message = {"id": wamid or new_wamid(), "timestamp": "1749416700", "type": "system", "system": system}
+    if old_phone:
+        message["from"] = old_phone
+    return message
+
+
+def user_id_update_change(previous: str, current: str, phone: str | None = None) -> dict:
+    """The ``user_id_update`` change as documented in March 2026."""
+    entry = {"detail": "User id has been updated.", "user_id": {"previous": previous, "current": current},
+             "timestamp": "1749416800"}
+    if phone:
+        entry["wa_id"] = phone
+    return {"field": "user_id_update", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+        "user_id_update": [entry]}}

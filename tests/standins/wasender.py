@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import requests
 from flask import Response, request
@@ -67,6 +68,9 @@ class WASenderStandIn(StandIn):
                         return _json(422, {"success": False, "message": refused})
             if not body.get("to") or not (body.get("text") or body.get("documentUrl") or body.get("imageUrl")):
                 return _json(422, {"success": False, "message": "The to field is required."})
+            if not re.fullmatch(r"\+?\d{6,15}", str(body["to"])):
+                # Phone numbers only: a BSUID (a WhatsApp username user) means nothing here.
+                return _json(422, {"success": False, "message": "The to field must be a valid phone number."})
             return _json(200, {"success": True, "data": {"msgId": next(self._ids), "jid": body["to"],
                                                          "status": "in_progress"}})
 
