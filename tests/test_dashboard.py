@@ -3,6 +3,7 @@ sessions, and the requeue button moving a real failed RQ job back to its queue."
 from __future__ import annotations
 
 import base64
+import math
 import re
 
 import pytest
@@ -88,6 +89,20 @@ def test_endpoint_4xx_answers_are_metered_as_errors(flow_client, client):
     unknown = snap["flows"]["member_check"]["endpoint"]["unknown"]
     assert (unknown["requests"], unknown["errors"]) == (2, 2)
     assert snap["flows"]["member_check"]["endpoint"]["ping"]["errors"] == 0
+
+
+def test_latency_figures_follow_a_fast_endpoint_over_http(flow_client, client):
+    """Pings answered in a few ms must not read p50 12 / p90 22 / p99 25 ms (the old 25 ms floor).
+
+    Each request's server-side time is shorter than its round trip here, so every server-side
+    quantile is at most the same client-side one; the histogram may add its bucket width (x1.5)."""
+    c = flow_client()
+    observed = sorted(c.ping().latency for _ in range(40))
+    s = client.get("/dashboard/metrics.json", headers=BASIC).get_json()["flows"]["member_check"]["endpoint"]["ping"]
+    assert s["requests"] == 40
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        seen = observed[math.ceil(q * len(observed)) - 1]
+        assert 0 < s[name] <= max(1.5 * seen, 0.001), (name, s[name], seen)
 
 
 def test_unregistered_flow_names_do_not_become_metric_labels(flow_client, client):
