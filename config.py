@@ -80,6 +80,10 @@ def defaults() -> dict:
         "WHATSAPP_API_VERSION": "v23.0",
         "WHATSAPP_ACCESS_TOKEN": None,
         "WHATSAPP_PHONE_NUMBER_ID": None,
+        # Read by flask doctor only: the WABA (webhook subscription, templates) and the Meta app
+        # (its webhook fields, read with the app token WHATSAPP_APP_ID|WHATSAPP_APP_SECRET).
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": None,
+        "WHATSAPP_APP_ID": None,
         "WASENDER_API_BASE": "https://www.wasenderapi.com/api",
         "WASENDER_API_KEY": None,
         "WASENDER_RATE": "1/min",
@@ -167,6 +171,8 @@ def load(environ: os._Environ | dict | None = None) -> dict:
         WHATSAPP_API_VERSION=env.get("WHATSAPP_API_VERSION") or cfg["WHATSAPP_API_VERSION"],
         WHATSAPP_ACCESS_TOKEN=env.get("WHATSAPP_ACCESS_TOKEN") or None,
         WHATSAPP_PHONE_NUMBER_ID=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+        WHATSAPP_BUSINESS_ACCOUNT_ID=env.get("WHATSAPP_BUSINESS_ACCOUNT_ID") or None,
+        WHATSAPP_APP_ID=env.get("WHATSAPP_APP_ID") or None,
         WASENDER_API_BASE=env.get("WASENDER_API_BASE") or cfg["WASENDER_API_BASE"],
         WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
@@ -241,6 +247,22 @@ def server(environ: os._Environ | dict | None = None) -> dict:
         "threads": _int(env.get("GUNICORN_THREADS"), 4),
         "production": env.get("APP_ENV", "production").strip().lower() == "production",
     }
+
+
+def load_readable(environ: os._Environ | dict | None = None) -> tuple[dict, dict]:
+    """``load()`` of every variable it can parse, and {variable: error} for the others: flask
+    doctor names each unreadable setting and still checks the rest."""
+    env = os.environ if environ is None else environ
+    try:
+        return load(env), {}
+    except ValueError:
+        bad = {}
+        for name, value in env.items():
+            try:
+                load({"APP_ENV": "development", name: value})
+            except ValueError as exc:
+                bad[name] = str(exc)
+        return load({k: v for k, v in env.items() if k not in bad}), bad
 
 
 def is_development(cfg: dict) -> bool:

@@ -1,7 +1,8 @@
-"""flask command groups: keys, flows, worker, endpoint."""
+"""flask command groups: keys, flows, worker, endpoint, doctor."""
 
 
 def init_app(app) -> None:
+    from cli.doctor import doctor_command
     from cli.endpoint import endpoint_group
     from cli.flows import flows_group
     from cli.keys import keys_group
@@ -15,4 +16,5 @@ def init_app(app) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(endpoint_group)
     app.cli.add_command(messages_group)
+    app.cli.add_command(doctor_command)
     flows_group.add_command(submissions_command)
