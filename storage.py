@@ -101,6 +101,20 @@ class Memory:
             return "warn"
         return "ok"
 
+    @property
+    def verdict(self) -> str:
+        """The dashboard's few words on it (flask doctor says the same, with the fix)."""
+        if self.level == "full":
+            return "full: writes are refused"
+        if self.evicts:
+            return f"{self.policy} evicts keys: set noeviction"
+        return f"above {MEMORY_WARN_SHARE:.0%}" if self.level == "warn" else "ok"
+
+    def as_dict(self) -> dict:
+        share = self.share
+        return {"used_bytes": self.used, "maxmemory_bytes": self.maximum, "policy": self.policy,
+                "share": round(share, 4) if share is not None else None, "level": self.level}
+
     def describe(self) -> str:
         used = _mib(self.used)
         limit = f" of {_mib(self.maximum)} ({self.share:.0%})" if self.maximum else " (no maxmemory limit)"
