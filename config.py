@@ -125,6 +125,10 @@ def defaults() -> dict:
         "WHATSAPP_API_VERSION": "v23.0",
         "WHATSAPP_ACCESS_TOKEN": None,
         "WHATSAPP_PHONE_NUMBER_ID": None,
+        # Read by flask doctor only: the WABA (webhook subscription, templates) and the Meta app
+        # (its webhook fields, read with the app token WHATSAPP_APP_ID|WHATSAPP_APP_SECRET).
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": None,
+        "WHATSAPP_APP_ID": None,
         "WASENDER_API_BASE": "https://www.wasenderapi.com/api",
         "WASENDER_API_KEY": None,
         "WASENDER_RATE": "1/min",
@@ -221,6 +225,8 @@ def _load(env: _Env) -> dict:
         WHATSAPP_API_VERSION=env.get("WHATSAPP_API_VERSION") or cfg["WHATSAPP_API_VERSION"],
         WHATSAPP_ACCESS_TOKEN=env.get("WHATSAPP_ACCESS_TOKEN") or None,
         WHATSAPP_PHONE_NUMBER_ID=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+        WHATSAPP_BUSINESS_ACCOUNT_ID=env.get("WHATSAPP_BUSINESS_ACCOUNT_ID") or None,
+        WHATSAPP_APP_ID=env.get("WHATSAPP_APP_ID") or None,
         WASENDER_API_BASE=env.get("WASENDER_API_BASE") or cfg["WASENDER_API_BASE"],
         WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
         WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
@@ -306,6 +312,22 @@ def _server(env: _Env) -> dict:
         # `make run` opens the dashboard without a password and skips signatures: loopback only.
         "host": "127.0.0.1" if env.get("APP_ENV", "").strip().lower() == "development" else "[::]",
     }
+
+
+def load_readable(environ: os._Environ | dict | None = None) -> tuple[dict, dict]:
+    """``load()`` of every variable it can parse, and {variable: error} for the others: flask
+    doctor names each unreadable setting and still checks the rest."""
+    env = os.environ if environ is None else environ
+    try:
+        return load(env), {}
+    except ValueError:
+        bad = {}
+        for name, value in env.items():
+            try:
+                load({"APP_ENV": "development", name: value})
+            except ValueError as exc:
+                bad[name] = str(exc)
+        return load({k: v for k, v in env.items() if k not in bad}), bad
 
 
 def is_development(cfg: dict) -> bool:

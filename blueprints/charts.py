@@ -1,6 +1,6 @@
 """Geometry for the dashboard's inline SVG charts, computed here so the templates only place it.
 
-Latency uses a log scale from 10 ms to 10 s: a healthy endpoint answers in tens of
+Latency uses a log scale from 1 ms to 10 s: a healthy endpoint answers in a few to tens of
 milliseconds and Meta's thresholds sit at 1, 5 and 7 s; on a linear axis one or the other would
 be invisible.
 """
@@ -11,8 +11,8 @@ import math
 from metrics.latency import P90_THRESHOLDS
 
 BAR_WIDTH = 300  # funnel bars (viewBox units); the SVG itself scales to the page
-LAT_WIDTH = 400  # the latency axis, 10 ms to 10 s
-LAT_MIN, LAT_MAX = 0.01, 10.0
+LAT_WIDTH = 400  # the latency axis, 1 ms to 10 s
+LAT_MIN, LAT_MAX = 0.001, 10.0
 
 
 def funnel(flow, data: dict) -> dict:
@@ -54,6 +54,6 @@ def latency(snapshot: dict) -> dict:
             rows.append({"flow": flow, "action": action, **s, "y": len(rows) * 42 + 16,
                          "x50": x_of(s["p50"]), "x90": x_of(s["p90"]), "x99": x_of(s["p99"])})
     ticks = [{"x": x_of(v), "label": label} for v, label in
-             ((0.01, "10ms"), (0.1, "100ms"), (1.0, "1s"), (10.0, "10s"))]
+             ((0.001, "1ms"), (0.01, "10ms"), (0.1, "100ms"), (1.0, "1s"), (10.0, "10s"))]
     thresholds = [{"x": x_of(t), "label": f"{t:g}s"} for t in P90_THRESHOLDS]
     return {"rows": rows, "ticks": ticks, "thresholds": thresholds, "height": len(rows) * 42 + 40}

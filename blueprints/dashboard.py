@@ -12,6 +12,7 @@ from flask import (Blueprint, Response, abort, current_app, redirect, render_tem
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+import storage
 from blueprints import auth, charts
 from config import is_development
 from metrics import activity, jobs
@@ -69,7 +70,7 @@ def index():
         "dashboard/index.html", snap=snap, days=days, funnels=funnels, latency=charts.latency(snap),
         validation=top_validation_errors(snap), sessions=activity.recent_sessions(redis),
         queues=jobs.queue_figures(redis), failed=jobs.failed_jobs(redis),
-        wasender=activity.wasender_status(redis),
+        wasender=activity.wasender_status(redis), redis_memory=storage.memory(redis),
         outbox=activity.console_outbox(redis) if is_development(current_app.config) else None,
         requeued=request.args.get("requeued", "")[:128], missing=request.args.get("missing", "")[:128],
         **page_context(),
@@ -83,6 +84,7 @@ def metrics_json():
     snap["validation_top"] = top_validation_errors(snap)
     snap["queues"] = jobs.queue_figures(redis)
     snap["wasender_status"] = activity.wasender_status(redis)
+    snap["redis_memory"] = storage.memory(redis).as_dict()
     return snap
 
 

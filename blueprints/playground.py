@@ -88,8 +88,13 @@ def _save(flow_name: str, state: dict) -> None:
     current_app.extensions["redis"].set(_key(flow_name), json.dumps(state), ex=STATE_TTL)
 
 
-def _exchange(state: dict, flow_name: str, action: str, call) -> None:
-    """Run one request through the real endpoint and fold the reply into the state."""
+def _exchange(state: dict, flow_name: str, action: str, call, form: dict | None = None) -> None:
+    """Run one request through the real endpoint and fold the reply into the state.
+
+    ``form``: what the user had entered on the screen that sent the request. Like the WhatsApp
+    client, a reply that shows the same screen again (slots loaded, field errors) keeps it; only
+    a new screen starts blank."""
+    before = state.get("screen")
     try:
         reply = call(_client(flow_name))
     except requests.RequestException as exc:
@@ -100,7 +105,7 @@ def _exchange(state: dict, flow_name: str, action: str, call) -> None:
         "request": reply.request, "response": reply.body if reply.body is not None else reply.text[:500],
     }])[-HISTORY:]
     state["error"] = None
-    state["form"] = {}
+    state["form"] = dict(form or {}) if reply.screen in (None, before) else {}
     if reply.status != 200 or reply.body is None:
         state["closed"] = (reply.body or {}).get("error_msg") or f"HTTP {reply.status} from the endpoint"
     elif reply.screen == "SUCCESS":
@@ -161,7 +166,7 @@ def act(flow_name: str):
     name = action.get("name")
     if name == "data_exchange":
         _exchange(state, flow_name, "data_exchange",
-                  lambda c: c.exchange(state["token"], screen, payload, version=_version(flow)))
+                  lambda c: c.exchange(state["token"], screen, payload, version=_version(flow)), form)
     elif name == "navigate":
         target = (action.get("next") or {}).get("name")
         if not flow.has_screen(target):

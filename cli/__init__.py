@@ -1,4 +1,4 @@
-"""flask command groups: keys, flows, endpoint, messages, worker.
+"""flask command groups: keys, flows, endpoint, messages, worker, doctor.
 
 Every command starts the app's subsystems (Redis, keys, domain, channels: ``app.start``) before
 it runs, except the ones marked ``@offline``, which need none of them and so run with an empty
@@ -23,6 +23,7 @@ def offline(fn):
 
 
 def init_app(app) -> None:
+    from cli.doctor import doctor_command
     from cli.endpoint import endpoint_group
     from cli.flows import flows_group
     from cli.keys import keys_group
@@ -35,6 +36,9 @@ def init_app(app) -> None:
     for command in (keys_group, flows_group, worker_command, endpoint_group, messages_group):
         _guard(command)
         app.cli.add_command(command)
+    # The doctor reports a configuration the app refuses as one of its lines: it builds and starts
+    # an app of its own from the settings it checked, so it is not guarded like the others.
+    app.cli.add_command(doctor_command)
 
     @app.shell_context_processor
     def started() -> dict:  # flask shell: the subsystems too

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from cli import offline
 from flows import keys
 from messaging import business_key
-from messaging.graph import GraphError
+from messaging.graph import GraphError, explain
 
 keys_group = AppGroup("keys", help="The Flow endpoint's RSA key pair: generate, upload to Meta, status, rotate.")
 
@@ -65,15 +65,6 @@ def _graph_target():
     return current_app.extensions["graph"], cfg["WHATSAPP_PHONE_NUMBER_ID"]
 
 
-def _explain(exc: GraphError) -> str:
-    if exc.code == 190 or exc.status == 401:
-        return ("the Graph API refused the access token (code 190): WHATSAPP_ACCESS_TOKEN is invalid or "
-                "expired; use a system-user token with whatsapp_business_messaging")
-    if exc.status == 0:
-        return f"could not reach the Graph API ({exc.message}); check WHATSAPP_API_BASE and the network"
-    return f"the Graph API answered HTTP {exc.status} (code {exc.code}): {exc.message}"
-
-
 def _read_public(path: str | None) -> str:
     pem = Path(path).read_text() if path else current_app.extensions["keyring"].public_pem
     try:
@@ -88,7 +79,7 @@ def _upload(pem: str) -> None:
     try:
         business_key.upload(graph, phone, pem)
     except GraphError as exc:
-        raise click.ClickException(_explain(exc)) from None
+        raise click.ClickException(explain(exc)) from None
     click.echo(f"uploaded public key sha256:{keys.fingerprint(pem)} for phone number id {phone}")
 
 
@@ -107,24 +98,25 @@ def status():
     try:
         reg = business_key.registered(graph, phone)
     except GraphError as exc:
-        raise click.ClickException(_explain(exc)) from None
+        raise click.ClickException(explain(exc)) from None
     if reg.public_key is None:
         click.echo(f"no public key registered for phone number id {phone}: run flask keys upload")
         raise SystemExit(1)
+    ring = current_app.extensions["keyring"]
     try:
         registered_fp = keys.fingerprint(reg.public_key)
+        match = business_key.which_local(reg, ring)
     except (ValueError, keys.KeyConfigError):
         raise click.ClickException("Meta returned a business_public_key that is not a PEM RSA key") from None
-    ring = current_app.extensions["keyring"]
-    local = {name: keys.fingerprint(key) for name, key in ring.candidates()}
     click.echo(f"registered at Meta:  sha256:{registered_fp}")
     click.echo(f"signature status:    {reg.signature_status or 'unknown'}")
-    for name, fp in local.items():
-        click.echo(f"local {name + ' key:':14} sha256:{fp}  {'MATCH' if fp == registered_fp else 'differs'}")
+    for name, key in ring.candidates():
+        fp = keys.fingerprint(key)
+        click.echo(f"local {name + ' key:':14} sha256:{fp}  {'MATCH' if name == match else 'differs'}")
     failed = False
-    if registered_fp == local["current"]:
+    if match == "current":
         click.echo("Meta encrypts with this app's current key.")
-    elif registered_fp == local.get("previous"):
+    elif match == "previous":
         click.echo("Meta still holds the previous key: requests decrypt, but finish the rotation "
                    "with flask keys upload.")
     else:

@@ -50,6 +50,16 @@ class GraphError(Exception):
         return f"Graph API {self.kind} error (HTTP {self.status}, code {self.code}): {self.message}"
 
 
+def explain(exc: GraphError) -> str:
+    """A Graph API failure in words, for the CLI (flask keys, flask doctor)."""
+    if exc.code == 190 or exc.status == 401:
+        return ("the Graph API refused the access token (code 190): WHATSAPP_ACCESS_TOKEN is invalid or "
+                "expired; use a system-user token with whatsapp_business_messaging")
+    if exc.status == 0:
+        return f"could not reach the Graph API ({exc.message}); check WHATSAPP_API_BASE and the network"
+    return f"the Graph API answered HTTP {exc.status} (code {exc.code}): {exc.message}"
+
+
 class GraphClient:
     def __init__(self, base_url: str, version: str, access_token: str | None,
                  phone_number_id: str | None, timeout: float = 10.0, pool_size: int = 20):
@@ -74,9 +84,12 @@ class GraphClient:
         return f"{self.base_url}/{self.version}/{path.lstrip('/')}"
 
     def request(self, method: str, path: str, *, json: dict | None = None, data: dict | None = None,
-                params: dict | None = None, timeout: float | None = None) -> dict:
-        """The decoded JSON body, or GraphError; network failures and timeouts are retryable."""
-        headers = {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+                params: dict | None = None, timeout: float | None = None,
+                access_token: str | None = None) -> dict:
+        """The decoded JSON body, or GraphError; network failures and timeouts are retryable.
+        ``access_token``: another token for this call (an app token, ``APP_ID|APP_SECRET``)."""
+        token = access_token or self.access_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             resp = self.http.request(method, self.url(path), json=json, data=data, params=params,
                                      headers=headers, timeout=timeout or self.timeout)

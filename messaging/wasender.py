@@ -84,6 +84,11 @@ class WASenderClient:
             raise WASenderError("permanent", resp.status_code, str(body.get("message", ""))[:200])
         return body
 
+    def fetch_status(self) -> str:
+        """``GET /api/status`` now, lower-cased (the docs write ``connected``; compare whatever
+        case arrives); raises WASenderError."""
+        return _status(self._call("GET", "/status").get("status", "unknown"))
+
     def status(self, fresh: bool = False) -> str:
         """The session status (connected, need_scan, logged_out, ...), cached for all workers."""
         if not fresh:
@@ -91,7 +96,7 @@ class WASenderClient:
             if cached:
                 return cached.decode()
         try:
-            status = str(self._call("GET", "/status").get("status", "unknown")).strip().lower()[:40]
+            status = self.fetch_status()
         except WASenderError as exc:
             if exc.kind == "rate_limited":
                 raise
@@ -101,7 +106,7 @@ class WASenderClient:
 
     def record_status(self, status: str) -> None:
         """A session.status webhook is fresher than any poll."""
-        self.redis.set(STATUS_KEY, status.strip().lower()[:40], ex=STATUS_CACHE_SECONDS)
+        self.redis.set(STATUS_KEY, _status(status), ex=STATUS_CACHE_SECONDS)
 
     def send(self, to: str, text: str, *, document_url: str | None = None,
              image_url: str | None = None, file_name: str | None = None) -> str:
@@ -122,6 +127,10 @@ class WASenderClient:
             payload["imageUrl"] = image_url
         body = self._call("POST", "/send-message", json=payload)
         return str((body.get("data") or {}).get("msgId", ""))
+
+
+def _status(value) -> str:
+    return str(value).strip().lower()[:40] or "unknown"
 
 
 def _number(value) -> float | None:

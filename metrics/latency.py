@@ -13,7 +13,13 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 # Upper bounds in seconds ("le"); one more slot counts what took longer than the last bound.
-BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0)
+# Roughly logarithmic from 1 ms to 10 s, each bound at most 1.5x the one below, so a figure
+# interpolated inside a bucket is within that factor wherever an endpoint really answers (a ping
+# in 3 ms, a lookup in 200 ms, a slow API in 4 s). Meta's thresholds (1, 5, 7 s) are bounds.
+# Changing these reinterprets stored bucket indices: bump LATENCY_VERSION with them.
+BUCKETS = (0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05,
+           0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)
+LATENCY_VERSION = "2"  # in the latency keys (metrics/store.py); 1 was 12 buckets from 25 ms
 OVERFLOW = len(BUCKETS)
 P90_THRESHOLDS = (1.0, 5.0, 7.0)
 ERROR_RATE_THRESHOLDS = (0.05, 0.10, 0.50)

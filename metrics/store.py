@@ -19,11 +19,13 @@ import json
 import re
 import time
 
-from metrics.latency import WINDOW_MINUTES, bucket_index
+from metrics.latency import LATENCY_VERSION, WINDOW_MINUTES, bucket_index
 
 PREFIX = "fg:m"
 FLOWS_KEY = f"{PREFIX}:flows"  # set of flow names that have metrics
-LATENCY_TOTAL_KEY = f"{PREFIX}:lat:total"
+# Latency hashes carry the bucket layout's version: a deploy that changes the bounds starts new
+# histograms instead of reading old bucket counts against new bounds.
+LATENCY_TOTAL_KEY = f"{PREFIX}:lat{LATENCY_VERSION}:total"
 FLOWS_EVENTS_KEY = f"{PREFIX}:flows_events"  # the `flows` webhook alerts and status changes
 RECENT_KEY = f"{PREFIX}:recent"  # sorted set: flow token -> last activity
 DAY_TTL = 35 * 24 * 3600
@@ -57,7 +59,7 @@ def total_key(flow: str) -> str:
 
 
 def minute_key(minute: int) -> str:
-    return f"{PREFIX}:lat:{minute}"
+    return f"{PREFIX}:lat{LATENCY_VERSION}:{minute}"
 
 
 class Pending:

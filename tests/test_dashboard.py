@@ -3,14 +3,17 @@ sessions, and the requeue button moving a real failed RQ job back to its queue."
 from __future__ import annotations
 
 import base64
+import math
 import re
 
 import pytest
+import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from conftest import RedisServer
 from flows.sessions import new_token, short
 from messaging.wasender import STATUS_KEY
 from metrics.activity import CONSOLE_OUTBOX_KEY
@@ -88,6 +91,20 @@ def test_endpoint_4xx_answers_are_metered_as_errors(flow_client, client):
     unknown = snap["flows"]["member_check"]["endpoint"]["unknown"]
     assert (unknown["requests"], unknown["errors"]) == (2, 2)
     assert snap["flows"]["member_check"]["endpoint"]["ping"]["errors"] == 0
+
+
+def test_latency_figures_follow_a_fast_endpoint_over_http(flow_client, client):
+    """Pings answered in a few ms must not read p50 12 / p90 22 / p99 25 ms (the old 25 ms floor).
+
+    Each request's server-side time is shorter than its round trip here, so every server-side
+    quantile is at most the same client-side one; the histogram may add its bucket width (x1.5)."""
+    c = flow_client()
+    observed = sorted(c.ping().latency for _ in range(40))
+    s = client.get("/dashboard/metrics.json", headers=BASIC).get_json()["flows"]["member_check"]["endpoint"]["ping"]
+    assert s["requests"] == 40
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        seen = observed[math.ceil(q * len(observed)) - 1]
+        assert 0 < s[name] <= max(1.5 * seen, 0.001), (name, s[name], seen)
 
 
 def test_unregistered_flow_names_do_not_become_metric_labels(flow_client, client):
@@ -216,3 +233,26 @@ def test_the_endpoint_still_answers_when_metrics_cannot_be_written(app_config, k
         client = FlowClient(f"{server.url}/flows/member_check", keypair[1], APP_SECRET)
         assert client.ping().status == 200
         assert client.init("tok-no-redis").screen == "MEMBER_LOOKUP"
+
+
+def test_redis_memory_and_its_policy_are_on_the_dashboard(app_config, tmp_path):
+    """The figure flask doctor checks, for the operator watching the page: used vs maxmemory
+    (warn above 80 %) and an evicting policy (RQ would lose jobs)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        r = redis_lib.Redis(port=server.port)
+        client = create_app({**app_config, "REDIS_URL": server.url, "DASHBOARD_PASSWORD": PASSWORD}).test_client()
+        html = client.get("/dashboard", headers=BASIC).get_data(as_text=True)
+        assert re.search(r'id="redis-memory">Redis memory: [\d.]+ MiB \(no maxmemory limit\), '
+                         r'maxmemory-policy noeviction <span class="pill ok">ok</span>', html)
+        r.config_set("maxmemory", int(r.info("memory")["used_memory"] / 0.88))
+        memory = client.get("/dashboard/metrics.json", headers=BASIC).get_json()["redis_memory"]
+        assert memory["level"] == "warn" and 0.8 < memory["share"] < 1 and memory["policy"] == "noeviction"
+        assert "above 80%" in client.get("/dashboard", headers=BASIC).get_data(as_text=True)
+        r.config_set("maxmemory", 0)
+        r.config_set("maxmemory-policy", "allkeys-lru")
+        html = client.get("/dashboard", headers=BASIC).get_data(as_text=True)
+        assert 'class="pill alert">allkeys-lru evicts keys: set noeviction' in html
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
+from datetime import date, timedelta
 
 import pytest
 
@@ -122,3 +123,32 @@ def test_preview_draws_bindings_visibility_branches_and_placeholders():
     assert radio["select_action"] == "data_exchange"
     assert v["components"][-1]["enabled"] is False
     assert "Image" in v["components"][4]["text"]
+
+
+def act(pg, flow: str, action_id: str, fields: dict) -> str:
+    html = pg.get(f"/playground/{flow}").get_data(as_text=True)
+    data = {"csrf": csrf_of(html), "action_id": action_id, **{f"f.{k}": v for k, v in fields.items()}}
+    assert pg.post(f"/playground/{flow}/action", data=data).status_code == 303
+    return pg.get(f"/playground/{flow}").get_data(as_text=True)
+
+
+def test_a_same_screen_reply_keeps_what_the_user_typed(pg):
+    """appointment: the endpoint refreshes BOOK with the free times; the day picked stays, so the
+    time picked next is sent with it (it used to go out as "date": "" and come back "Pick a day")."""
+    day = date.today() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    html = act(pg, "appointment", "select:date", {"date": day.isoformat()})
+    assert 'id="f-slot"' in html and f'value="{day.isoformat()}"' in html
+    html = act(pg, "appointment", "select:slot", {"date": day.isoformat(), "slot": "09:00"})
+    assert "is held for you" in html and 'id="err-date"' not in html
+    # a new screen starts blank, as on the phone
+    html = act(pg, "appointment", "footer", {"date": day.isoformat(), "slot": "09:00"})
+    assert 'data-screen="CONFIRM"' in html
+
+
+def test_field_errors_keep_the_valid_fields_too(pg):
+    act(pg, "service_area", "footer", {"postal_code": "94105"})
+    html = act(pg, "service_area", "footer", {"name": "Ana Silva", "email": "ana@example", "phone": "+14155550100"})
+    assert 'data-screen="DETAILS"' in html and 'id="err-email"' in html
+    assert 'value="Ana Silva"' in html and 'value="+14155550100"' in html and 'value="ana@example"' in html

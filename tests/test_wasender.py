@@ -38,6 +38,14 @@ def test_not_connected_sends_nothing(redis_client):
         assert info.value.kind == "not_connected" and standin.sent() == []
 
 
+@pytest.mark.parametrize("reported", ["CONNECTED", "Connected ", "connected"])
+def test_session_status_is_compared_whatever_its_case(redis_client, reported):
+    with WASenderStandIn(status=reported) as standin:
+        client = make_client(standin, redis_client)
+        assert client.status(fresh=True) == "connected"
+        assert client.send("15550001111", "hello") and len(standin.sent()) == 1
+
+
 def test_status_is_cached_for_all_clients(wasender, redis_client):
     a, b = make_client(wasender, redis_client), make_client(wasender, redis_client)
     assert a.status() == "connected" and b.status() == "connected"

@@ -22,6 +22,7 @@ class Recorded:
     headers: dict
     body: bytes
     at: float = field(default_factory=time.time)
+    query: str = ""  # the raw query string (Graph reads its ``fields`` there)
 
     def json(self):
         return json.loads(self.body) if self.body else None
@@ -77,7 +78,8 @@ class StandIn(ServedApp):
 
     # --- recording and scripting ------------------------------------------------------------
     def record(self, request) -> Recorded:
-        entry = Recorded(request.method, request.path, dict(request.headers), request.get_data())
+        entry = Recorded(request.method, request.path, dict(request.headers), request.get_data(),
+                         query=request.query_string.decode("latin-1"))
         with self._lock:
             self.requests.append(entry)
         return entry

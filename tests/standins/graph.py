@@ -48,11 +48,37 @@ def fetch_media(link: str, kind: str, limits) -> tuple[int, dict] | None:
     return None
 
 
-def graph_error(code: int, message: str = "error", details: str = "") -> dict:
+def graph_error(code: int, message: str = "error", details: str = "", kind: str = "OAuthException") -> dict:
     """The body Meta returns: {"error": {"message", "type", "code", "error_data", "fbtrace_id"}}."""
-    return {"error": {"message": message, "type": "OAuthException", "code": code,
+    return {"error": {"message": message, "type": kind, "code": code,
                       "error_data": {"messaging_product": "whatsapp", "details": details or message},
                       "fbtrace_id": "AbCdEf123"}}
+
+
+def no_such_object(node_id: str) -> tuple[int, dict]:
+    """What Graph answers for an id that does not exist or that the token may not see."""
+    body = graph_error(100, f"Unsupported get request. Object with ID '{node_id}' does not exist, cannot be "
+                            "loaded due to missing permissions, or does not support this operation.",
+                       kind="GraphMethodException")
+    body["error"]["error_subcode"] = 33
+    return 400, body
+
+
+def flow_template(name: str, language: str = "en_US", status: str = "APPROVED", flow_id: str = "1234567890",
+                  button: str = "FLOW") -> dict:
+    """A message template as GET /<WABA_ID>/message_templates lists it (docs/meta-facts.md)."""
+    buttons = [{"type": "FLOW", "text": "Continue", "flow_id": flow_id, "flow_action": "NAVIGATE",
+                "navigate_screen": "START"}] if button == "FLOW" else [{"type": "QUICK_REPLY", "text": "Continue"}]
+    return {"name": name, "parameter_format": "POSITIONAL", "language": language, "status": status,
+            "category": "MARKETING", "id": f"{abs(hash((name, language))) % 10**15}",
+            "components": [{"type": "BODY", "text": "You started a form with us. Tap below to finish it."},
+                           {"type": "BUTTONS", "buttons": buttons}]}
+
+
+def _fields(default: tuple) -> tuple:
+    """The ``fields`` query parameter as Graph reads it, or the node's default fields."""
+    asked = request.args.get("fields")
+    return tuple(f.strip() for f in asked.split(",") if f.strip()) if asked else default
 
 
 class GraphStandIn(StandIn):
@@ -66,7 +92,35 @@ class GraphStandIn(StandIn):
         self.answers: list[tuple[object, int]] = []  # (Recorded, status) of every messages POST
         # Templates that behave like authentication templates: 131062 when sent to a BSUID.
         self.bsuid_refused_templates: set[str] = set()
+        # What flask doctor reads (docs/meta-facts.md); a test fills in the account it needs.
+        self.key_status: dict[str, str] = {}  # phone number id → business_public_key_signature_status
+        self.phone_numbers: dict[str, dict] = {}  # phone number id → its node (GET /<PHONE_NUMBER_ID>)
+        self.subscribed_apps: dict[str, list[dict]] = {}  # WABA id → GET /<WABA_ID>/subscribed_apps rows
+        self.templates: dict[str, list[dict]] = {}  # WABA id → message templates
+        self.apps: dict[str, str] = {}  # app id → app secret: GET /<APP_ID>/subscriptions takes ID|SECRET
+        self.app_subscriptions: dict[str, list[dict]] = {}  # app id → its webhook subscriptions
         super().__init__()
+
+    def add_phone_number(self, phone_id: str, display: str = "+1 555-010-0199", name: str = "Flowgate Demo",
+                         quality: str = "GREEN") -> None:
+        self.phone_numbers[phone_id] = {"verified_name": name, "code_verification_status": "VERIFIED",
+                                        "display_phone_number": display, "quality_rating": quality,
+                                        "platform_type": "CLOUD_API", "throughput": {"level": "STANDARD"},
+                                        "id": phone_id}
+
+    def add_app(self, app_id: str, secret: str, name: str = "Flowgate", callback_url: str = "",
+                fields=("messages", "flows")) -> None:
+        """A Meta app with a whatsapp_business_account webhook (fields as Graph lists them)."""
+        self.apps[app_id] = secret
+        self.app_subscriptions[app_id] = [{
+            "object": "whatsapp_business_account", "callback_url": callback_url, "active": True,
+            "fields": [{"name": f, "version": "v23.0"} for f in fields]}]
+        self._app_names = {**getattr(self, "_app_names", {}), app_id: name}
+
+    def subscribe(self, waba_id: str, app_id: str) -> None:
+        name = getattr(self, "_app_names", {}).get(app_id, "App")
+        self.subscribed_apps.setdefault(waba_id, []).append({"whatsapp_business_api_data": {
+            "link": f"https://www.facebook.com/games/?app_id={app_id}", "name": name, "id": app_id}})
 
     def chaos(self, seed: int, retryable: float = 0.30, permanent: float = 0.05,
               latency: tuple[float, float] = (0.0, 0.0)) -> None:
@@ -171,9 +225,54 @@ class GraphStandIn(StandIn):
                 pem = self.public_keys.get(phone_id)
                 if pem is None:
                     return {"data": []}
-                return {"data": [{"business_public_key": pem,
-                                  "business_public_key_signature_status": "VALID"}]}
+                status = self.key_status.get(phone_id, "VALID")
+                row = {"business_public_key": pem, "business_public_key_signature_status": status}
+                if request.args.get("fields"):
+                    return {"data": [{k: v for k, v in row.items() if k in _fields(())}]}
+                # Meta's reference: a VALID key comes back as its status alone unless the fields
+                # are asked for by name (docs/meta-facts.md).
+                return {"data": [row if status != "VALID" else {"business_public_key_signature_status": status}]}
             return answer(ok)
+
+        @app.get("/<version>/<node_id>")
+        def read_node(version, node_id):
+            def ok():
+                node = self.phone_numbers.get(node_id)
+                if node is None:
+                    return no_such_object(node_id)
+                return {k: v for k, v in node.items() if k in _fields(tuple(node)) or k == "id"}
+            return answer(ok)
+
+        @app.get("/<version>/<waba_id>/subscribed_apps")
+        def list_subscribed_apps(version, waba_id):
+            def ok():
+                if waba_id not in self.subscribed_apps and waba_id not in self.templates:
+                    return no_such_object(waba_id)
+                return {"data": list(self.subscribed_apps.get(waba_id, []))}
+            return answer(ok)
+
+        @app.get("/<version>/<waba_id>/message_templates")
+        def list_templates(version, waba_id):
+            def ok():
+                if waba_id not in self.templates and waba_id not in self.subscribed_apps:
+                    return no_such_object(waba_id)
+                name = request.args.get("name", "")
+                # the name filter matches part of a name (pywa: "the name (or part of it)")
+                rows = [t for t in self.templates.get(waba_id, []) if name.lower() in t["name"].lower()]
+                fields = _fields(())
+                if fields:
+                    rows = [{k: v for k, v in t.items() if k in fields or k == "id"} for t in rows]
+                return {"data": rows, "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}}
+            return answer(ok)
+
+        @app.get("/<version>/<app_id>/subscriptions")
+        def app_subscriptions(version, app_id):
+            # An app access token, APP_ID|APP_SECRET, not the system-user token.
+            self.record(request)
+            secret = self.apps.get(app_id)
+            if secret is None or request.headers.get("Authorization") != f"Bearer {app_id}|{secret}":
+                return _json(400, graph_error(190, "Invalid OAuth access token signature."))
+            return _json(200, {"data": list(self.app_subscriptions.get(app_id, []))})
 
     def sent_messages(self) -> list[dict]:
         """The JSON bodies of every accepted POST .../messages, in order."""
