@@ -320,12 +320,12 @@ def load_readable(environ: os._Environ | dict | None = None) -> tuple[dict, dict
     env = os.environ if environ is None else environ
     try:
         return load(env), {}
-    except ValueError:
+    except (ValueError, ConfigError):
         bad = {}
         for name, value in env.items():
             try:
                 load({"APP_ENV": "development", name: value})
-            except ValueError as exc:
+            except (ValueError, ConfigError) as exc:
                 bad[name] = str(exc)
         return load({k: v for k, v in env.items() if k not in bad}), bad
 

@@ -53,6 +53,14 @@ def _private_key(report, cfg) -> None:
     if not (cfg["FLOW_PRIVATE_KEY"] or cfg["FLOW_PRIVATE_KEY_PATH"]) and not report.production:
         report.warn("FLOW_PRIVATE_KEY", "not set: development generates a key pair under instance/")
         return
+    path = cfg["FLOW_PRIVATE_KEY_PATH"]
+    if path and not cfg["FLOW_PRIVATE_KEY"]:
+        try:
+            open(path, "rb").close()
+        except OSError as exc:
+            report.fail("FLOW_PRIVATE_KEY_PATH", f"cannot be read: {exc.strerror or exc}",
+                        "point it at the PEM file, or set FLOW_PRIVATE_KEY instead")
+            return
     try:
         ring = security.build_keyring(dict(cfg))
     except security.ConfigurationError as exc:

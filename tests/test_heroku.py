@@ -10,7 +10,7 @@ import redis as redis_lib
 import requests
 
 import config
-from conftest import APP_SECRET, free_port, wait_for
+from conftest import APP_SECRET, demo_api_url, free_port, wait_for
 from flows import keys
 from flows.simulator import FlowClient
 from heroku import Dyno, app_json, config_vars, procfile
@@ -57,7 +57,10 @@ def typed_by_the_user(keypair, graph_url: str, **more) -> dict:
     elsewhere: Meta's Graph API at the stand-in, and the demo flows switched on to play one."""
     return {"FLOW_PRIVATE_KEY": keys.one_line(keypair[0]), "WHATSAPP_APP_SECRET": APP_SECRET,
             "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
-            "WHATSAPP_API_BASE": graph_url, "DEMO_FLOWS": "true", **more}
+            "WHATSAPP_API_BASE": graph_url, "DEMO_FLOWS": "true",
+            # The demo flows' lookups at a business API over real HTTP (the demo backend, served
+            # on its own loopback port as a business would serve theirs).
+            "LOOKUP_BASE_URL": demo_api_url(), **more}
 
 
 def test_app_json_declares_every_variable_the_app_reads_with_a_description():
