@@ -172,9 +172,6 @@ def test_the_jobs_module_the_workers_import_stays_light():
     assert heavy == [], f"worker_jobs imports {heavy}: the worker would import them inside a job's timeout"
 
 
-SLOW = pytest.mark.skipif(not os.environ.get("FLOWGATE_SLOW_TESTS"), reason="waits for the 20 s shutdown delay")
-
-
 @pytest.mark.parametrize("fork", ["0", "1"], ids=["in-process", "fork-per-job"])
 def test_sigterm_lets_the_running_job_finish(app, graph, workers, redis_client, fork):
     graph.fail_next(200, WAMID_OK, delay=2)
@@ -191,7 +188,7 @@ def test_sigterm_lets_the_running_job_finish(app, graph, workers, redis_client, 
     assert Effects(app.extensions["redis"], 2).state(f"confirm:{message['id']}")["state"] == "done"
 
 
-@SLOW
+@pytest.mark.slow(reason="waits for the 20 s shutdown delay")
 def test_sigterm_stops_a_job_still_running_after_the_shutdown_delay(workers, redis_client):
     job = enqueue(redis_client, "worker_jobs.pause", 40, queue_name=HIGH)  # outlasts Heroku's 30 s
     worker = workers(PYTHONPATH=JOBS_PATH)
@@ -246,8 +243,7 @@ def running(pid: int) -> bool:
 
 @pytest.mark.parametrize("real_time", [
     False,
-    pytest.param(True, marks=pytest.mark.skipif(
-        not os.environ.get("FLOWGATE_SLOW_TESTS"), reason="waits ~75 s for RQ's own abandoned-job detection")),
+    pytest.param(True, marks=pytest.mark.slow(reason="waits ~75 s for RQ's own abandoned-job detection")),
 ])
 def test_worker_killed_mid_send_is_recovered_without_a_second_confirmation(
         app, graph, workers, redis_client, real_time):
