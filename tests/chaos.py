@@ -73,8 +73,8 @@ class Plan:
     @classmethod
     def ci(cls, seed: int = 28) -> "Plan":
         """CI's pass (`make chaos-ci`): the long form's RQ timings and any worker killed, on fewer users."""
-        return cls(completed=30, abandoned=20, seed=seed, sigkills=3, targeted_kills=2, sigterms=2, redis_restarts=2,
-                   heartbeat_grace=60, spare_scheduler=False, settle_timeout=400, traffic_seconds=20)
+        return cls(completed=30, abandoned=20, seed=seed, sigkills=2, targeted_kills=2, sigterms=2, redis_restarts=2,
+                   heartbeat_grace=60, spare_scheduler=False, settle_timeout=400, traffic_seconds=30)
 
     @classmethod
     def long(cls, seed: int = 88) -> "Plan":
