@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test demo bench chaos clean
+.PHONY: run test test-slow demo bench chaos chaos-ci clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: $(VENV)/.devserver
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+## The tests `make test` skips for their real-time waits (RQ's own recovery timings, the 20 s
+## shutdown deadline): only those, a few minutes.
+test-slow: $(VENV)/.dev
+	FLOWGATE_SLOW_TESTS=1 $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
 ## Play the member_check demo flow against `make run`, on its port (valid ID, then the confirmation).
 demo: $(VENV)/.runtime
 	$(BIN)/python -m cli.dev demo
@@ -45,8 +50,13 @@ $(VENV)/.bench: requirements-bench.txt $(VENV)/.dev
 
 ## Fault injection and 10,000-case hostile-input runs (longer than `make test`).
 chaos: $(VENV)/.dev
-	HYPOTHESIS_PROFILE=chaos $(BIN)/python -m pytest -q tests/test_hostile.py tests/test_hostile_webhooks.py $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=chaos $(BIN)/python -m pytest -q -o timeout=3600 tests/test_hostile.py tests/test_hostile_webhooks.py $(PYTEST_ARGS)
 	CHAOS_SCALE=long $(BIN)/python -m pytest -q -s -p no:logging tests/test_chaos.py $(PYTEST_ARGS)
+
+## CI's reduced `make chaos`: 1,000 cases per hostile property, the chaos run at its ci scale.
+chaos-ci: $(VENV)/.dev
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q tests/test_hostile.py tests/test_hostile_webhooks.py $(PYTEST_ARGS)
+	CHAOS_SCALE=ci $(BIN)/python -m pytest -q -s -p no:logging tests/test_chaos.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -10,7 +10,8 @@ what the Graph stand-in accepted, what Redis recorded and what RQ left behind; `
 compares them with the documented guarantees (README "Nothing lost, nothing twice",
 workers/effects.py, messaging/once.py).
 
-Used by tests/test_chaos.py (a short form in ``make test``) and ``make chaos`` (CHAOS_SCALE=long).
+Used by tests/test_chaos.py: a short form in ``make test``, ``make chaos-ci`` (CHAOS_SCALE=ci, in CI)
+and ``make chaos`` (CHAOS_SCALE=long).
 """
 from __future__ import annotations
 
@@ -58,10 +59,22 @@ class Plan:
     settle_timeout: float
     traffic_seconds: float  # faults are spread over this window
 
+    @property
+    def time_limit(self) -> float:
+        """Past this the run hangs (pytest-timeout): start-up, traffic, the fault thread's join,
+        the settling wait and the collection, each at its own bound."""
+        return 120 + 3 * self.traffic_seconds + self.settle_timeout + 60
+
     @classmethod
     def short(cls, seed: int = 8) -> "Plan":
         return cls(completed=8, abandoned=6, seed=seed, sigkills=1, targeted_kills=1, sigterms=1, redis_restarts=1,
                    heartbeat_grace=4, spare_scheduler=True, settle_timeout=80, traffic_seconds=8)
+
+    @classmethod
+    def ci(cls, seed: int = 28) -> "Plan":
+        """CI's pass (`make chaos-ci`): the long form's RQ timings and any worker killed, on fewer users."""
+        return cls(completed=30, abandoned=20, seed=seed, sigkills=2, targeted_kills=2, sigterms=2, redis_restarts=2,
+                   heartbeat_grace=60, spare_scheduler=False, settle_timeout=400, traffic_seconds=30)
 
     @classmethod
     def long(cls, seed: int = 88) -> "Plan":

@@ -158,17 +158,19 @@ def test_permanent_error_is_recorded_and_not_retried(app, graph, workers):
     assert "Traceback" not in worker.output()
 
 
-def pause(seconds: float) -> None:
-    time.sleep(seconds)
+# The worker imports a job's module inside the job's timeout: these jobs live in a module that
+# imports nothing heavy (tests/worker_jobs.py), found through this PYTHONPATH.
+JOBS_PATH = f"{ROOT}:{ROOT / 'tests'}"
 
 
-def stuck(seconds: float) -> None:
-    """A job SIGALRM cannot stop (it blocks the signal), as one stuck in C code would be."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-    time.sleep(seconds)
-
-
-SLOW = pytest.mark.skipif(not os.environ.get("FLOWGATE_SLOW_TESTS"), reason="waits for the 20 s shutdown delay")
+def test_the_jobs_module_the_workers_import_stays_light():
+    loaded = subprocess.run(
+        [venv_bin("python"), "-c", "import sys; before = set(sys.modules); import worker_jobs; "
+                                   "print(' '.join(sorted(set(sys.modules) - before)))"],
+        env=project_env(PYTHONPATH=JOBS_PATH), capture_output=True, text=True, check=True).stdout.split()
+    assert "worker_jobs" in loaded
+    heavy = [m for m in loaded if m.split(".")[0] in {"conftest", "hypothesis", "app", "flask", "pytest", "rq"}]
+    assert heavy == [], f"worker_jobs imports {heavy}: the worker would import them inside a job's timeout"
 
 
 @pytest.mark.parametrize("fork", ["0", "1"], ids=["in-process", "fork-per-job"])
@@ -187,10 +189,10 @@ def test_sigterm_lets_the_running_job_finish(app, graph, workers, redis_client, 
     assert Effects(app.extensions["redis"], 2).state(f"confirm:{message['id']}")["state"] == "done"
 
 
-@SLOW
+@pytest.mark.slow(reason="waits for the 20 s shutdown delay")
 def test_sigterm_stops_a_job_still_running_after_the_shutdown_delay(workers, redis_client):
-    job = enqueue(redis_client, f"{__name__}.pause", 40, queue_name=HIGH)  # outlasts Heroku's 30 s
-    worker = workers(PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    job = enqueue(redis_client, "worker_jobs.pause", 40, queue_name=HIGH)  # outlasts Heroku's 30 s
+    worker = workers(PYTHONPATH=JOBS_PATH)
     wait_for(lambda: job.get_status(refresh=True) == "started", message="the job to start")
     sent_term = time.monotonic()
     worker.signal_all(signal.SIGTERM)
@@ -223,9 +225,10 @@ def test_a_long_job_keeps_its_heartbeat_and_is_never_taken_for_abandoned(app, gr
 def test_a_job_wedged_past_its_timeout_takes_the_worker_down(redis_client, workers, tmp_path):
     """RQ kills a horse that outlives its timeout by the grace; in the worker's own process that
     means the worker (and its scheduler): Heroku restarts it, the job is recovered as abandoned."""
-    job = queue(redis_client, HIGH).enqueue(f"{__name__}.stuck", 60, job_timeout=1)
-    worker = workers(RQ_HEARTBEAT_GRACE="2", PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    worker = workers(RQ_HEARTBEAT_GRACE="2", PYTHONPATH=JOBS_PATH)
+    # The job goes in once the worker and its scheduler are seen: its death cannot outrun the look.
     scheduler_and_worker = wait_for(lambda: len(worker.tree()) == 2 and worker.tree(), message="the scheduler")
+    job = queue(redis_client, HIGH).enqueue("worker_jobs.stuck", 60, job_timeout=1)
     assert worker.proc.wait(timeout=20) == -signal.SIGKILL, worker.output()
     assert "past its timeout" in worker.output()
     assert not [pid for pid in scheduler_and_worker if running(pid)], "its scheduler outlived it"
@@ -241,8 +244,7 @@ def running(pid: int) -> bool:
 
 @pytest.mark.parametrize("real_time", [
     False,
-    pytest.param(True, marks=pytest.mark.skipif(
-        not os.environ.get("FLOWGATE_SLOW_TESTS"), reason="waits ~75 s for RQ's own abandoned-job detection")),
+    pytest.param(True, marks=pytest.mark.slow(reason="waits ~75 s for RQ's own abandoned-job detection")),
 ])
 def test_worker_killed_mid_send_is_recovered_without_a_second_confirmation(
         app, graph, workers, redis_client, real_time):
