@@ -23,7 +23,7 @@ from flows.submissions import SubmissionStore, submission_id
 from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
 from workers import receipts
-from workers.effects import RESEND, SKIP, Effects
+from workers.effects import RESEND, SKIP, Effects, nothing_sent
 from workers.queues import LOW, enqueue_once, retry_from
 from workers.recovery import metric
 
@@ -180,7 +180,7 @@ def _confirm(ext, cfg, to: str, msg_id: str, token: str | None, sender_id: str |
         return {"wamid": sent, "channel": sender.channel_name}
 
     outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
-        key, send, safe_to_retry=(GraphError,), when_lost=SKIP)
+        key, send, safe_to_retry=nothing_sent, when_lost=SKIP)
     result = outcome.result or {}
     if outcome.state == "performed" and "failed" in result:
         if token:
