@@ -22,7 +22,9 @@ PENDING_LENGTH = 10_000
 
 def hand_over(redis, sessions, *, reason: str, to: str | None, token: str | None = None,
               message_id: str | None = None, code: int | None = None, detail: str = "") -> None:
-    """``reason``: needs_template | permanent | unknown_outcome | failed_status."""
+    """``reason``: needs_template | permanent | failed_status | unknown_outcome (an attempt died
+    mid-send, or got no answer: the message may or may not have arrived and is not sent again,
+    ``workers/effects.py``; ``detail`` names the effect)."""
     case = {"at": round(time.time(), 3), "reason": reason, "to": to, "flow_token": token,
             "message_id": message_id, "code": code, "detail": detail[:300]}
     pipe = redis.pipeline()
