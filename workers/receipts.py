@@ -6,8 +6,9 @@ Either a configured image (``RECEIPT_IMAGE_URL``) or a PDF summary of what the u
 through, and its own effect (``receipt:<wamid>``, ``workers/effects.py``, at most once): a receipt
 that fails — too large, a type the channel refuses, a link it cannot fetch — is recorded on the
 session timeline as ``receipt_failed`` and never holds the confirmation back; one whose worker died
-mid-send is not sent again but recorded as ``unknown_outcome`` (timeline, fallback list). The router picks the channel, so in
-``hybrid`` mode a receipt the Cloud API refuses goes through WASenderApi's documentUrl/imageUrl.
+mid-send is not sent again but recorded as ``unknown_outcome`` (timeline, fallback list). The
+router picks the channel, so in ``hybrid`` mode a receipt the Cloud API refuses goes through
+WASenderApi's documentUrl/imageUrl.
 """
 from __future__ import annotations
 
