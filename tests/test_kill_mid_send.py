@@ -70,64 +70,64 @@ def proxy(redis_server):
 @dataclass
 class Path:
     prefix: str  # of the effect's key, and of the message's biz_opaque_callback_data
-    run: Callable  # (stack) → (flow token or None, id of the job that sends)
+    run: Callable  # (stack, graph) → (flow token or None, id of the job that sends)
     forward: bool = False  # a POST to the business (RESEND) rather than a message to the user
     steps: str = "1s,1h"  # RECOVERY_STEPS: step1 a second after the Flow is opened
 
 
 # --- the scenarios: each returns once the job that sends is queued or scheduled --------------------
-def completed(stack):
+def completed(stack, graph):
     message = completion(token="fg_kill_confirm")
     stack.whatsapp(message)
     return "fg_kill_confirm", f"completion-{digest(message['id'])}"
 
 
-def completed_now(stack):
+def completed_now(stack, graph):
     message = completion(token="fg_kill_receipt")
     message["timestamp"] = str(int(time.time()))  # the 24-hour window is open
     stack.whatsapp(message)
     return "fg_kill_receipt", message["id"]
 
 
-def flow_sent(stack):
+def flow_sent(stack, graph):
     stack.app.extensions["contacts"].inbound(PHONE)
     token = stack.send()
     return token, job_id("send", token)
 
 
-def opened(stack):
-    token, _ = flow_sent(stack)
-    wait_for(lambda: sent(stack, "send-"), message="the Flow message")
+def opened(stack, graph):
+    token, _ = flow_sent(stack, graph)
+    wait_for(lambda: sent(graph, "send-"), message="the Flow message")
     assert stack.client().init(token).screen == "MEMBER_LOOKUP"  # the ladder starts: step1 in 1 s
     return token
 
 
-def step_due(stack):
-    token = opened(stack)
+def step_due(stack, graph):
+    token = opened(stack, graph)
     return token, job_id("rec", token, "step1")
 
 
-def client_error(stack):
-    token = opened(stack)
+def client_error(stack, graph):
+    token = opened(stack, graph)
     stack.client().error(token, "MEMBER_LOOKUP", "invalid-screen-transition")
     return token, job_id("fb", token)
 
 
-def replied(stack):
-    token = opened(stack)
+def replied(stack, graph):
+    token = opened(stack, graph)
     wait_for(lambda: stack.sessions.get(token).get("conversation"), timeout=15, message="the first step sent")
     message = text_message("who is this?", user=PHONE)
     stack.whatsapp(message)
     return token, f"inbound-{digest(message['id'])}"
 
 
-def receipt(stack):
-    token, wamid = completed_now(stack)
+def receipt(stack, graph):
+    token, wamid = completed_now(stack, graph)
     return token, f"receipt-{submission_id(wamid)}"
 
 
-def completion_forward(stack):
-    token, wamid = completed_now(stack)
+def completion_forward(stack, graph):
+    token, wamid = completed_now(stack, graph)
     return token, f"forward-{submission_id(wamid)}"
 
 
@@ -143,9 +143,8 @@ PATHS = {
 }
 
 
-def sent(stack, prefix: str, graph=None) -> list[dict]:
+def sent(graph, prefix: str) -> list[dict]:
     """Messages that reached the Graph stand-in (held ones included) for effects with ``prefix``."""
-    graph = graph or stack.graph
     return [b for b in graph.sent_messages() if str(b.get("biz_opaque_callback_data", "")).startswith(prefix)]
 
 
@@ -178,9 +177,8 @@ def test_a_worker_killed_around_a_send(name, moment, app_config, graph, wasender
     else:
         arrived = proxy.hold(f"fg:effect:{path.prefix}".encode()).is_set
     with Stack(cfg, keypair, workers=0) as stack, ExitStack() as running:
-        stack.graph = graph
         victim = running.enter_context(Workers({**cfg, "REDIS_URL": proxy.url}))
-        token, jid = path.run(stack)
+        token, jid = path.run(stack, graph)
         wait_for(arrived, timeout=30, message=f"the {name} job to reach the send")
         victim.stop(victim.procs[0], signal.SIGKILL)  # worker and scheduler, as a dyno dies
         assert Job.fetch(jid, connection=stack.redis, serializer=JSONSerializer).get_status() == "started"
@@ -197,13 +195,13 @@ def test_a_worker_killed_around_a_send(name, moment, app_config, graph, wasender
             assert len(posts) == (2 if moment == "during" else 1) and len(keys) == 1 and None not in keys
             assert record["state"] == "done" and cases == []
         elif moment == "during":
-            assert len(sent(stack, path.prefix)) == 1, "the message must not be sent again"
+            assert len(sent(graph, path.prefix)) == 1, "the message must not be sent again"
             assert record["state"] == "unknown"
             (case,) = cases
             assert case["flow_token"] == (stack.sessions.get(token).get("origin") or token)
             assert "fallback_unknown_outcome" in timeline
         else:
-            assert len(sent(stack, path.prefix)) == 1, "killed before the send: sent once after recovery"
+            assert len(sent(graph, path.prefix)) == 1, "killed before the send: sent once after recovery"
             assert record["state"] == "done" and cases == []
             assert "fallback_unknown_outcome" not in timeline
         if name == "recovery step":
@@ -222,7 +220,7 @@ def test_a_confirmation_whose_answer_never_came_is_not_sent_again(app_config, gr
         stack.whatsapp(message)
         jid = f"completion-{digest(message['id'])}"
         wait_for(lambda: finished(stack.redis, jid), timeout=40, message="the retried completion job")
-        assert len(sent(stack, "confirm:", graph)) == 1, "a timed-out confirmation must not be sent again"
+        assert len(sent(graph, "confirm:")) == 1, "a timed-out confirmation must not be sent again"
         (record,) = records(stack.redis, "confirm:").values()
         (case,) = fallback.pending(stack.redis)
     assert record["state"] == "unknown"
