@@ -22,9 +22,10 @@ PENDING_LENGTH = 10_000
 
 def hand_over(redis, sessions, *, reason: str, to: User | str | None, token: str | None = None,
               message_id: str | None = None, code: int | None = None, detail: str = "") -> None:
-    """``reason``: needs_template | permanent | unknown_outcome | failed_status |
-    unreachable_no_phone. ``to``: the user (phone, BSUID or both); ``sessions`` may be None when
-    the caller notes the session itself."""
+    """``reason``: needs_template | permanent | failed_status | unreachable_no_phone |
+    unknown_outcome (an attempt died mid-send, or got no answer: the message may or may not have
+    arrived and is not sent again, ``workers/effects.py``; ``detail`` names the effect). ``to``: the
+    user (phone, BSUID or both); ``sessions`` may be None when the caller notes the session itself."""
     user = _user(to)
     case = {"at": round(time.time(), 3), "reason": reason, "to": user.phone if user else None,
             "user_id": (user.bsuid or user.parent_bsuid) if user else None, "flow_token": token,

@@ -1,7 +1,9 @@
 """Signed POSTs to the business's own systems (completions, hand-overs).
 
 The body is JSON; ``X-Flowgate-Signature-256: sha256=<hex>`` is HMAC-SHA256 of the raw body with the
-shared secret, so the receiver can check it exactly like Meta's X-Hub-Signature-256.
+shared secret, so the receiver can check it exactly like Meta's X-Hub-Signature-256. With an
+``idempotency_key`` the POST also carries ``Idempotency-Key``: the same on every attempt, so the
+receiver can drop the copy a retry sends after a worker died mid-POST (``workers/effects.py``).
 """
 from __future__ import annotations
 
@@ -25,9 +27,11 @@ def signature(secret: str | None, body: bytes) -> str:
 
 
 def post_signed(session: requests.Session, url: str, secret: str | None, payload: dict,
-                timeout: float = 10.0) -> int:
+                timeout: float = 10.0, idempotency_key: str | None = None) -> int:
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", HEADER: signature(secret, body)}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     try:
         resp = session.post(url, data=body, headers=headers, timeout=timeout)
     except requests.RequestException as exc:

@@ -8,7 +8,7 @@ M users open it and leave, with a ladder of two short recovery steps. Meanwhile 
 SIGKILLs and SIGTERMs workers (restarting them) and restarts Redis. At the end ``Outcome`` holds
 what the Graph stand-in accepted, what Redis recorded and what RQ left behind; ``violations()``
 compares them with the documented guarantees (README "Nothing lost, nothing twice",
-workers/effects.py, messaging/once.py).
+workers/effects.py).
 
 Used by tests/test_chaos.py: a short form in ``make test``, ``make chaos-ci`` (CHAOS_SCALE=ci, in CI)
 and ``make chaos`` (CHAOS_SCALE=long).
@@ -257,15 +257,9 @@ class Scenario:
             return None
 
     def held_effects(self) -> set[str]:
-        """Effects some attempt is inside right now: a once() lock or an Effects lease."""
-        held = set()
-        for raw in self.redis.scan_iter("fg:effect:*", count=500):
-            key = raw.decode()
-            if key.endswith(":lock"):
-                held.add(key[len("fg:effect:"):-len(":lock")])
-            elif key.endswith(":lease"):
-                held.add(key[len("fg:effect:"):-len(":lease")])
-        return held
+        """Effects some attempt is inside right now: their lease is held."""
+        return {raw.decode()[len("fg:effect:"):-len(":lease")]
+                for raw in self.redis.scan_iter("fg:effect:*:lease", count=500)}
 
     @staticmethod
     def effect_of(job: Job) -> str | None:
@@ -420,9 +414,10 @@ class Scenario:
                 key = body.get("biz_opaque_callback_data", "-")
                 o.sends.setdefault(key, []).append(entry.at)
                 o.bodies.setdefault(key, []).append(body)
-        for wamid in o.completions:
-            raw = r.hgetall(f"fg:effect:confirm:{wamid}")
-            o.effect_state[f"confirm:{wamid}"] = {k.decode(): v.decode() for k, v in raw.items()}
+        keys = [f"confirm:{wamid}" for wamid in o.completions]
+        keys += [f"rec-{origin}-{step}" for origin in o.abandoned for step in STEPS]
+        for key in keys:
+            o.effect_state[key] = {k.decode(): v.decode() for k, v in r.hgetall(f"fg:effect:{key}").items()}
         o.fallback = [json.loads(x) for x in r.lrange("fg:fallback:pending", 0, -1)]
         resp = requests.get(f"{self.base}/api/submissions?limit=500",
                             headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
@@ -437,8 +432,8 @@ class Scenario:
                 o.failed_jobs.append(self.explain(job))
 
     def explain(self, job: Job) -> dict:
-        """A failed job is fine only when its outcome is recorded elsewhere: a recovery step
-        whose send was interrupted by a SIGKILL (the lock outlived the retries)."""
+        """A failed job is fine only when a fault interrupted its send (its lease held across the
+        fault) and its retries ran out before the lease did: nothing was sent again."""
         args = job.args or ()
         key = None
         if job.func_name.endswith("recovery_step") and len(args) == 2:

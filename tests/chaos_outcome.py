@@ -57,13 +57,18 @@ class Outcome:
 
     def classify_steps(self) -> Counter:
         kinds = Counter()
+        unknown = {(c.get("flow_token"), c.get("detail")) for c in self.fallback if c.get("reason") == "unknown_outcome"}
         for origin in self.abandoned:
             events = self.timelines.get(origin, [])
             for step in STEPS:
                 key = f"rec-{origin}-{step}"
                 n = len(self.sends.get(key, []))
                 refused = any(e["event"] == "send_refused" and key in e.get("detail", "") for e in events)
-                if n == 1 and not refused:
+                state = self.effect_state.get(key, {}).get("state")
+                if state == "unknown" and n <= 1 and key in self.orphans and (origin, key) in unknown:
+                    # workers/effects.py (SKIP): its worker died mid-send; not resent, handed over.
+                    kinds[f"step outcome unknown, recorded ({n} sent)"] += 1
+                elif n == 1 and not refused and state == "done":
                     kinds["step sent once"] += 1
                 elif n == 0 and refused:
                     kinds["step refused, recorded (131026)"] += 1
@@ -71,10 +76,10 @@ class Outcome:
                         f"{step}: superseded") for e in events):
                     # Its retries fell after the next step was sent (workers/recovery.py).
                     kinds["step superseded by a later one, recorded"] += 1
-                elif key in self.orphans and n <= 2:
-                    # messaging/once.py: a send whose worker died mid-request is at least once
-                    # (after its lock expires) or, when the retries end first, left failed.
-                    kinds[f"step interrupted by a fault ({n} sent)"] += 1
+                elif key in self.orphans and n == 0 and state == "running":
+                    # A fault cut the attempt before the send, and the job's retries ran out
+                    # while its lease still held (the job is in RQ's failed registry).
+                    kinds["step interrupted by a fault, retries exhausted (0 sent)"] += 1
                 else:
                     kinds[f"VIOLATION step n={n} refused={refused}"] += 1
         return kinds

@@ -25,7 +25,7 @@ from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
 from messaging.router import Refused
 from workers import receipts
-from workers.effects import RESEND, SKIP, Effects
+from workers.effects import RESEND, SKIP, Effects, nothing_sent
 from workers.queues import LOW, enqueue_once, retry_from
 from workers.recovery import metric
 
@@ -196,7 +196,7 @@ def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str 
         return {"wamid": sent, "channel": sender.channel_name}
 
     outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
-        key, send, safe_to_retry=(GraphError,), when_lost=SKIP)
+        key, send, safe_to_retry=nothing_sent, when_lost=SKIP)
     result = outcome.result or {}
     if outcome.state == "performed" and "failed" in result:
         if token:

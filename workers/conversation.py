@@ -5,8 +5,12 @@ A reply is matched to the user's latest Flow chain that had a recovery or fallba
 - stop → opt-out on both channels, confirmed once;
 - help or anything else → a person: the message goes on the session timeline and to
   HANDOFF_FORWARD_URL, and the user is told once that someone will answer.
-Each automated answer goes out at most once per session and intent (its idempotency key says so);
-after a hand-over, further messages are only forwarded, so the conversation can never loop.
+Each automated answer goes out at most once per session and intent (its idempotency key, through
+``workers/effects.py`` with ``SKIP``: one whose worker died mid-send is recorded as
+``unknown_outcome``, not sent again); each forward is POSTed with an ``Idempotency-Key`` (the
+message id) and resent after such a death (``RESEND``), for the business's receiver to drop the
+duplicate. After a hand-over, further messages are only forwarded, so the conversation can never
+loop.
 """
 from __future__ import annotations
 
@@ -19,9 +23,9 @@ from flows.identity import User, masked
 from flows.intents import RESUME, STOP
 from flows.sessions import short
 from messaging.forward import ForwardError, post_signed
-from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
+from workers.effects import RESEND, Effects, deliver_once
 from workers.recovery import cancel_ladder, latest_of, metric, resend
 
 log = logging.getLogger("flowgate.conversation")
@@ -129,21 +133,21 @@ def _forward(channel, user: User, origin, text, message_id) -> None:
     def post():
         try:
             return {"status": post_signed(_ext("forward_http"), cfg["HANDOFF_FORWARD_URL"],
-                                          cfg["HANDOFF_FORWARD_SECRET"], payload)}
+                                          cfg["HANDOFF_FORWARD_SECRET"], payload, idempotency_key=message_id)}
         except ForwardError as exc:
             if exc.retryable:
-                raise  # the job's retry tries again; the once-key keeps it to one delivery
+                raise  # released: the job's retry POSTs again, with the same Idempotency-Key
             _ext("sessions").note(origin, "handoff_forward_failed", str(exc))
             return {"failed": str(exc)}
 
-    once(current_app.extensions["redis"], f"handoff-fwd-{message_id}", post)
+    Effects(current_app.extensions["redis"], cfg["EFFECT_LEASE_SECONDS"]).once(
+        f"handoff-fwd-{message_id}", post, safe_to_retry=(ForwardError,), when_lost=RESEND)
 
 
 def _say(channel, user: User, text, key, origin=None, opt_out_notice=False, sender_id=None) -> None:
     out = Outbound(to=user, text=text, key=key, sender_id=sender_id)
     try:
-        once(current_app.extensions["redis"], key,
-             lambda: _ext("router").deliver(out, via=channel, opt_out_notice=opt_out_notice).to_dict())
+        deliver_once(out, token=origin, via=channel, opt_out_notice=opt_out_notice)
     except Refused as exc:
         if origin:
             _ext("sessions").note(origin, "send_refused", f"{key}: {exc.reason}")
@@ -153,9 +157,9 @@ def _say(channel, user: User, text, key, origin=None, opt_out_notice=False, send
 
 
 def _done(key: str) -> bool:
-    from messaging.once import done
-
-    return done(current_app.extensions["redis"], key) is not None
+    """The effect went out, or may have (an unknown outcome is never sent again)."""
+    effects = Effects(current_app.extensions["redis"], current_app.config["EFFECT_LEASE_SECONDS"])
+    return effects.state(key).get("state") in ("done", "unknown")
 
 
 def wasender_inbound(wa_id: str, text: str, message_id: str) -> str:

@@ -1,27 +1,36 @@
-"""Exactly-once side effects for jobs that may run more than once.
+"""The one exactly-once mechanism for the side effects of jobs that may run more than once.
 
 A job is retried after an error, recovered after its worker was SIGKILLed, or (rarely) run twice;
-its side effects — a confirmation to the user, a POST to the business's system — must not be. Each
-effect has a key derived from the WhatsApp message id (``confirm:<wamid>``) and a record in Redis:
+its side effects — a message to the user, a POST to the business's system — must not be. Each
+effect has a key (``confirm:<wamid>``, ``rec-<origin>-<step>``, ...) and a record in Redis:
 
     (absent) ──acquire──▶ running ──success──▶ done (result kept for KEEP_SECONDS)
-                              │ └─known failure (nothing was sent)──▶ (absent): a retry may try again
+                              │ └─nothing reached the other side──▶ (absent): a retry may try again
                               └─ owner died: lease expired, state still ``running`` ──▶ ambiguous
 
 ``running`` carries an owner token and a *lease* (a separate key with a TTL longer than any attempt
-may take). A second run that finds the lease alive gets ``EffectBusy`` (retried later, honouring the
-lease's remaining time); one that finds the record ``done`` gets the recorded result and sends
-nothing.
+may take, ``EFFECT_LEASE_SECONDS``). A second run that finds the lease alive gets ``EffectBusy``
+(retried later, honouring the lease's remaining time); one that finds the record ``done`` gets the
+recorded result and sends nothing.
 
-Residual risk, said plainly: the gap between "the API accepted it" and "the record says done" can
-not be closed without the remote side's help — the Cloud API has no idempotency key. If the worker
-dies inside that gap (SIGKILL mid-request, OOM, the dyno vanishing) the record stays ``running``
-with a dead lease: we cannot know whether Meta sent the message. The caller picks the policy for
-that case: ``SKIP`` (at most once: record ``unknown`` and hand it to a human/the fallback logic — the
-choice for user-visible messages) or ``RESEND`` (at least once: the choice when the receiver dedupes
-on the idempotency key we pass, as the completion forward does). A read timeout is the same gap
-seen from a live worker; the Cloud API client classifies it as retryable (protocol doc 8.4), so a
-timed-out confirmation may, rarely, arrive twice.
+The ambiguous case cannot be closed without the remote side's help: if the worker dies between
+"the API accepted it" and "the record says done" (SIGKILL mid-request, OOM, the dyno vanishing),
+nobody knows whether the message went out; neither the Cloud API nor WASender takes an
+idempotency key. The caller picks the policy for it:
+
+- ``SKIP`` (at most once): the record becomes ``unknown`` and the run that finds it gets the
+  outcome ``lost``. Every message to a user uses it (``deliver_once`` below records the case as
+  ``unknown_outcome`` on the session timeline and in the fallback list, for a person to look at).
+- ``RESEND`` (at least once): a later run takes the effect over and sends again. Only where the
+  receiver drops duplicates by the ``Idempotency-Key`` we send: the completion forward and the
+  hand-over forward.
+
+A live worker can meet the same gap: a read timeout means the request left and no answer came.
+``nothing_sent`` tells that apart from errors where the other side answered (or was never
+reached), so under ``SKIP`` a timed-out message is not sent again either.
+
+This module lives in ``workers/`` because only jobs run more than once; ``messaging/`` makes one
+attempt per call and knows nothing of retries, leases or jobs.
 """
 from __future__ import annotations
 
@@ -31,11 +40,25 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import requests
+from flask import current_app
+
+from flows.redact import phone
+from messaging import fallback
+from messaging.graph import GraphError
+from messaging.outbound import Outbound
+from messaging.router import Refused
+from messaging.wasender import WASenderError
+
 SKIP, RESEND = "skip", "resend"
 KEEP_SECONDS = 8 * 24 * 3600  # longer than Meta's webhook retry window: a redelivery finds "done"
 
 # KEYS: record, lease. ARGV: owner, lease_ms, now, keep_s
 _ACQUIRE = """
+if redis.call('TYPE', KEYS[1]).ok == 'string' then
+  -- written by the former messaging/once.py (a JSON result, no state): that effect is done
+  return {'done', redis.call('GET', KEYS[1])}
+end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'unknown' then
   return {state, redis.call('HGET', KEYS[1], 'result') or ''}
@@ -59,7 +82,8 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('EXISTS', KEY
   return 0
 end
 if ARGV[5] == 'resend' then
-  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'started_at', ARGV[3], 'attempts_lost', '1')
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'started_at', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'attempts_lost', 1)
   redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
 else
   redis.call('HSET', KEYS[1], 'state', 'unknown', 'result', '{"unknown": true}', 'ended_at', ARGV[3])
@@ -103,6 +127,11 @@ class Outcome:
     def performed_now(self) -> bool:
         return self.state == "performed"
 
+    @property
+    def ambiguous(self) -> bool:
+        """Nobody knows whether it happened (and under SKIP it will not be tried again)."""
+        return self.state in ("lost", "unknown")
+
 
 class Effects:
     def __init__(self, redis, lease_seconds: float, keep_seconds: int = KEEP_SECONDS):
@@ -118,17 +147,20 @@ class Effects:
         return [f"fg:effect:{key}", f"fg:effect:{key}:lease"]
 
     def state(self, key: str) -> dict:
-        raw = self.redis.hgetall(self.keys(key)[0])
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        record = self.keys(key)[0]
+        if self.redis.type(record) == b"string":  # see _ACQUIRE
+            return {"state": "done", "result": self.redis.get(record).decode()}
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(record).items()}
 
-    def once(self, key: str, action: Callable[[], dict], *, safe_to_retry: tuple = (),
-             when_lost: str = SKIP) -> Outcome:
+    def once(self, key: str, action: Callable[[], dict], *,
+             safe_to_retry: tuple | Callable[[BaseException], bool] = (), when_lost: str = SKIP) -> Outcome:
         """Run ``action`` unless a run of this effect already succeeded (or may have).
 
-        ``action`` returns a JSON-able dict recorded as the result. An exception in
-        ``safe_to_retry`` means nothing reached the other side: the record is released and the
-        exception propagates (RQ retries). Any other exception leaves the record ``running`` until
-        its lease expires — that is the ambiguous case, resolved by ``when_lost``.
+        ``action`` returns a JSON-able dict recorded as the result. An exception matching
+        ``safe_to_retry`` (exception classes, or a predicate) means nothing reached the other
+        side: the record is released and the exception propagates (RQ retries). Any other
+        exception leaves the record ``running`` until its lease expires — the ambiguous case,
+        resolved by ``when_lost`` on the next run.
         """
         owner = secrets.token_hex(8)
         now = f"{time.time():.3f}"
@@ -146,11 +178,52 @@ class Effects:
                 return Outcome("lost", {"unknown": True})
         try:
             result = action()
-        except safe_to_retry:
-            self._finish(keys=keys, args=[owner, "", now, self.keep_seconds])
+        except BaseException as exc:
+            if _matches(safe_to_retry, exc):
+                self._finish(keys=keys, args=[owner, "", now, self.keep_seconds])
             raise
         self._finish(keys=keys, args=[owner, json.dumps(result), f"{time.time():.3f}", self.keep_seconds])
         return Outcome("performed", result)
+
+
+def nothing_sent(exc: BaseException) -> bool:
+    """True when a failed send certainly did not reach the user: the router refused it, or the API
+    answered with an error, or could not be reached. False for a read timeout, where the request
+    left and no answer came back (the transports raise their error inside the ``except`` for the
+    ``requests`` exception, so it is the error's context)."""
+    if isinstance(exc, Refused):
+        return True
+    if isinstance(exc, (GraphError, WASenderError)):
+        return not isinstance(exc.__context__, requests.ReadTimeout)
+    return False
+
+
+def deliver_once(out: Outbound, *, token: str | None, final: bool = False, via: str | None = None,
+                 opt_out_notice: bool = False) -> Outcome:
+    """Send ``out`` to the user through the router, at most once under ``out.key`` (``SKIP``).
+
+    The outcome's ``result`` is the delivery record (channel, message_id, detail) of this run or
+    an earlier one. When an earlier attempt died mid-send (or timed out waiting for the answer)
+    nothing is sent, the outcome is ``ambiguous``, and the first run to find it hands the case
+    over as ``unknown_outcome`` (``token``'s timeline, the fallback list). ``Refused`` and
+    retryable channel errors propagate with the effect released, as nothing was sent.
+    """
+    ext = current_app.extensions
+    outcome = Effects(ext["redis"], current_app.config["EFFECT_LEASE_SECONDS"]).once(
+        out.key, lambda: ext["router"].deliver(out, final_attempt=final, via=via,
+                                               opt_out_notice=opt_out_notice).to_dict(),
+        safe_to_retry=nothing_sent, when_lost=SKIP)
+    if outcome.state == "lost":
+        fallback.hand_over(ext["redis"], ext["sessions"], reason="unknown_outcome", to=out.to, token=token,
+                           # the key names the effect (rec-<origin>-step1, stop-<phone>): no whole phone
+                           detail=out.key.replace(out.to, phone(out.to)) if out.to else out.key)
+    return outcome
+
+
+def _matches(safe_to_retry, exc: BaseException) -> bool:
+    if isinstance(safe_to_retry, tuple):
+        return isinstance(exc, safe_to_retry)
+    return bool(safe_to_retry(exc))
 
 
 def _s(value):

@@ -3,10 +3,12 @@
 Either a configured image (``RECEIPT_IMAGE_URL``) or a PDF summary of what the user submitted
 (``RECEIPT_PDF``), rendered from ``TEMPLATE`` and served by this app at a signed, expiring link
 (``messaging/media.py``, ``PUBLIC_BASE_URL``). Its own job, enqueued once the confirmation job is
-through, and its own exactly-once effect (``receipt:<wamid>``): a receipt that fails — too large,
-a type the channel refuses, a link it cannot fetch — is recorded on the session timeline as
-``receipt_failed`` and never holds the confirmation back. The router picks the channel, so in
-``hybrid`` mode a receipt the Cloud API refuses goes through WASenderApi's documentUrl/imageUrl.
+through, and its own effect (``receipt:<wamid>``, ``workers/effects.py``, at most once): a receipt
+that fails — too large, a type the channel refuses, a link it cannot fetch — is recorded on the
+session timeline as ``receipt_failed`` and never holds the confirmation back; one whose worker died
+mid-send is not sent again but recorded as ``unknown_outcome`` (timeline, fallback list). The
+router picks the channel, so in ``hybrid`` mode a receipt the Cloud API refuses goes through
+WASenderApi's documentUrl/imageUrl.
 """
 from __future__ import annotations
 
@@ -19,12 +21,12 @@ from flows.identity import User
 from flows.redact import wamid
 from flows.sessions import short
 from flows.submissions import SubmissionStore
-from messaging import pdf
+from messaging import fallback, pdf
 from messaging.graph import GraphError
 from messaging.outbound import Outbound
 from messaging.router import Refused
 from messaging.wasender import WASenderError
-from workers.effects import SKIP, Effects
+from workers.effects import SKIP, Effects, nothing_sent
 from workers.queues import LOW, enqueue_once, is_final_attempt, retry_from
 
 log = logging.getLogger("flowgate.receipts")
@@ -104,14 +106,19 @@ def send_receipt(sid: str) -> str:
         except Refused as exc:
             return {"failed": exc.reason}
         except (GraphError, WASenderError) as exc:
-            if is_final_attempt():
+            if is_final_attempt() and nothing_sent(exc):
                 return {"failed": str(exc)[:300]}  # retries exhausted: record it, do not raise
-            raise  # retryable: released by Effects, retried by RQ
+            raise  # retryable: released by Effects, retried by RQ (a timeout: left ambiguous)
 
     outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
-        CALLBACK_PREFIX + document["message_id"], send, safe_to_retry=(GraphError, WASenderError),
-        when_lost=SKIP)
+        CALLBACK_PREFIX + document["message_id"], send, safe_to_retry=nothing_sent, when_lost=SKIP)
     result = outcome.result or {}
+    if outcome.state == "lost":
+        # An earlier attempt died mid-send: the receipt may or may not have arrived. Not resent.
+        log.warning("receipt for %s: outcome unknown (an attempt died mid-send)", wamid(document["message_id"]))
+        fallback.hand_over(redis, sessions, reason="unknown_outcome", to=document["from"], token=token,
+                           message_id=document["message_id"], detail="receipt")
+        return "unknown"
     if outcome.state != "performed":
         return f"already_{outcome.state}"
     if "failed" in result:

@@ -5,7 +5,10 @@ latest session and does nothing if the user completed, opted out, or completed w
 (``Contacts`` keeps the last completion per user and flow); otherwise it issues a new token that
 carries what the user entered, sends the Flow again through the router, and revokes the previous
 token (which then answers 427 pointing at the new message). Every send has one idempotency key
-per (origin, step), so retries, duplicate jobs and dead workers never send twice.
+per (origin, step) and goes out at most once (``workers/effects.py``, ``SKIP``): retries and
+duplicate jobs find it done; a worker that died in the middle of the request leaves its outcome
+unknown, and that is recorded (``fallback_unknown_outcome`` on the timeline, the fallback list),
+never sent again.
 """
 from __future__ import annotations
 
@@ -20,9 +23,9 @@ from rq.job import Job
 from flows.identity import User, masked, of_session
 from flows.recovery import plan
 from flows.sessions import new_token, short
-from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
+from workers.effects import deliver_once
 from workers.queues import enqueue_once, is_final_attempt
 
 log = logging.getLogger("flowgate.recovery")
@@ -144,7 +147,7 @@ def recovery_step(origin: str, step_name: str) -> str:
     text = step.text.format(title=flow.title)
     result = resend(origin, latest, flow, user, text, key=f"rec-{origin}-{step_name}",
                     final=is_final_attempt(), step=step_name)
-    if result == "sent":
+    if result in ("sent", "unknown"):  # unknown: it may have reached the user; the ladder goes on
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
         if step_name == ladder.steps[-1].name:
             enqueue_once(current_app.extensions["redis"], "workers.recovery.give_up", origin,
@@ -166,7 +169,10 @@ def _superseded_by(ladder, step_name: str, root: dict) -> str | None:
 def resend(origin: str, previous: str, flow, user: User, text: str, key: str, final: bool,
            ask_first: bool = True, step: str = "", sender_id: str | None = None) -> str:
     """Issue a new token carrying the user's entries, send it, revoke the previous token.
-    ``sender_id``: the business number to send from (a reply to the user; default: ours)."""
+    ``sender_id``: the business number to send from (a reply to the user; default: ours).
+
+    "sent", "refused", or "unknown" when an earlier attempt died mid-send: then nothing is sent
+    and the previous token stays open (the user may never have had the new one)."""
     sessions, redis = _ext("sessions"), current_app.extensions["redis"]
     token = redis.get(f"fg:resend:{key}")  # the same token on every retry of this send
     token = token.decode() if token else None
@@ -179,12 +185,17 @@ def resend(origin: str, previous: str, flow, user: User, text: str, key: str, fi
                    screen=flow.entry_screen, prefill=flow_prefill(flow, sessions.carried(previous)),
                    cta="Continue", buttons=("Resume", "Stop") if ask_first else (), sender_id=sender_id)
     try:
-        record, _ = once(redis, key, lambda: _ext("router").deliver(out, final_attempt=final).to_dict())
+        outcome = deliver_once(out, token=origin, final=final)
     except Refused as exc:
         sessions.note(origin, "send_refused", f"{key}: {exc.reason}")
         log.info("origin=%s %s refused: %s", short(origin), _shown(key, origin, previous), exc.reason)
         metric(flow.name, "failed", label=f"send:{exc.reason.split(' (')[0][:30]}")
         return "refused"
+    if outcome.ambiguous:
+        log.warning("origin=%s %s outcome unknown (an attempt died mid-send); not sent again",
+                    short(origin), _shown(key, origin, previous))
+        return "unknown"
+    record = outcome.result
     if record.get("message_id") and record.get("channel") == "cloud":
         sessions.link_message(token, record["message_id"])
     sessions.set(origin, latest=token, conversation=record.get("channel", ""), last_step=step or key.split("-", 1)[0])

@@ -11,9 +11,9 @@ from flask import current_app
 
 from flows.identity import masked, of_session, parse_address
 from flows.sessions import new_token, short
-from messaging.once import once
 from messaging.outbound import Outbound
 from messaging.router import Refused
+from workers.effects import deliver_once
 from workers.queues import DEFAULT, enqueue, is_final_attempt
 from workers.recovery import flow_prefill, job_id, metric
 
@@ -51,13 +51,16 @@ def deliver_flow(token: str) -> str:
                    flow_token=token, screen=flow.entry_screen,
                    prefill=flow_prefill(flow, sessions.carried(token)), cta="Open form")
     try:
-        record, _ = once(ext["redis"], out.key, lambda: ext["router"].deliver(out, final_attempt=is_final_attempt()).to_dict())
+        outcome = deliver_once(out, token=token, final=is_final_attempt())
     except Refused as exc:
         sessions.note(token, "send_refused", exc.reason)
         sessions.move(token, "failed", ("sent",), detail=f"not delivered: {exc.reason}")
         log.info("token=%s to=%s not sent: %s", short(token), masked(user), exc.reason)
         metric(flow.name, "failed", label=f"send:{exc.reason.split(' (')[0][:30]}", token=token)
         return "refused"
+    if outcome.ambiguous:  # an attempt died mid-send: not sent again, handed over (workers/effects.py)
+        return "unknown"
+    record = outcome.result
     if record.get("channel") == "cloud" and record.get("message_id"):
         sessions.link_message(token, record["message_id"])
     sessions.note(token, "delivered", f"via {record.get('channel')}")

@@ -99,6 +99,7 @@ class GraphStandIn(StandIn):
         self.templates: dict[str, list[dict]] = {}  # WABA id → message templates
         self.apps: dict[str, str] = {}  # app id → app secret: GET /<APP_ID>/subscriptions takes ID|SECRET
         self.app_subscriptions: dict[str, list[dict]] = {}  # app id → its webhook subscriptions
+        self._holds: list[tuple[object, float, threading.Event]] = []
         super().__init__()
 
     def add_phone_number(self, phone_id: str, display: str = "+1 555-010-0199", name: str = "Flowgate Demo",
@@ -121,6 +122,24 @@ class GraphStandIn(StandIn):
         name = getattr(self, "_app_names", {}).get(app_id, "App")
         self.subscribed_apps.setdefault(waba_id, []).append({"whatsapp_business_api_data": {
             "link": f"https://www.facebook.com/games/?app_id={app_id}", "name": name, "id": app_id}})
+
+    def hold(self, match, seconds: float) -> threading.Event:
+        """Keep the next message send whose JSON body ``match``es open for ``seconds`` before
+        answering it as usual (Meta accepts it, slowly): a kill in that time lands mid-send. The
+        event is set once the request has arrived (it is recorded, so it counts as sent)."""
+        arrived = threading.Event()
+        with self._lock:
+            self._holds.append((match, seconds, arrived))
+        return arrived
+
+    def _held(self, body: dict) -> None:
+        with self._lock:
+            found = next((h for h in self._holds if h[0](body)), None)
+            if found:
+                self._holds.remove(found)
+        if found:
+            found[2].set()
+            time.sleep(found[1])
 
     def chaos(self, seed: int, retryable: float = 0.30, permanent: float = 0.05,
               latency: tuple[float, float] = (0.0, 0.0)) -> None:
@@ -202,6 +221,7 @@ class GraphStandIn(StandIn):
                 return {"messaging_product": "whatsapp", "contacts": [contact],
                         "messages": [{"id": f"wamid.standin{next(self._ids)}"}]}
             entry = self.record(request)
+            self._held(request.get_json(silent=True) or {})
             drawn = self._draw() if request.headers.get("Authorization") == f"Bearer {self.access_token}" else None
             response = _json(*drawn) if drawn is not None else answer(ok, entry)
             with self._lock:
