@@ -1,45 +1,40 @@
-"""POST /api/flows/<flow_name>/send: send a Flow to a user (bearer API_TOKEN, JSON in and out)."""
+"""POST /api/flows/<flow_name>/send: send a Flow to a user (bearer API_TOKEN, JSON in and out).
+
+| status | when |
+| 202 | session issued, delivery queued: ``{"flow_token", "flow", "state"}`` |
+| 400 | body not a JSON object (or nested too deep); ``to`` not a phone number; ``data`` not an object |
+| 401 / 403 | bearer token missing or wrong / API_TOKEN not set (the API is off) |
+| 404 | unknown flow |
+| 503 | Redis unavailable (``errors.py``) |
+"""
 from __future__ import annotations
 
-import hmac
+import re
 
-from flask import Blueprint, current_app, jsonify, request
-from redis.exceptions import RedisError
+from flask import Blueprint, current_app, jsonify
 
+from blueprints import auth, params
+from blueprints.errors import BadParameter
 from workers.sending import issue_and_enqueue
 
 bp = Blueprint("send_api", __name__, url_prefix="/api")
-
-
-def _error(status: int, message: str):
-    return jsonify(error=message), status
-
-
-def authorised() -> bool:
-    expected = current_app.config["API_TOKEN"]
-    given = request.headers.get("Authorization", "")
-    if not expected or not given.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(given[len("Bearer "):].encode(), expected.encode())
+bp.before_request(auth.require_api_token)
+# ASCII only: Python's \d (and so flows.contacts.normalise) also takes Arabic-Indic digits.
+PHONE = re.compile(r"\+?[0-9][0-9 ().-]{4,30}", re.ASCII)
 
 
 @bp.post("/flows/<flow_name>/send")
 def send_flow(flow_name: str):
-    if not authorised():
-        return _error(401, "missing or wrong bearer token")
     flow = current_app.extensions["flows"].get(flow_name)
     if flow is None:
-        return _error(404, "unknown flow")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
-        return _error(400, 'body must be JSON like {"to": "+15550001111", "data": {...}}')
-    data = body.get("data", {})
-    if not isinstance(data, dict):
-        return _error(400, "data must be an object")
+        return jsonify(error="Not Found", description="unknown flow"), 404
+    body = params.json_object()
+    to = params.string_field(body, "to", max_length=32)
+    if not PHONE.fullmatch(to):
+        raise BadParameter("to", 'to must be a phone number in international form, like "+15550001111"')
+    data = params.object_field(body, "data")
     try:
-        result = issue_and_enqueue(current_app, flow, body["to"], data)
-    except ValueError as exc:
-        return _error(400, str(exc))
-    except RedisError:
-        return _error(503, "storage unavailable, try again")
+        result = issue_and_enqueue(current_app, flow, to, data)
+    except ValueError as exc:  # the number has too few or too many digits for E.164
+        raise BadParameter("to", str(exc)) from None
     return jsonify(result), 202
