@@ -36,9 +36,11 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)) or not low <= int(raw) <= high:
+    significant = raw.lstrip("0") or "0"  # bounded before int(): "9" * 5000 costs no conversion
+    if not (raw.isascii() and raw.isdigit()) or len(significant) > len(str(high)) \
+            or not low <= int(significant) <= high:
         raise BadParameter(name, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    return int(significant)
 
 
 def json_object() -> dict:
