@@ -50,7 +50,7 @@ $(VENV)/.bench: requirements-bench.txt $(VENV)/.dev
 
 ## Fault injection and 10,000-case hostile-input runs (longer than `make test`).
 chaos: $(VENV)/.dev
-	HYPOTHESIS_PROFILE=chaos $(BIN)/python -m pytest -q -o timeout=3600 tests/test_hostile.py tests/test_hostile_webhooks.py $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=chaos $(BIN)/python -m pytest -q -o timeout=3600 tests/test_hostile.py tests/test_hostile_webhooks.py tests/test_api_input.py $(PYTEST_ARGS)
 	CHAOS_SCALE=long $(BIN)/python -m pytest -q -s -p no:logging tests/test_chaos.py $(PYTEST_ARGS)
 
 ## CI's reduced `make chaos`: 1,000 cases per hostile property, the chaos run at its ci scale.

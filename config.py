@@ -164,6 +164,9 @@ def defaults() -> dict:
         **{f"{prefix}_{part}": None for prefix, _, _ in LOOKUPS.values()
            for part in ("URL", "AUTH", "POLICY", "TIMEOUT", "CACHE_TTL")},
         "DASHBOARD_PASSWORD": None,
+        # Proxies in front that append to X-Forwarded-For (Heroku's router: 1); the password
+        # throttle counts the address the outermost one saw (blueprints/auth.py).
+        "TRUSTED_PROXY_HOPS": 0,
         "SECRET_KEY": None,
         "PLAYGROUND_URL": "http://127.0.0.1:5000",
         # Webhooks, completions and confirmations (issue 4).
@@ -259,6 +262,8 @@ def _load(env: _Env) -> dict:
         LOOKUP_MAX_BODY_BYTES=_int(env.get("LOOKUP_MAX_BODY_BYTES"), cfg["LOOKUP_MAX_BODY_BYTES"]),
         SLOT_HOLD_SECONDS=_float(env.get("SLOT_HOLD_SECONDS"), cfg["SLOT_HOLD_SECONDS"]),
         DASHBOARD_PASSWORD=env.get("DASHBOARD_PASSWORD") or None,
+        # Heroku sets DYNO on every dyno, and its router is always in front of a web dyno.
+        TRUSTED_PROXY_HOPS=max(0, _int(env.get("TRUSTED_PROXY_HOPS"), 1 if env.get("DYNO") else 0)),
         SECRET_KEY=env.get("SECRET_KEY") or None,
         # The playground calls this app's own endpoint; only loopback is ever accepted.
         PLAYGROUND_URL=env.get("PLAYGROUND_URL") or f"http://127.0.0.1:{_int(env.get('PORT'), 5000)}",

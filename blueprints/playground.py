@@ -57,11 +57,9 @@ def _flow(flow_name: str):
 
 
 def endpoint_base() -> str:
-    """This app on loopback: the browser's own address when both ends are loopback (the
-    Host header alone could name any local port), else the configured PLAYGROUND_URL."""
-    host = urlparse("//" + request.host)
-    if host.hostname in LOOPBACK and host.port and request.remote_addr in LOOPBACK:
-        return f"http://{request.host}"
+    """This app on loopback, as configured (PLAYGROUND_URL), never taken from the request: the
+    Host header is the client's to choose, and would let it aim validly signed Flow requests at
+    any local port."""
     return current_app.config["PLAYGROUND_URL"].rstrip("/")
 
 

@@ -1,31 +1,19 @@
 """GET /api/submissions[/<id>]: completed Flows for the business's own systems.
 
-Bearer token (``API_TOKEN``) compared in constant time; JSON errors: 401 without or with a wrong
-token, 403 when no token is configured (the API is off), 404 for an unknown or expired id.
+Bearer token (``API_TOKEN``) compared in constant time; JSON errors: 400 for a ``limit`` that is
+not 1..500 in ASCII digits, 401 without or with a wrong token, 403 when no token is configured (the
+API is off), 404 for an unknown or expired id, 503 when Redis is unavailable (``errors.py``).
 """
 from __future__ import annotations
 
-import hmac
+from flask import Blueprint, current_app, jsonify
 
-from flask import Blueprint, current_app, jsonify, request
-
+from blueprints import auth, params
 from flows.submissions import SubmissionStore
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/submissions")
+bp.before_request(auth.require_api_token)
 MAX_LIMIT = 500
-
-
-@bp.before_request
-def authenticate():
-    expected = current_app.config["API_TOKEN"]
-    if not expected:
-        return jsonify(error="Forbidden", description="the API is disabled: API_TOKEN is not set"), 403
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        response = jsonify(error="Unauthorized", description="missing or wrong bearer token")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="flowgate"'
-        return response, 401
-    return None
 
 
 def _store() -> SubmissionStore:
@@ -34,10 +22,7 @@ def _store() -> SubmissionStore:
 
 @bp.get("")
 def list_submissions():
-    limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-        return jsonify(error="Bad Request", description=f"limit must be 1..{MAX_LIMIT}"), 400
-    items = _store().recent(int(limit))
+    items = _store().recent(params.int_arg("limit", 50, 1, MAX_LIMIT))
     return jsonify(submissions=items, count=len(items))
 
 

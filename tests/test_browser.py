@@ -109,7 +109,8 @@ def test_login_see_the_funnel_and_requeue_a_failed_job(browser, live_server, flo
     browser.save_screenshot(str(ARTIFACTS / "dashboard-phone.png"))
 
 
-def test_play_member_check_error_then_confirmation_then_completion(browser, live_server):
+def test_play_member_check_error_then_confirmation_then_completion(browser, live_server, app):
+    app.config["PLAYGROUND_URL"] = live_server.url  # the playground posts to its configured URL only
     log_in(browser, live_server.url, "/playground/member_check")
     field = wait(browser, EC.presence_of_element_located((By.ID, "f-member_id")))
     field.send_keys("NOPE42")
