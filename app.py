@@ -77,6 +77,10 @@ def start(app: Flask) -> Flask:
     domain.init_app(app)
     playground.init_app(app)
     init_messaging(app)
+    # The router asks a user known only by a BSUID for their number at most once, through the one
+    # exactly-once mechanism, which lives with the jobs (workers/effects.py).
+    from workers.effects import Effects
+    app.extensions["router"].effects = Effects(app.extensions["redis"], app.config["EFFECT_LEASE_SECONDS"])
     auth.init_app(app)
     app.extensions["started"] = True
     return app

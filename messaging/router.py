@@ -22,7 +22,6 @@ from flows.contacts import Contacts
 from flows.identity import User, masked
 from messaging import fallback
 from messaging.graph import BSUID_NOT_SUPPORTED, RETRYABLE, GraphError
-from messaging.once import once
 from messaging.outbound import Delivery, Outbound
 from messaging.wasender import WASenderError
 
@@ -48,6 +47,9 @@ class Router:
         self.mode = mode
         self.cloud, self.wasender, self.console = cloud, wasender, console
         self.contacts = contacts
+        # The one exactly-once mechanism (workers/effects.py: Effects), attached by app.start: it
+        # lives with the jobs, and messaging never imports upward.
+        self.effects = None
         self.contact_info = contact_info  # (template name, language): CONTACT_INFO_TEMPLATE
 
     def deliver(self, out: Outbound, final_attempt: bool = False, via: str | None = None,
@@ -101,12 +103,15 @@ class Router:
             return "not configured (CONTACT_INFO_TEMPLATE)"
         key = CONTACT_INFO_KEY.format(user.key or user.bsuid)
 
-        try:  # a failure is not recorded: the next message this user cannot get tries again
-            _, performed = once(self.contacts.redis, key, lambda: {
-                "wamid": self.cloud.ask_for_phone(user, self.contact_info, key, sender_id)})
+        try:  # an answered failure is not recorded: the next message this user cannot get tries again
+            outcome = self.effects.once(key, lambda: {
+                "wamid": self.cloud.ask_for_phone(user, self.contact_info, key, sender_id)},
+                safe_to_retry=lambda exc: isinstance(exc, GraphError) and exc.kind != RETRYABLE,
+                when_lost="skip")  # at most once: a user-visible message
         except GraphError as exc:
             return f"failed ({exc.kind}, code {exc.code})"
-        return "sent" if performed else "already sent"
+        return "sent" if outcome.performed_now else ("unknown (an earlier attempt died mid-send)"
+                                                     if outcome.ambiguous else "already sent")
 
     def _wasender(self, out: Outbound, in_window: bool, cloud_error: GraphError | None = None) -> Delivery:
         if not self.wasender.configured:

@@ -43,6 +43,7 @@ from typing import Callable
 import requests
 from flask import current_app
 
+from flows.identity import coerce
 from flows.redact import phone
 from messaging import fallback
 from messaging.graph import GraphError
@@ -216,8 +217,15 @@ def deliver_once(out: Outbound, *, token: str | None, final: bool = False, via: 
     if outcome.state == "lost":
         fallback.hand_over(ext["redis"], ext["sessions"], reason="unknown_outcome", to=out.to, token=token,
                            # the key names the effect (rec-<origin>-step1, stop-<phone>): no whole phone
-                           detail=out.key.replace(out.to, phone(out.to)) if out.to else out.key)
+                           detail=_masked_key(out.key, coerce(out.to) if out.to else None))
     return outcome
+
+
+def _masked_key(key: str, user) -> str:
+    for ident in (user.phone, user.bsuid, user.parent_bsuid) if user else ():
+        if ident:
+            key = key.replace(ident, phone(ident))
+    return key
 
 
 def _matches(safe_to_retry, exc: BaseException) -> bool:
