@@ -2,15 +2,22 @@
 
 Plain Python, no HTTP: the blueprint hands over the body, this module says what it holds — Flow
 completions (``nfm_reply``), other inbound messages, delivery statuses and ``flows`` field events —
-each with the id that deduplicates it across Meta's retries, or an ``EnvelopeError`` for the 400.
+each with the id that deduplicates it across Meta's retries.
+
+Per event, not per batch: one malformed message, status, change or entry becomes a ``Reject``
+holding that one event as a one-event envelope (kept as a dead letter, ``workers/deadletters.py``;
+replaying it is parsing that envelope again), and the rest of the batch goes on. Only a body that
+is not a WhatsApp Business Account envelope at all is an ``EnvelopeError`` (the 400).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 COMPLETION, INBOUND, STATUS, FLOW_EVENT = "completion", "inbound", "status", "flow_event"
+OBJECT = "whatsapp_business_account"
 
 # Fields Meta may send that we do not subscribe to for work: acknowledged, not enqueued.
 IGNORED = "ignored"
@@ -34,12 +41,30 @@ class Item:
         return f"{self.kind}-{digest(self.dedupe)}"
 
 
+@dataclass(frozen=True)
+class Reject:
+    reason: str  # what is wrong, without values (it is logged and shown)
+    event: dict  # the one event, in a body of its own that ``parse`` reads again on replay
+
+
+@dataclass
+class Parsed:
+    items: list[Item] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    ignored: int = 0
+
+
 def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
+    # surrogatepass: an id is hashed whatever it holds (valid text hashes as plain UTF-8).
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-def parse(raw: bytes) -> tuple[list[Item], int]:
-    """(items to enqueue, count of ignored changes) or EnvelopeError."""
+# A lone surrogate can only come from a JSON escape once the bytes were strict UTF-8.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def load(raw: bytes):
+    """The JSON in ``raw`` with every string encodable (``clean_strings``), or EnvelopeError."""
     try:
         # Strict UTF-8 (Meta sends nothing else): json.loads(bytes) accepts encoded lone
         # surrogates, which then fail wherever the text is encoded again. UnicodeDecodeError is a
@@ -47,63 +72,125 @@ def parse(raw: bytes) -> tuple[list[Item], int]:
         body = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise EnvelopeError("body is not JSON") from None
+    return clean_strings(body) if _SURROGATE_ESCAPE.search(raw) else body
+
+
+def clean_strings(value):
+    """``value`` with every lone surrogate (valid JSON — ``"\\ud800"`` — but not text: Redis, the
+    logs and every encoder refuse it) written as its escape, ``\\ud800`` in plain characters.
+
+    Deterministic, so a redelivery gets the same ids; it changes nothing in valid text. Dicts and
+    lists are cleaned in place, without recursion (the body may be nested as deep as json allows).
+    """
+    if not isinstance(value, (dict, list)):
+        return _clean(value) if isinstance(value, str) else value
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    node[i] = _clean(item)
+                elif isinstance(item, (dict, list)):
+                    todo.append(item)
+            continue
+        for key in list(node):
+            item = node[key]
+            if isinstance(item, str):
+                item = node[key] = _clean(item)
+            elif isinstance(item, (dict, list)):
+                todo.append(item)
+            clean_key = _clean(key)
+            if clean_key is not key:
+                node[clean_key] = node.pop(key)
+    return value
+
+
+def _clean(text: str) -> str:
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def parse(raw: bytes) -> Parsed:
+    """Items to enqueue, events to dead-letter, count of ignored changes; or EnvelopeError."""
+    body = load(raw)
     if not isinstance(body, dict):
         raise EnvelopeError("body is not a JSON object")
-    if body.get("object") != "whatsapp_business_account":
+    if body.get("object") != OBJECT:
         raise EnvelopeError("object is not whatsapp_business_account")
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise EnvelopeError("entry is not a list")
-    items: list[Item] = []
-    ignored = 0
+    out = Parsed()
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("changes"), list):
-            raise EnvelopeError("entry without a changes list")
+            out.rejects.append(Reject("entry without a changes list", {"object": OBJECT, "entry": [entry]}))
+            continue
+        head = {k: entry[k] for k in ("id", "time") if k in entry}
         for change in entry["changes"]:
             if not isinstance(change, dict) or not isinstance(change.get("field"), str) \
                     or not isinstance(change.get("value"), dict):
-                raise EnvelopeError("change without field and value")
-            if change["field"] == "messages":
-                items.extend(_messages(change["value"]))
+                out.rejects.append(Reject("change without field and value", _one(head, change)))
+            elif change["field"] == "messages":
+                _messages(head, change["value"], out)
             elif change["field"] == "flows":
-                items.append(_flow_event(entry, change["value"]))
+                _flow_event(head, change["value"], out)
             else:
-                ignored += 1
-    return items, ignored
-
-
-def _messages(value: dict) -> list[Item]:
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
-    phone_id = metadata.get("phone_number_id") if isinstance(metadata.get("phone_number_id"), str) else None
-    out = []
-    for message in _list(value, "messages"):
-        if not all(isinstance(message.get(k), str) and message.get(k) for k in ("id", "from", "type")):
-            raise EnvelopeError("message without id, from and type")
-        kind = COMPLETION if is_completion(message) else INBOUND
-        out.append(Item(kind, message["id"], message, phone_id))
-    for status in _list(value, "statuses"):
-        if not all(isinstance(status.get(k), str) and status.get(k) for k in ("id", "status")):
-            raise EnvelopeError("status without id and status")
-        # One wamid moves sent → delivered → read (or failed): each step is its own event.
-        out.append(Item(STATUS, f"{status['id']}:{status['status']}", status, phone_id))
+                out.ignored += 1
     return out
 
 
-def _list(value: dict, name: str) -> list[dict]:
-    items = value.get(name, [])
-    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-        raise EnvelopeError(f"{name} is not a list of objects")
-    return items
+def _one(head: dict, change) -> dict:
+    """A body holding one change of one entry: what a dead letter keeps, and replays."""
+    return {"object": OBJECT, "entry": [{**head, "changes": [change]}]}
 
 
-def _flow_event(entry: dict, value: dict) -> Item:
+# name in the value → (fields every element needs, as non-empty strings; what one element is)
+_LISTS = {"messages": (("id", "from", "type"), "message"), "statuses": (("id", "status"), "status")}
+
+
+def _messages(head: dict, value: dict, out: Parsed) -> None:
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    phone_id = metadata.get("phone_number_id") if isinstance(metadata.get("phone_number_id"), str) else None
+    # What a dead letter keeps beside its one element: metadata, contacts (the sender's profile).
+    base = {k: v for k, v in value.items() if k not in _LISTS}
+    for name, (required, what) in _LISTS.items():
+        if name not in value:
+            continue
+        elements = value[name]
+        if not isinstance(elements, list):
+            out.rejects.append(Reject(f"{name} is not a list", _one(head, {
+                "field": "messages", "value": {**base, name: elements}})))
+            continue
+        for element in elements:
+            missing = [k for k in required if not (isinstance(element, dict)
+                                                   and isinstance(element.get(k), str) and element[k])]
+            if missing:
+                reason = f"{what} is not an object" if not isinstance(element, dict) \
+                    else f"{what} without {', '.join(missing)}"
+                out.rejects.append(Reject(reason, _one(head, {
+                    "field": "messages", "value": {**base, name: [element]}})))
+            elif name == "messages":
+                kind = COMPLETION if is_completion(element) else INBOUND
+                out.items.append(Item(kind, element["id"], element, phone_id))
+            else:
+                # One wamid moves sent → delivered → read (or failed): each step is its own event.
+                out.items.append(Item(STATUS, f"{element['id']}:{element['status']}", element, phone_id))
+
+
+def _flow_event(head: dict, value: dict, out: Parsed) -> None:
     if not isinstance(value.get("event"), str):
-        raise EnvelopeError("flows change without an event")
+        out.rejects.append(Reject("flows change without an event", _one(head, {"field": "flows", "value": value})))
+        return
     # No id on these: the canonical JSON of what Meta sent is the identity of the event.
-    identity = json.dumps({"entry": entry.get("id"), "time": entry.get("time"), "value": value},
-                          sort_keys=True)
-    return Item(FLOW_EVENT, identity, value, extra={"waba_id": str(entry.get("id") or ""),
-                                                     "time": entry.get("time")})
+    identity = json.dumps({"entry": head.get("id"), "time": head.get("time"), "value": value}, sort_keys=True)
+    out.items.append(Item(FLOW_EVENT, identity, value, extra={"waba_id": str(head.get("id") or ""),
+                                                              "time": head.get("time")}))
 
 
 def is_completion(message: dict) -> bool:
