@@ -1,8 +1,9 @@
 """WASenderApi's webhook body: from raw JSON to the messages and session statuses it carries.
 
 The same rule as the Cloud API's (``flows/webhook.py``): per event, not per body. A message we
-cannot take (no key id, no sender, a LID with no phone number) is a ``Reject`` holding that one
-message as a body of its own, kept as a dead letter and parsed again on replay; the rest goes on.
+cannot take (no key id, no sender, either not valid text, a LID with no phone number) is a
+``Reject`` holding that one message as a body of its own, kept as a dead letter and parsed again
+on replay; the rest goes on.
 Only a body that is not an ``{event, data}`` object at all is an ``EnvelopeError`` (the 400).
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flows.contacts import normalise
-from flows.webhook import EnvelopeError, Parsed, Reject, load
+from flows.webhook import EnvelopeError, Parsed, Reject, clean_strings, is_text, load
 
 MESSAGE_EVENTS = ("messages.upsert", "messages.received", "messages-personal.received")
 STATUS_EVENT = "session.status"
@@ -33,7 +34,7 @@ def parse(raw: bytes) -> Parsed:
     head = {k: v for k, v in body.items() if k != "data"}
     if event == STATUS_EVENT:
         if isinstance(data, dict) and isinstance(data.get("status"), str):
-            out.items.append(Event(SESSION_STATUS, {"status": data["status"][:40]}))
+            out.items.append(Event(SESSION_STATUS, {"status": clean_strings(data["status"][:40])}))
         else:
             out.rejects.append(Reject("session.status without a status", body))
     elif event in MESSAGE_EVENTS:
@@ -69,11 +70,12 @@ def _message(m) -> dict | str | None:
         return "message without a key"
     if key.get("fromMe"):
         return None  # our own message, echoed back
-    if not isinstance(key.get("id"), (str, int)) or isinstance(key.get("id"), bool) or key.get("id") == "":
-        return "message without key.id"
+    key_id = key.get("id")
+    if not (is_text(key_id) or (isinstance(key_id, int) and not isinstance(key_id, bool))):
+        return "message without key.id (or not valid text)"
     phone = key.get("cleanedSenderPn") or key.get("senderPn") or key.get("remoteJid") or ""
-    if not isinstance(phone, str):
-        return "message without a sender"
+    if not is_text(phone):
+        return "message without a sender (or not valid text)"
     if phone.endswith("@g.us"):
         return None  # a group: not a conversation with one user
     if phone.endswith("@lid"):
@@ -84,4 +86,4 @@ def _message(m) -> dict | str | None:
         return "message without a sender"
     message = m.get("message")  # any JSON type may come: only an object has a conversation
     text = m.get("messageBody") or (message.get("conversation") if isinstance(message, dict) else "") or ""
-    return {"id": str(key["id"]), "wa_id": wa_id, "text": str(text)[:4096]}
+    return {"id": str(key_id), "wa_id": wa_id, "text": clean_strings(str(text)[:4096])}

@@ -4,7 +4,8 @@ Plain Python, no HTTP: the blueprint hands over the body, this module says what 
 completions (``nfm_reply``), other inbound messages, delivery statuses and ``flows`` field events —
 each with the id that deduplicates it across Meta's retries.
 
-Per event, not per batch: one malformed message, status, change or entry becomes a ``Reject``
+Per event, not per batch: one malformed message, status, change or entry (or one whose id or
+sender is not valid text: a lone surrogate, ``"\\ud800"``) becomes a ``Reject``
 holding that one event as a one-event envelope (kept as a dead letter, ``workers/deadletters.py``;
 replaying it is parsing that envelope again), and the rest of the batch goes on. Only a body that
 is not a WhatsApp Business Account envelope at all is an ``EnvelopeError`` (the 400).
@@ -61,26 +62,39 @@ def digest(text: str) -> str:
 
 # A lone surrogate can only come from a JSON escape once the bytes were strict UTF-8.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load(raw: bytes):
-    """The JSON in ``raw`` with every string encodable (``clean_strings``), or EnvelopeError."""
+    """The JSON in ``raw``, or EnvelopeError."""
     try:
         # Strict UTF-8 (Meta sends nothing else): json.loads(bytes) accepts encoded lone
         # surrogates, which then fail wherever the text is encoded again. UnicodeDecodeError is a
         # ValueError.
-        body = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise EnvelopeError("body is not JSON") from None
-    return clean_strings(body) if _SURROGATE_ESCAPE.search(raw) else body
+
+
+def may_hold_surrogates(raw: bytes) -> bool:
+    """False when no string of ``raw`` can hold a lone surrogate (the usual case: nothing to clean)."""
+    return bool(_SURROGATE_ESCAPE.search(raw))
+
+
+def is_text(value) -> bool:
+    """A non-empty string that can be written anywhere: what an id or a phone number must be.
+
+    A lone surrogate (``"\\ud800"``) is valid JSON but not text: Redis, the logs and every encoder
+    refuse it, and no cleaned form of it could name a message or a person.
+    """
+    return isinstance(value, str) and bool(value) and (value.isascii() or not _SURROGATE.search(value))
 
 
 def clean_strings(value):
-    """``value`` with every lone surrogate (valid JSON — ``"\\ud800"`` — but not text: Redis, the
-    logs and every encoder refuse it) written as its escape, ``\\ud800`` in plain characters.
-
-    Deterministic, so a redelivery gets the same ids; it changes nothing in valid text. Dicts and
-    lists are cleaned in place, without recursion (the body may be nested as deep as json allows).
+    """``value`` with every lone surrogate replaced by U+FFFD, as a lenient decoder would: for
+    the text and values of an event (its ids and phone numbers are checked with ``is_text``
+    instead). Deterministic, so a redelivery is the same event. Dicts and lists are cleaned in
+    place, without recursion (the body may be nested as deep as json allows).
     """
     if not isinstance(value, (dict, list)):
         return _clean(value) if isinstance(value, str) else value
@@ -102,18 +116,16 @@ def clean_strings(value):
                 todo.append(item)
             clean_key = _clean(key)
             if clean_key is not key:
+                while clean_key in node:  # two keys alike once cleaned: both kept
+                    clean_key += "\ufffd"
                 node[clean_key] = node.pop(key)
     return value
 
 
 def _clean(text: str) -> str:
-    if text.isascii():
+    if text.isascii() or not _SURROGATE.search(text):
         return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def parse(raw: bytes) -> Parsed:
@@ -142,6 +154,10 @@ def parse(raw: bytes) -> Parsed:
                 _flow_event(head, change["value"], out)
             else:
                 out.ignored += 1
+    if may_hold_surrogates(raw):
+        # What the jobs get: their text cleaned (the rejects keep the event exactly as it came).
+        out.items = [Item(i.kind, i.dedupe, clean_strings(i.payload), clean_strings(i.phone_number_id),
+                          clean_strings(i.extra)) for i in out.items]
     return out
 
 
@@ -168,11 +184,8 @@ def _messages(head: dict, value: dict, out: Parsed) -> None:
                 "field": "messages", "value": {**base, name: elements}})))
             continue
         for element in elements:
-            missing = [k for k in required if not (isinstance(element, dict)
-                                                   and isinstance(element.get(k), str) and element[k])]
-            if missing:
-                reason = f"{what} is not an object" if not isinstance(element, dict) \
-                    else f"{what} without {', '.join(missing)}"
+            reason = _problem(element, required, what)
+            if reason:
                 out.rejects.append(Reject(reason, _one(head, {
                     "field": "messages", "value": {**base, name: [element]}})))
             elif name == "messages":
@@ -181,6 +194,19 @@ def _messages(head: dict, value: dict, out: Parsed) -> None:
             else:
                 # One wamid moves sent → delivered → read (or failed): each step is its own event.
                 out.items.append(Item(STATUS, f"{element['id']}:{element['status']}", element, phone_id))
+
+
+def _problem(element, required: tuple[str, ...], what: str) -> str | None:
+    """What keeps ``element`` from being taken (no values in it), or None."""
+    if not isinstance(element, dict):
+        return f"{what} is not an object"
+    missing = [k for k in required if not (isinstance(element.get(k), str) and element[k])]
+    unreadable = [k for k in required if k not in missing and not is_text(element[k])]
+    if missing:
+        return f"{what} without {', '.join(missing)}"
+    if unreadable:
+        return f"{what} with {', '.join(unreadable)} not valid text"
+    return None
 
 
 def _flow_event(head: dict, value: dict, out: Parsed) -> None:

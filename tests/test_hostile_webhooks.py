@@ -43,39 +43,52 @@ json_values = st.recursive(
     max_leaves=20,
 )
 strings = texts | st.sampled_from(["", "wamid.X", "15550001234", "interactive", "nfm_reply"])
+
+
+def mostly(good, bad):
+    """``good`` seven times in eight, so that a body often gets deep enough to reach every rule
+    (``one_of`` would pick each side about as often)."""
+    return st.integers(0, 7).flatmap(lambda pick: bad if pick == 0 else good)
+
+
 # Envelopes close enough to Meta's to get past the first checks, with every part possibly wrong.
-messages = st.fixed_dictionaries({"id": strings | json_values, "from": strings | json_values,
-                                  "type": st.sampled_from(["text", "interactive", "button"]) | json_values},
+messages = st.fixed_dictionaries({"id": mostly(strings, json_values), "from": mostly(strings, json_values),
+                                  "type": mostly(st.sampled_from(["text", "interactive", "button"]), json_values)},
                                  optional={"interactive": json_values | st.fixed_dictionaries({
                                      "type": st.just("nfm_reply") | json_values,
                                      "nfm_reply": json_values | st.fixed_dictionaries(
                                          {"response_json": strings | json_values})}),
-                                     "text": json_values, "timestamp": json_values,
+                                     "text": json_values, "timestamp": json_values, "user_id": strings,
                                      "context": json_values | st.fixed_dictionaries({"id": strings})})
-statuses = st.fixed_dictionaries({"id": strings | json_values, "status": strings | json_values},
+statuses = st.fixed_dictionaries({"id": mostly(strings, json_values), "status": mostly(strings, json_values)},
                                  optional={"errors": json_values, "recipient_id": json_values})
 values = st.fixed_dictionaries({}, optional={
-    "messages": st.lists(messages, max_size=3) | json_values, "statuses": st.lists(statuses, max_size=3) | json_values,
+    "messages": mostly(st.lists(messages, max_size=3), json_values),
+    "statuses": mostly(st.lists(statuses, max_size=3), json_values),
     "metadata": json_values | st.fixed_dictionaries({"phone_number_id": strings}),
-    "event": strings | json_values})
-changes = st.fixed_dictionaries({"field": st.sampled_from(["messages", "flows", "account_update"]) | json_values,
-                                 "value": values | json_values})
+    "event": mostly(strings, json_values)})
+changes = st.fixed_dictionaries({"field": mostly(st.sampled_from(["messages", "flows", "account_update"]),
+                                                 json_values),
+                                 "value": mostly(values, json_values)})
+entries = st.fixed_dictionaries({"id": strings, "changes": mostly(st.lists(changes, max_size=3), json_values)},
+                                optional={"time": json_values})
 envelopes = st.fixed_dictionaries({
-    "object": st.just("whatsapp_business_account") | json_values,
-    "entry": st.lists(st.fixed_dictionaries({"id": strings, "changes": st.lists(changes, max_size=3) | json_values},
-                                            optional={"time": json_values}) | json_values, max_size=3) | json_values})
+    "object": mostly(st.just("whatsapp_business_account"), json_values),
+    "entry": mostly(st.lists(mostly(entries, json_values), max_size=3), json_values)})
 
-wasender_messages = st.fixed_dictionaries({}, optional={
-    "key": json_values | st.fixed_dictionaries({"id": strings | json_values}, optional={
-        "fromMe": json_values, "remoteJid": strings | json_values, "cleanedSenderPn": strings | json_values,
-        "senderPn": strings | json_values}),
-    "messageBody": json_values, "message": json_values})
+senders = mostly(st.sampled_from(["15550001234@s.whatsapp.net", "+15550001234", "15550001234"]),
+                 strings | st.sampled_from(["15550001234@lid", "1203630@g.us", "@s.whatsapp.net"]))
+wasender_messages = st.fixed_dictionaries({
+    "key": mostly(st.fixed_dictionaries({"id": mostly(strings, json_values)}, optional={
+        "fromMe": mostly(st.just(False), json_values), "remoteJid": mostly(senders, json_values),
+        "cleanedSenderPn": mostly(senders, json_values), "senderPn": mostly(senders, json_values)}), json_values)},
+    optional={"messageBody": json_values, "message": json_values})
 wasender_events = st.fixed_dictionaries({
-    "event": st.sampled_from(["messages.upsert", "messages.received", "messages-personal.received",
-                              "session.status", "qrcode.updated"]) | json_values,
-    "data": json_values | st.fixed_dictionaries({}, optional={
-        "messages": wasender_messages | st.lists(wasender_messages, max_size=3) | json_values,
-        "status": strings | json_values})})
+    "event": mostly(st.sampled_from(["messages.upsert", "messages.received", "messages-personal.received",
+                                     "session.status", "qrcode.updated"]), json_values),
+    "data": mostly(st.fixed_dictionaries({}, optional={
+        "messages": mostly(wasender_messages | st.lists(wasender_messages, max_size=3), json_values),
+        "status": mostly(strings, json_values)}), json_values)})
 
 
 @pytest.fixture
@@ -137,6 +150,17 @@ def canon(value) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def text(value) -> bool:
+    """What an id or a phone number must be: a non-empty string that can be encoded."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def distinct(body: dict) -> dict:
     """Events made distinct where Meta's are (each message its own wamid, each entry its own id),
     so that the count of what is stored can be told from what was posted."""
@@ -160,8 +184,8 @@ def distinct(body: dict) -> dict:
 
 def cloud_expected(body: dict) -> tuple[int, int] | None:
     """(jobs, dead letters) a distinct body leaves in an empty Redis; None: not an envelope (400).
-    The rules, written out: messages need id, from and type, statuses id and status (non-empty
-    strings); flows events an event; anything else in an entry is one dead letter per event."""
+    The rules, written out: messages need id, from and type, statuses id and status (``text``);
+    flows events an event; anything else in an entry is one dead letter per event."""
     if body.get("object") != "whatsapp_business_account" or not isinstance(body.get("entry"), list):
         return None
     jobs, dead = 0, set()
@@ -189,8 +213,7 @@ def cloud_expected(body: dict) -> tuple[int, int] | None:
                     dead.add((name, value["_n"]))
                     continue
                 for element in value[name]:
-                    if isinstance(element, dict) and all(
-                            isinstance(element.get(k), str) and element[k] for k in required):
+                    if isinstance(element, dict) and all(text(element.get(k)) for k in required):
                         jobs += 1
                     else:
                         dead.add((name, value["_n"], canon(element)))
@@ -276,12 +299,14 @@ def wasender_distinct(body: dict) -> dict:
             key = m.get("key") if isinstance(m, dict) else None
             if isinstance(key, dict) and isinstance(key.get("id"), str) and key["id"]:
                 key["id"] = f"u{next(n)}.{key['id']}"
+            elif isinstance(key, dict) and type(key.get("id")) is int:
+                key["id"] = key["id"] * 1000 + next(n)
     return body
 
 
 def wasender_expected(body) -> tuple[int, int, bool] | None:
     """(jobs, dead letters, session status recorded) in an empty Redis; None: 400. A message is
-    taken with a key id (string or number) and a sender with a phone number; one from us
+    taken with a key id (text or a number) and a sender (text) with a phone number; one from us
     (fromMe) or from a group is not for us; anything else is a dead letter."""
     if not isinstance(body, dict) or not isinstance(body.get("event"), str):
         return None
@@ -305,8 +330,8 @@ def wasender_expected(body) -> tuple[int, int, bool] | None:
         if isinstance(sender, str) and sender.endswith("@g.us"):
             continue
         key_id = key.get("id") if isinstance(key, dict) else None
-        good_id = isinstance(key_id, (str, int)) and not isinstance(key_id, bool) and key_id != ""
-        if good_id and isinstance(sender, str) and not sender.endswith("@lid") \
+        good_id = text(key_id) or (isinstance(key_id, int) and not isinstance(key_id, bool))
+        if good_id and text(sender) and not sender.endswith("@lid") \
                 and any(c.isdigit() for c in sender.split("@", 1)[0]):
             jobs += 1
         else:
