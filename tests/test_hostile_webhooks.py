@@ -225,7 +225,7 @@ def cloud_expected(body: dict) -> tuple[int, int] | None:
 def test_cloud_envelopes_every_event_is_enqueued_or_dead_lettered(app, caplog, body):
     redis = app.extensions["redis"]
     redis.flushdb()
-    body = distinct(body)
+    body = json.loads(dumps(distinct(body)))  # as the server reads it ("\ud800\udc00" is one character)
     expected = cloud_expected(body)
     status = Probe(app, caplog).cloud(dumps(body))
     if expected is None:
@@ -332,7 +332,7 @@ def wasender_expected(body) -> tuple[int, int, bool] | None:
         key_id = key.get("id") if isinstance(key, dict) else None
         good_id = text(key_id) or (isinstance(key_id, int) and not isinstance(key_id, bool))
         if good_id and text(sender) and not sender.endswith("@lid") \
-                and any(c.isdigit() for c in sender.split("@", 1)[0]):
+                and any(c.isdecimal() for c in sender.split("@", 1)[0]):
             jobs += 1
         else:
             dead.add(canon(m))
@@ -344,7 +344,7 @@ def wasender_expected(body) -> tuple[int, int, bool] | None:
 def test_wasender_events_every_event_is_enqueued_or_dead_lettered(app, caplog, body):
     redis = app.extensions["redis"]
     redis.flushdb()
-    body = wasender_distinct(body)
+    body = json.loads(dumps(wasender_distinct(body)))
     expected = wasender_expected(body)
     status = Probe(app, caplog).wasender(dumps(body))
     if expected is None:

@@ -106,10 +106,11 @@ class DeadLetters:
         for reject in rejects:
             raw = _canonical(reject.event)
             dl_id = dead_letter_id(source, raw)
-            document = {"id": dl_id, "source": source, "reason": reject.reason, "at": round(time.time(), 3),
+            now = time.time()  # unrounded: the index's order is the order kept in
+            document = {"id": dl_id, "source": source, "reason": reject.reason, "at": round(now, 3),
                         "state": PENDING, "raw": raw[:MAX_EVENT_BYTES], "truncated": len(raw) > MAX_EVENT_BYTES}
             if self._keep(keys=[PREFIX + dl_id, INDEX, EVICTED],
-                          args=[json.dumps(document), self.keep_seconds, document["at"], self.cap, dl_id, PREFIX]):
+                          args=[json.dumps(document), self.keep_seconds, repr(now), self.cap, dl_id, PREFIX]):
                 kept.stored += 1
                 log.warning("dead letter %s kept (%s webhook): %s", dl_id, source, reject.reason)
             else:
@@ -195,10 +196,11 @@ def failed_events(redis, limit: int | None = 20, pairs: list[tuple[str, str]] | 
 
 def shown(row: dict, pretty: bool = False) -> dict:
     """A row for people: phone-like digits masked, time readable, the event as text."""
-    text = clean_strings(row.get("raw") or "")
+    text = row.get("raw") or ""  # JSON written with ensure_ascii: plain ASCII
     if pretty and not row.get("truncated"):
         try:
-            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            # Readable text, and a lone surrogate (escaped in the raw JSON) shown as U+FFFD.
+            text = json.dumps(clean_strings(json.loads(text)), indent=2, ensure_ascii=False)
         except (ValueError, RecursionError):
             pass
     at = row.get("at")
@@ -212,8 +214,9 @@ def shown(row: dict, pretty: bool = False) -> dict:
 def overview(redis, limit: int = 20) -> dict:
     """Pending dead letters and failed webhook jobs, newest first, masked."""
     store, failed = DeadLetters(redis), failed_event_ids(redis)
-    return {**store.counts(), "failed_jobs": len(failed), "rows": [shown(r) for r in store.pending(limit)],
-            "failed": [shown(r) for r in failed_events(redis, pairs=failed[:limit])]}
+    return {**store.counts(), "failed_jobs": len(failed),
+            "rows": [shown(r, pretty=True) for r in store.pending(limit)],
+            "failed": [shown(r, pretty=True) for r in failed_events(redis, pairs=failed[:limit])]}
 
 
 def find(redis, item_id: str) -> dict | None:
