@@ -70,14 +70,14 @@ def _message(m) -> dict | str | None:
         return "message without a key"
     if key.get("fromMe"):
         return None  # our own message, echoed back
+    phone = key.get("cleanedSenderPn") or key.get("senderPn") or key.get("remoteJid") or ""
+    if isinstance(phone, str) and phone.endswith("@g.us"):
+        return None  # a group: not a conversation with one user
     key_id = key.get("id")
     if not (is_text(key_id) or (isinstance(key_id, int) and not isinstance(key_id, bool))):
         return "message without key.id (or not valid text)"
-    phone = key.get("cleanedSenderPn") or key.get("senderPn") or key.get("remoteJid") or ""
     if not is_text(phone):
         return "message without a sender (or not valid text)"
-    if phone.endswith("@g.us"):
-        return None  # a group: not a conversation with one user
     if phone.endswith("@lid"):
         # A user known by a LID, with no phone number: kept until sessions can be matched on it.
         return "sender is a LID (no phone number)"
