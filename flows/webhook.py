@@ -50,7 +50,7 @@ class Reject:
 
 @dataclass
 class Parsed:
-    items: list[Item] = field(default_factory=list)
+    items: list = field(default_factory=list)  # Items here; flows.wasender_events.Event there
     rejects: list[Reject] = field(default_factory=list)
     ignored: int = 0
 
