@@ -166,7 +166,7 @@ def _one(head: dict, change) -> dict:
     return {"object": OBJECT, "entry": [{**head, "changes": [change]}]}
 
 
-# name in the value → (fields every element needs, as non-empty strings; what one element is)
+# name in the value → (fields every element needs, as text (``is_text``); what one element is)
 _LISTS = {"messages": (("id", "from", "type"), "message"), "statuses": (("id", "status"), "status")}
 
 
