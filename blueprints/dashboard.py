@@ -19,6 +19,7 @@ from config import is_development
 from metrics import activity, jobs
 from metrics.prometheus import build_registry
 from metrics.snapshot import top_validation_errors
+from workers import deadletters
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 log = logging.getLogger("flowgate.dashboard")
@@ -69,9 +70,10 @@ def index():
         validation=top_validation_errors(snap), sessions=activity.recent_sessions(redis),
         queues=jobs.queue_figures(redis), failed=jobs.failed_jobs(redis),
         wasender=activity.wasender_status(redis), redis_memory=storage.memory(redis),
+        dead=deadletters.overview(redis),
         outbox=activity.console_outbox(redis) if is_development(current_app.config) else None,
         requeued=request.args.get("requeued", "")[:128], missing=request.args.get("missing", "")[:128],
-        **page_context(),
+        replayed=request.args.get("replayed", "")[:200], **page_context(),
     )
 
 
@@ -83,6 +85,8 @@ def metrics_json():
     snap["queues"] = jobs.queue_figures(redis)
     snap["wasender_status"] = activity.wasender_status(redis)
     snap["redis_memory"] = storage.memory(redis).as_dict()
+    dead = deadletters.overview(redis, limit=0)
+    snap["dead_letters"] = {k: dead[k] for k in ("pending", "failed_jobs", "evicted")}
     return snap
 
 
@@ -95,6 +99,16 @@ def requeue(queue_name: str, job_id: str):
         return redirect(url_for("dashboard.index", missing=job_id[:128]) + "#jobs", 303)
     log.info("dashboard requeued job %s on %s", job_id, queue_name)
     return redirect(url_for("dashboard.index", requeued=job_id) + "#jobs", 303)
+
+
+@bp.post("/dashboard/deadletters/<item_id>/replay")
+def replay_dead_letter(item_id: str):
+    """Replay one dead letter (parsed again, enqueued once) or requeue one failed webhook job."""
+    auth.check_csrf()
+    ext = current_app.extensions
+    result = deadletters.replay(_redis(), current_app.config, ext["wasender"], item_id[:128])
+    log.info("dashboard replay of %s: %s", result.id[:64], result.state)
+    return redirect(url_for("dashboard.index", replayed=f"{result.id[:64]}: {result.state}") + "#deadletters", 303)
 
 
 @bp.route("/dashboard/login", methods=["GET", "POST"])

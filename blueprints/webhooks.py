@@ -1,11 +1,13 @@
 """GET|POST /webhooks/whatsapp: Meta's verification handshake and the signed event stream.
 
-Thin on purpose: check, parse (``flows.webhook``), store as jobs (``workers.intake``), answer. A 200
-means every event of the body is safely in Redis; anything else makes Meta redeliver (7 days).
+Thin on purpose: check, parse (``flows.webhook``), store as jobs (``workers.intake``) or, for an
+event we cannot take, as a dead letter (``workers.deadletters``), answer. A 200 means every event
+of the body is safely in Redis; anything else makes Meta redeliver (7 days) — so one malformed
+event must never fail the batch it came in.
 
 | status | when |
-| 200 | GET handshake; POST stored (or all duplicates) |
-| 400 | body not JSON / not a WhatsApp Business webhook envelope |
+| 200 | GET handshake; POST: every event stored as a job or a dead letter (or was already) |
+| 400 | body not JSON / not a WhatsApp Business Account envelope at all |
 | 401 / 403 | X-Hub-Signature-256 absent / wrong; GET with a wrong verify token |
 | 413 | body over 3 MB (Meta's limit) |
 | 503 | Redis could not take the events |
@@ -20,6 +22,7 @@ from redis.exceptions import RedisError
 
 from flows.signing import HEADER
 from flows.webhook import EnvelopeError, parse
+from workers.deadletters import CLOUD, DeadLetters
 from workers.intake import accept
 from workers.queues import retry_from
 
@@ -55,15 +58,19 @@ def receive():
             log.warning("webhook signature mismatch (%d bytes)", len(raw))
             return jsonify(error="signature mismatch"), 403
     try:
-        items, ignored = parse(raw)
+        parsed = parse(raw)
     except EnvelopeError as exc:
         log.warning("webhook refused: %s (%d bytes)", exc, len(raw))
         return jsonify(error="bad webhook", description=str(exc)), 400
-    cfg = current_app.config
+    cfg, redis = current_app.config, current_app.extensions["redis"]
     try:
-        result = accept(current_app.extensions["redis"], items, retry_from(cfg), cfg["WEBHOOK_DEDUPE_SECONDS"])
+        result = accept(redis, parsed.items, retry_from(cfg), cfg["WEBHOOK_DEDUPE_SECONDS"])
+        kept = DeadLetters(redis).keep(CLOUD, parsed.rejects)
     except RedisError as exc:
         log.error("webhook not stored, Redis unavailable (%s): answering 503 so Meta redelivers",
                   type(exc).__name__)
         return jsonify(error="storage unavailable"), 503
-    return jsonify(enqueued=result.enqueued, duplicates=result.duplicates, ignored=ignored), 200
+    answer = dict(enqueued=result.enqueued, duplicates=result.duplicates, ignored=parsed.ignored)
+    if kept.total:
+        answer["dead_lettered"] = kept.total  # kept now or by an earlier delivery of this batch
+    return jsonify(answer), 200

@@ -1,4 +1,8 @@
-"""flask flows submissions, flask messages …: what came in and what went out, from a terminal."""
+"""flask flows submissions, flask messages …: what came in and what went out, from a terminal.
+
+``flask messages deadletters [list | show ID | replay ID | replay --all]``: webhook events that
+were acknowledged but could not become work (``workers/deadletters.py``), masked.
+"""
 from __future__ import annotations
 
 import json
@@ -12,9 +16,11 @@ from flows.redact import phone
 from flows.submissions import SubmissionStore
 from messaging import fallback
 from messaging.console import ConsoleChannel
+from workers import deadletters
 from workers.inbound import flow_events
 
-messages_group = AppGroup("messages", help="Outbound messages: console outbox, fallback cases, Flow events.")
+messages_group = AppGroup("messages", help="Outbound messages: console outbox, fallback cases, Flow events, "
+                                           "dead letters.")
 
 
 @click.command("submissions")
@@ -72,3 +78,55 @@ def flows_events(limit):
         click.echo("no flows webhook events received")
     for event in events:
         click.echo(json.dumps(event))
+
+
+@messages_group.group("deadletters", invoke_without_command=True)
+@click.pass_context
+def deadletters_group(ctx):
+    """Webhook events kept aside (malformed, or their job out of retries): list, show, replay."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(deadletters_list)
+
+
+@deadletters_group.command("list")
+@click.option("--limit", default=20, show_default=True, help="How many of each kind, newest first.")
+def deadletters_list(limit):
+    """Pending dead letters, then failed webhook jobs; phone numbers masked."""
+    summary = deadletters.overview(current_app.extensions["redis"], limit)
+    click.echo(f"{summary['pending']} dead letters pending, {summary['failed_jobs']} failed webhook jobs, "
+               f"{summary['evicted']} evicted over the cap")
+    for row in summary["rows"] + summary["failed"]:
+        click.echo(f"{row['id']}  {row['at']}  {row['source']:8}  {row['reason']}")
+
+
+@deadletters_group.command("show")
+@click.argument("item_id")
+def deadletters_show(item_id):
+    """One dead letter or failed webhook job, with its raw event (masked)."""
+    row = deadletters.find(current_app.extensions["redis"], item_id)
+    if row is None:
+        raise click.ClickException(f"no dead letter or failed webhook job {item_id[:64]!r}")
+    event = row.pop("event")
+    click.echo(json.dumps(row, indent=2))
+    click.echo(event)
+
+
+@deadletters_group.command("replay")
+@click.argument("item_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Every pending dead letter and failed webhook job.")
+def deadletters_replay(item_id, replay_all):
+    """Parse a dead letter again and enqueue it through the normal, once-only intake (a failed
+    job is requeued). Exit 1 when something was not replayed."""
+    if bool(item_id) == replay_all:
+        raise click.UsageError("give one ID or --all")
+    ext, cfg = current_app.extensions, current_app.config
+    if replay_all:
+        results = deadletters.replay_all(ext["redis"], cfg, ext["wasender"])
+    else:
+        results = [deadletters.replay(ext["redis"], cfg, ext["wasender"], item_id)]
+    for result in results:
+        click.echo(f"{result.id[:64]}  {result.state}  {result.detail}")
+    if not results:
+        click.echo("nothing to replay")
+    if any(not r.done for r in results):
+        raise SystemExit(1)

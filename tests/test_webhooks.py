@@ -83,13 +83,6 @@ def test_previous_app_secret_is_accepted_during_rotation(client):
     (b"[1, 2]", "body is not a JSON object"),
     (b'{"object": "page", "entry": []}', "object is not whatsapp_business_account"),
     (b'{"object": "whatsapp_business_account", "entry": {}}', "entry is not a list"),
-    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages"}]}]}',
-     "change without field and value"),
-    (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
-        {"field": "messages", "value": {"messages": [{"type": "text"}]}}]}]}).encode(),
-     "message without id and type"),
-    (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
-        {"field": "messages", "value": {"statuses": "sent"}}]}]}).encode(), "statuses is not a list of objects"),
     (b"[" * 100_000 + b"]" * 100_000, "body is not JSON"),  # deep nesting: RecursionError, not a 500
 ])
 def test_malformed_bodies_are_400_with_a_reason(client, raw, reason, caplog):
@@ -97,6 +90,29 @@ def test_malformed_bodies_are_400_with_a_reason(client, raw, reason, caplog):
     assert resp.status_code == 400
     assert resp.json["description"] == reason
     assert any("webhook refused" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages"}]}]}',
+     "change without field and value"),
+    (b'{"object": "whatsapp_business_account", "entry": [7]}', "entry without a changes list"),
+    (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
+        {"field": "messages", "value": {"messages": [{"type": "text"}]}}]}]}).encode(),
+     "message without id, from"),
+    (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
+        {"field": "messages", "value": {"statuses": "sent"}}]}]}).encode(), "statuses is not a list"),
+    (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
+        {"field": "messages", "value": {"statuses": [{"id": "wamid.X"}]}}]}]}).encode(), "status without status"),
+    (body_of(flows_change(event=None)), "flows change without an event"),
+])
+def test_a_malformed_event_is_acknowledged_and_dead_lettered(client, redis_client, raw, reason):
+    """Per event, not per batch: a 400 would make Meta redeliver, then drop, the whole batch."""
+    resp = post(client, raw)
+    assert resp.status_code == 200 and resp.json["dead_lettered"] == 1 and resp.json["enqueued"] == 0
+    (dl_id,) = [i.decode() for i in redis_client.zrange("fg:deadletters", 0, -1)]
+    assert json.loads(redis_client.get(f"fg:deadletter:{dl_id}"))["reason"] == reason
+    assert post(client, raw).json["dead_lettered"] == 1  # Meta's redelivery: still one dead letter
+    assert redis_client.zcard("fg:deadletters") == 1
 
 
 def test_oversized_body_is_413(client):

@@ -1,6 +1,10 @@
 """Jobs for a completed Flow (an ``nfm_reply`` webhook): store it, close the session, tell the
 business, thank the user — each side effect exactly once however often the job runs.
 
+Storing comes first: the user's answers are kept before anything that can fail for reasons of its
+own (correlating the reply with its session, the confirmation, the forward), so a job that fails
+after it — and ends, retries used up, with the dead letters — has lost nothing.
+
 Runs in a forked RQ horse with the app context of ``flask worker``; reaches Redis, the session
 store and the sender through ``current_app``.
 """
@@ -21,6 +25,7 @@ from flows.redact import wamid
 from flows.sessions import short
 from flows.signing import sign
 from flows.submissions import SubmissionStore, submission_id
+from flows.webhook import clean_strings
 from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError
 from messaging.router import Refused
@@ -54,14 +59,21 @@ class ForwardFailed(Exception):
         self.retry_after = retry_after
 
 
+def _response_json(message: dict):
+    """The raw ``response_json``, whatever its type, or None when the reply has none."""
+    interactive = message.get("interactive")
+    reply = interactive.get("nfm_reply") if isinstance(interactive, dict) else None
+    return reply.get("response_json") if isinstance(reply, dict) else None
+
+
 def parse_response(message: dict) -> tuple[dict | None, str | None]:
     """(response_json decoded, None) or (None, what is wrong with it)."""
-    reply = (message.get("interactive") or {}).get("nfm_reply") or {}
-    raw = reply.get("response_json")
+    raw = _response_json(message)
     if not isinstance(raw, str):
         return None, "response_json missing or not a string"
     try:
-        value = json.loads(raw)
+        # Cleaned like the webhook body: a "\ud800" escape inside it is valid JSON too.
+        value = clean_strings(json.loads(raw))
     except (ValueError, RecursionError):
         return None, "response_json is not JSON"
     if not isinstance(value, dict):
@@ -72,31 +84,49 @@ def parse_response(message: dict) -> tuple[dict | None, str | None]:
 def process_completion(message: dict, phone_number_id: str | None = None, extra: dict | None = None) -> dict:
     ext, cfg = current_app.extensions, current_app.config
     redis, sessions = ext["redis"], ext["sessions"]
-    correlation = Correlation(redis, sessions)
+    # Intake cleans what it enqueues; a job enqueued before it did (or requeued from the failed
+    # registry) may still hold a lone surrogate, which Redis refuses to encode.
+    message = clean_strings(message)
     msg_id = message["id"]
-    # The person, by phone, BSUID or both (a username user may send no phone at all): linked to
-    # one contact record before anything is written for them.
-    user = ext["contacts"].learn(of_job(message, extra))
+    # The person, by phone, BSUID or both (a username user may send no phone at all).
+    sender = of_job(message, extra)
     response, problem = parse_response(message)
+    token = (response or {}).get("flow_token")
+    token = token if isinstance(token, str) and token and token != UNUSED_TOKEN else None
 
-    # Correlate: the token in the reply, else the Flow message this reply answers (context.id).
-    token, via = (response or {}).get("flow_token"), "flow_token"
-    if not isinstance(token, str) or not token or token == UNUSED_TOKEN:
-        context = message.get("context") if isinstance(message.get("context"), dict) else {}
-        token, via = correlation.token_for(context.get("id")), "context"
-    session = _complete_session(sessions, correlation, token, msg_id, user) if token else None
-
+    # Stored first, with what the message itself says; completed below once the session is known.
+    # A re-run keeps what an earlier run stored (a forward may be reading it).
     sid = submission_id(msg_id)
     received_at = _float(message.get("timestamp")) or time.time()
-    SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"]).save({
-        "id": sid, "message_id": msg_id, "from": user.phone, "user_id": user.bsuid or user.parent_bsuid,
-        "username": user.username, "phone_number_id": phone_number_id,
-        "flow_token": token, "correlated_by": via if token else None,
-        "flow": (session or {}).get("flow"), "session_known": bool(session and session.get("known")),
-        "received_at": received_at, "response": response, "problem": problem,
-        "raw": None if response is not None else str(
-            ((message.get("interactive") or {}).get("nfm_reply") or {}).get("response_json"))[:65536],
-    })
+    store = SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"])
+    document = store.get(sid)
+    if document is None:
+        document = {
+            "id": sid, "message_id": msg_id, "from": sender.phone,
+            "user_id": sender.bsuid or sender.parent_bsuid, "username": sender.username,
+            "phone_number_id": phone_number_id,
+            "flow_token": token, "correlated_by": "flow_token" if token else None,
+            "flow": None, "session_known": False,
+            "received_at": received_at, "response": response, "problem": problem,
+            "raw": None if response is not None else str(_response_json(message))[:65536],
+        }
+        store.save(document)
+    # Linked to one contact record before anything else is written for them.
+    user = ext["contacts"].learn(sender)
+
+    # Correlate: the token in the reply, else the Flow message this reply answers (context.id).
+    correlation = Correlation(redis, sessions)
+    via = "flow_token"
+    if token is None:
+        context = message.get("context") if isinstance(message.get("context"), dict) else {}
+        context_id = context.get("id")
+        token, via = correlation.token_for(context_id if isinstance(context_id, str) else None), "context"
+    session = _complete_session(sessions, correlation, token, msg_id, user) if token else None
+    completed = {**document, "flow_token": token, "correlated_by": via if token else None,
+                 "flow": (session or {}).get("flow"), "session_known": bool(session and session.get("known"))}
+    if completed != document:
+        store.save(completed)
+
     # The nfm_reply is itself an inbound message: it opens the 24 h window (its text is form data:
     # not kept with the contact).
     contacts = ext["contacts"]
