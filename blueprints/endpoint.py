@@ -3,7 +3,7 @@
 Thin on purpose: size, shape, signature, decryption, then the engine decides and the reply is
 encrypted with the request's key and inverted IV. Every failure has its own status (413, 400, 432,
 421, 427) and never a traceback. The deadline starts when the request arrives and bounds every
-lookup and every Redis call the engine makes (``storage.within``): whatever Redis does, the reply
+lookup and every Redis call the engine makes (``redis_budget.within``): whatever Redis does, the reply
 leaves in time.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, g, request
 
-import storage
+import redis_budget
 from blueprints import metering
 from flows.budget import Deadline
 from flows.crypto import DecryptionError, decrypt_request, flip_iv, seal
@@ -75,7 +75,7 @@ def flow_endpoint(flow_name: str):
         flow_request = FlowRequest.parse(envelope.payload)
     except ProtocolError as exc:
         return _plain(400, str(exc))
-    with storage.within(deadline):
+    with redis_budget.within(deadline):
         outcome = ext["engine"].handle(flow, flow_request, deadline)
     g.flow_request, g.flow_outcome = flow_request, outcome  # for blueprints.metering
     text = seal(outcome.plaintext, envelope.aes_key, flip_iv(envelope.iv))

@@ -72,7 +72,7 @@ class Engine:
 
     def handle(self, flow: Flow, req: FlowRequest, deadline: Deadline | None = None) -> Outcome:
         """The reply to ``req``. ``deadline`` (started when the request arrived) bounds the
-        handler's lookups; the caller bounds the Redis calls with it too (``storage.within``)."""
+        handler's lookups; the caller bounds the Redis calls with it too (``redis_budget.within``)."""
         if req.action == "ping":
             return Outcome(200, json_bytes(PING_REPLY), "ping")
         token = req.flow_token

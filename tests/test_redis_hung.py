@@ -22,7 +22,7 @@ from conftest import APP_SECRET, RedisServer, demo_api_url, wait_for
 from flows.engine import GENERIC_ERROR
 from flows.simulator import FlowClient
 from procs import LoggedGunicorn
-from storage import COOL_DOWN_SECONDS
+from redis_budget import COOL_DOWN_SECONDS
 from standins.meta_webhooks import body_of, messages_change, signed_headers, text_message
 
 WASENDER_SECRET = "ws-hung-secret"
@@ -165,3 +165,34 @@ def _report(title: str, figures: dict) -> None:
     print(f"\nRedis SIGSTOPped, {title}:")
     for name, seconds in figures.items():
         print(f"  {name:32s} {seconds * 1000:7.0f} ms")
+
+
+def test_redis_down_every_flow_still_opens_and_a_needed_write_says_try_again(app_config, keypair, tmp_path):
+    """Reads the framework makes for handlers (carried values, slot holds, the lookup cache)
+    degrade by themselves: with Redis down an INIT shows the flow's first screen, not the generic
+    error (member_check's INIT reads carried values); a write a handler cannot do without (a slot
+    hold) gives "try again", counted apart from handler bugs."""
+    from datetime import date, timedelta
+
+    from app import create_app
+    from conftest import LiveServer
+    from flows.catalog import CATALOG
+    from flows.engine import STORAGE_UNAVAILABLE
+
+    down = RedisServer(tmp_path)
+    down.start()
+    app = create_app({**app_config, "REDIS_URL": down.url})
+    down.stop()
+    with LiveServer(app) as server:
+        for flow in CATALOG:
+            client = FlowClient(f"{server.url}/flows/{flow.name}", keypair[1], APP_SECRET)
+            reply = client.init("tok-down")
+            assert reply.status == 200 and reply.screen == flow.entry_screen, (flow.name, reply.body)
+            assert "error_message" not in reply.data, (flow.name, reply.body)
+        client = FlowClient(f"{server.url}/flows/appointment", keypair[1], APP_SECRET)
+        day = next(d for d in (date.today() + timedelta(days=n) for n in range(1, 8)) if d.weekday() < 5)
+        listed = client.exchange("tok-down", "BOOK", {"step": "day_chosen", "date": day.isoformat()})
+        assert listed.data["show_slots"] is True  # no hold known: every opening time is listed
+        held = client.exchange("tok-down", "BOOK", {"step": "time_chosen", "date": day.isoformat(), "slot": "09:00"})
+        assert held.status == 200 and held.screen == "BOOK"
+        assert held.data["error_message"] == STORAGE_UNAVAILABLE
