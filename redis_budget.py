@@ -1,13 +1,13 @@
 """How long an HTTP request may wait for Redis: the budget every Redis call of a request obeys.
 
 While a request is served (``open_request``, registered by ``storage.init_app``), each wait for
-Redis (connect, send, reply) is at most ``REDIS_REQUEST_TIMEOUT_SECONDS`` and never past the
-request's deadline (``within``: the Flow endpoint's), and after one timeout, or a refused
-connection, the request stops asking (``RedisSkipped``, at once). The process remembers a timeout
-too: for ``COOL_DOWN_SECONDS`` its other requests skip that Redis at once, then one request asks
-again. A hung Redis (process stopped, socket open) thus costs one short wait now and then instead
-of redis-py's socket timeout times its retries for every call: a signed INIT took 45 s. Workers
-and CLI commands have no budget and keep the client's own timeouts.
+Redis (connect, send, reply) is at most ``REDIS_REQUEST_TIMEOUT_SECONDS`` and ends by the
+request's deadline (``within``: the Flow endpoint's; ``LATE_CALL_SECONDS`` past it at most), and
+after one timeout, or a refused connection, the request stops asking (``RedisSkipped``, at once).
+The process remembers a timeout too: for ``COOL_DOWN_SECONDS`` its other requests skip that Redis
+at once, then one request asks again. A hung Redis (process stopped, socket open) thus costs one
+short wait now and then instead of redis-py's socket timeout times its retries for every call (a
+signed INIT took 45 s). Workers and CLI commands have no budget and keep the client's timeouts.
 
 The bounding lives in the connection class (``storage.client_for`` picks it by URL scheme), so
 every caller — sessions, lookups' cache, RQ's enqueue, metrics — is bounded without knowing it.
@@ -28,17 +28,19 @@ from redis.utils import SENTINEL
 
 log = logging.getLogger("flowgate.redis")
 
-# What a call needs at least to be worth sending; below it the call is skipped.
-MIN_CALL_SECONDS = 0.02
+# A call at or past the deadline still gets this long: a healthy Redis answers in a millisecond,
+# so a session's write after a lookup that took the whole budget is kept, and a hung one costs
+# this once (the request then stops asking). The reply is late by at most about this much.
+LATE_CALL_SECONDS = 0.05
 DEFAULT_REQUEST_TIMEOUT = 1.0  # config.py's REDIS_REQUEST_TIMEOUT_SECONDS, outside an app
 # After a timeout, how long this process's requests skip that Redis before one asks again.
 COOL_DOWN_SECONDS = 2.0
 
 
 class RedisSkipped(RedisError):
-    """Not sent: Redis did not answer earlier in this request (or a moment ago in this process),
-    or the request's deadline is too close. A RedisError, so every caller that serves without
-    Redis does so at once instead of waiting again; redis-py does not retry it."""
+    """Not sent: Redis did not answer earlier in this request (or a moment ago in this process).
+    A RedisError, so every caller that serves without Redis does so at once instead of waiting
+    again; redis-py does not retry it."""
 
 
 class _Breaker:
@@ -87,15 +89,13 @@ class Budget:
     probing: bool = False  # this request asks a Redis the process had stopped asking
 
     def limit(self, own: float | None, breaker: _Breaker) -> float:
-        """The timeout one wait may use: its own, capped; RedisSkipped when none is left."""
+        """The timeout one wait may use: its own, capped; RedisSkipped when Redis is given up."""
         if self.tripped:
             raise RedisSkipped("skipped: Redis did not answer earlier in this request")
         breaker.check(self)
         left = self.per_call
         if self.deadline is not None:
-            left = min(left, self.deadline.remaining() - self.reserve)
-        if left < MIN_CALL_SECONDS:
-            raise RedisSkipped("skipped: the request's deadline leaves no time for Redis")
+            left = min(left, max(self.deadline.remaining() - self.reserve, LATE_CALL_SECONDS))
         return left if own is None else min(own, left)
 
     def trip(self) -> None:
@@ -110,8 +110,11 @@ _budget: ContextVar[Budget | None] = ContextVar("flowgate_redis_budget", default
 
 
 @contextmanager
-def within(deadline, reserve: float = 0.1):
-    """Bound the Redis calls made inside by ``deadline`` as well (the Flow endpoint's)."""
+def within(deadline, reserve: float = 0.0):
+    """Bound the Redis calls made inside by ``deadline`` as well (the Flow endpoint's).
+
+    No reserve by default: the time after a lookup is already kept back by the lookup
+    (flows/lookups.py, RESERVE_SECONDS), and the session's write after it must still fit in."""
     parent = _budget.get()
     per_call = parent.per_call if parent is not None else DEFAULT_REQUEST_TIMEOUT
     token = _budget.set(Budget(per_call, deadline, reserve, parent,
