@@ -64,7 +64,7 @@ def defaults() -> dict:
         "INSTANCE_DIR": str(ROOT / "instance"),
         "REDIS_URL": None,
         "REDIS_SSL_NO_VERIFY": True,
-        # Longest wait for Redis within an HTTP request (storage.py); workers keep 5 s.
+        # Longest wait for Redis within an HTTP request (redis_budget.py); workers keep 5 s.
         "REDIS_REQUEST_TIMEOUT_SECONDS": 1.0,
         "FLOW_PRIVATE_KEY": None,
         "FLOW_PRIVATE_KEY_PATH": None,

@@ -3,8 +3,8 @@
 Thin on purpose: size, shape, signature, decryption, then the engine decides and the reply is
 encrypted with the request's key and inverted IV. Every failure has its own status (413, 400, 432,
 421, 427) and never a traceback. The deadline starts when the request arrives and bounds every
-lookup and every Redis call the engine makes (``redis_budget.within``): whatever Redis does, the reply
-leaves in time.
+lookup and every Redis call the engine makes (``redis_budget.within``): whatever Redis does, the
+reply leaves in time.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """GET /health: 200 when Redis answers, 503 when it does not (down or hung), within the request's
-Redis budget (``REDIS_REQUEST_TIMEOUT_SECONDS``, storage.py): a monitor gets its answer at once."""
+Redis budget (``REDIS_REQUEST_TIMEOUT_SECONDS``, redis_budget.py): a monitor gets its answer at once."""
 from flask import Blueprint, current_app
 from redis.exceptions import RedisError
 

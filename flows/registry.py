@@ -62,15 +62,13 @@ class Context:
 
     def lookup_unavailable(self) -> int:
         """Count a lookup that failed closed for this session (the engine hands a session that
-        keeps failing to the fallback); returns the session's count (this request's alone when
-        Redis cannot keep it)."""
+        keeps failing to the fallback); returns the session's count, unchanged when Redis cannot
+        keep it."""
         if self.sessions and self.token:
             try:
                 self.lookup_failures = self.sessions.count_lookup_failure(self.token)
-                return self.lookup_failures
             except RedisError as exc:
                 log.warning("flow=%s lookup failure not counted (%s)", self.flow.name, type(exc).__name__)
-        self.lookup_failures += 1
         return self.lookup_failures
 
     def carry(self, **values) -> None:
