@@ -28,11 +28,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["MAX_CONTENT_LENGTH"] = 3 * 1024 * 1024
     _logging(app)
 
-    from blueprints import (dashboard, demo_api, endpoint, errors, headers, health, home, media, params,
-                            playground, send_api, submissions, wasender_webhook, webhooks)
+    from blueprints import (bodies, dashboard, demo_api, endpoint, errors, headers, health, home, media,
+                            params, playground, send_api, submissions, wasender_webhook, webhooks)
     from cli import init_app as init_cli
 
     errors.init_app(app)
+    bodies.init_app(app)
     params.init_app(app)
     headers.init_app(app)
     init_cli(app)

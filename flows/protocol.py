@@ -4,9 +4,12 @@ Plain data, no HTTP: a blueprint, the simulator and the tests all speak these ty
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 ACTIONS = ("ping", "INIT", "BACK", "data_exchange")
+# Error notifications may also arrive with action "navigate" (protocol doc, corrections): only those.
+NOTIFICATION_ACTIONS = ("navigate",)
 ERROR_KEYS = ("error", "error_key", "error_message")
 SUCCESS = "SUCCESS"
 
@@ -25,33 +28,54 @@ class FlowRequest:
 
     @classmethod
     def parse(cls, payload) -> "FlowRequest":
+        """One rule per field, whatever the value: absent or null is the default; the expected
+        type is the value; any other type (0, false, [], {} as much as 5) is a ProtocolError.
+        Text that cannot be encoded (a lone surrogate written as a JSON escape) anywhere in the
+        request is one too: nothing downstream (Redis, the reply, a log) could carry it."""
         if not isinstance(payload, dict):
             raise ProtocolError("the decrypted request is not a JSON object")
+        _check_encodable(payload)
         action = payload.get("action")
-        if action not in ACTIONS:
+        if not isinstance(action, str) or action not in ACTIONS + NOTIFICATION_ACTIONS:
             raise ProtocolError("unknown action")
-        data = payload.get("data")
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ProtocolError("data is not an object")
-        screen = payload.get("screen") or None  # pywa too reads "" as no screen
-        token = payload.get("flow_token") or None
-        if screen is not None and not isinstance(screen, str):
-            raise ProtocolError("screen is not a string")
-        if token is not None and not isinstance(token, str):
-            raise ProtocolError("flow_token is not a string")
-        return cls(
+        data = _optional(payload, "data", dict, "an object") or {}
+        for key in ERROR_KEYS:
+            _optional(data, key, str, "a string", where="data.")
+        request = cls(
             action=action,
-            version=str(payload.get("version") or "3.0"),
-            screen=screen,
+            version=_optional(payload, "version", str, "a string") or "3.0",
+            screen=_optional(payload, "screen", str, "a string") or None,  # pywa too reads "" as none
             data=data,
-            flow_token=token,
+            flow_token=_optional(payload, "flow_token", str, "a string") or None,
         )
+        if action in NOTIFICATION_ACTIONS and not request.is_error_notification:
+            raise ProtocolError("unknown action")
+        return request
 
     @property
     def is_error_notification(self) -> bool:
-        return self.action != "ping" and any(k in self.data for k in ERROR_KEYS)
+        return self.action != "ping" and any(self.data.get(k) is not None for k in ERROR_KEYS)
+
+    @property
+    def error_key(self) -> str:
+        """What an error notification reports (``error``, or ``error_key``), for logs and metrics."""
+        return next((str(self.data[k]) for k in ("error", "error_key") if self.data.get(k)), "unspecified")
+
+
+def _optional(mapping: dict, name: str, kind: type, what: str, where: str = ""):
+    value = mapping.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    raise ProtocolError(f"{where}{name} is not {what}")
+
+
+def _check_encodable(payload: dict) -> None:
+    try:
+        json.dumps(payload, ensure_ascii=False, check_circular=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("the request carries text that is not valid Unicode (a lone surrogate)") from None
+    except RecursionError:
+        raise ProtocolError("the request is nested too deeply") from None
 
 
 def strip_none(value):

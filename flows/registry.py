@@ -10,12 +10,17 @@ A handler takes a ``Context`` and returns a ``Screen``, a ``Finish`` or a ``Toke
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+from redis.exceptions import RedisError
+
 from flows.protocol import FlowRequest
+
+log = logging.getLogger("flowgate.endpoint")
 
 
 @dataclass
@@ -42,17 +47,28 @@ class Context:
     @property
     def carried(self) -> dict:
         """Values kept across screens (what the user entered, totals); read once, lazily, with
-        what this request carries on top."""
+        what this request carries on top. Without Redis it is what this request carries: a
+        handler reads it like any dict and never needs to catch anything."""
         if self._carried is None:
-            stored = self.sessions.carried(self.token) if self.sessions and self.token else {}
+            stored = {}
+            if self.sessions and self.token:
+                try:
+                    stored = self.sessions.carried(self.token)
+                except RedisError as exc:
+                    log.warning("flow=%s carried values unavailable (%s): serving without them",
+                                self.flow.name, type(exc).__name__)
             self._carried = {**stored, **self.to_carry}
         return self._carried
 
     def lookup_unavailable(self) -> int:
         """Count a lookup that failed closed for this session (the engine hands a session that
-        keeps failing to the fallback); returns the session's count."""
+        keeps failing to the fallback); returns the session's count, unchanged when Redis cannot
+        keep it."""
         if self.sessions and self.token:
-            self.lookup_failures = self.sessions.count_lookup_failure(self.token)
+            try:
+                self.lookup_failures = self.sessions.count_lookup_failure(self.token)
+            except RedisError as exc:
+                log.warning("flow=%s lookup failure not counted (%s)", self.flow.name, type(exc).__name__)
         return self.lookup_failures
 
     def carry(self, **values) -> None:

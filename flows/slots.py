@@ -3,8 +3,17 @@
 A hold is ``SET NX PX`` in a Lua script (re-holding your own slot just extends it); it expires on
 its own, which frees the slot. A booking turns the caller's hold (or a free slot) into a booking in
 one script, so a slot can never be booked twice nor booked over someone else's live hold.
+
+Reads degrade without Redis (no slot is known to be taken: the hold, a write, still decides);
+writes raise RedisError, which the engine answers with "try again" (flows/engine.py).
 """
 from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("flowgate.slots")
 
 # KEYS: hold, booking. ARGV: token, hold_ms. Returns 1 when the caller holds the slot.
 _HOLD = """
@@ -70,7 +79,11 @@ class SlotHolds:
         if not times:
             return set()
         keys = [k for t in times for k in self._keys(day, t)]
-        values = [_s(v) for v in self.redis.mget(keys)]
+        try:
+            values = [_s(v) for v in self.redis.mget(keys)]
+        except RedisError as exc:
+            log.warning("slot holds unavailable (%s): listing every time", type(exc).__name__)
+            return set()
         out = set()
         for i, t in enumerate(times):
             hold, booked = values[2 * i], values[2 * i + 1]

@@ -108,3 +108,35 @@ class Gunicorn:
     def __exit__(self, *exc):
         self.proc.send_signal(signal.SIGTERM)
         self.output, _ = self.proc.communicate(timeout=30)
+
+
+class LoggedGunicorn(Gunicorn):
+    """Gunicorn whose output goes to a file that the test reads while it runs (``text()``)."""
+
+    def __enter__(self):
+        import requests
+
+        self.log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([venv_bin("gunicorn"), "--config", "gunicorn.conf.py"], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+        def healthy():
+            try:
+                return requests.get(f"{self.url}/health", timeout=1).json()
+            except requests.ConnectionError:
+                assert self.proc.poll() is None, self.text()
+                return None
+
+        self.health = wait_for(healthy, timeout=30, message="gunicorn /health")
+        return self
+
+    def text(self) -> str:
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.output = self.text()
+        if not os.environ.get("KEEP_WORKER_LOGS"):
+            os.unlink(self.log.name)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from blueprints.params import MAX_JSON_DEPTH
-from conftest import APP_SECRET, LiveServer, demo_api_url
+from conftest import APP_SECRET, LiveServer, served_settings
 
 API_TOKEN = "api-token-input-3c"
 PASSWORD = "dash-pass-input-9"
@@ -35,8 +35,8 @@ def api(redis_server, keypair, tmp_path_factory):
     app = create_app({"APP_ENV": "production", "REDIS_URL": redis_server.url,
                       "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
                       "FLOW_PRIVATE_KEY": keypair[0], "WHATSAPP_APP_SECRET": APP_SECRET,
-                      "LOOKUP_BASE_URL": demo_api_url(), "API_TOKEN": API_TOKEN,
-                      "DASHBOARD_PASSWORD": PASSWORD})
+                      "API_TOKEN": API_TOKEN, "DASHBOARD_PASSWORD": PASSWORD,
+                      **served_settings(DEMO_FLOWS=True)})
     with LiveServer(app) as server, requests.Session() as http:
         yield Api(server.url, http)
 
