@@ -64,3 +64,5 @@ def _print_text(name: str, found: list) -> None:
         click.echo(f"  {f.severity:7} {f.path}  [{f.rule}]")
         click.echo(f"          {f.message}")
         click.echo(f"          fix: {f.fix}")
+        if f.source:
+            click.echo(f"          source: {f.source}")

@@ -85,11 +85,19 @@ class Context:
 Handler = Callable[[Context], object]
 
 
+# The categories Meta's Flows API accepts for a Flow (``POST /<WABA_ID>/flows``; docs/meta-facts.md).
+CATEGORIES = ("SIGN_UP", "SIGN_IN", "APPOINTMENT_BOOKING", "LEAD_GENERATION", "CONTACT_US",
+              "CUSTOMER_SUPPORT", "SURVEY", "OTHER")
+
+
 class Flow:
-    def __init__(self, name: str, json_path: Path, title: str | None = None, lookups: tuple = ()):
+    def __init__(self, name: str, json_path: Path, title: str | None = None, lookups: tuple = (),
+                 categories: tuple[str, ...] = ("OTHER",)):
         self.name = name
         self.json_path = Path(json_path)
         self.title = title or name.replace("_", " ").title()
+        # What the Flow is for, as Meta files it (CATEGORIES): `flask flows deploy` creates it so.
+        self.categories = tuple(categories)
         # The business APIs its handlers call (config.LOOKUPS names): production refuses to serve
         # the flow while one has no URL.
         self.lookups = tuple(lookups)

@@ -10,7 +10,8 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form
 
-flow = Flow("appointment", Path(__file__).with_suffix(".json"), title="Appointment", lookups=("calendar",))
+flow = Flow("appointment", Path(__file__).with_suffix(".json"), title="Appointment", lookups=("calendar",),
+            categories=("APPOINTMENT_BOOKING",))
 
 WINDOW_DAYS = 30
 DAY = Field("date", required(), date_within(0, WINDOW_DAYS), lookup="calendar", policy="closed",

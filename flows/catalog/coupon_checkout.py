@@ -11,7 +11,8 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form, no_spaces, upper
 
-flow = Flow("coupon_checkout", Path(__file__).with_suffix(".json"), title="Coupon checkout", lookups=("pricing",))
+flow = Flow("coupon_checkout", Path(__file__).with_suffix(".json"), title="Coupon checkout", lookups=("pricing",),
+            categories=("OTHER",))
 
 CURRENCY = "USD"
 CART = [  # (item, unit price in cents, quantity): the demo's fixed basket

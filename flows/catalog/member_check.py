@@ -11,7 +11,8 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form, trim, upper
 
-flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check", lookups=("members",))
+flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check", lookups=("members",),
+            categories=("SIGN_IN",))
 
 NOT_FOUND = "We couldn't find that member ID"
 

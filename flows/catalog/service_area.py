@@ -10,7 +10,8 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form, lower, no_spaces, phone_chars, trim, upper
 
-flow = Flow("service_area", Path(__file__).with_suffix(".json"), title="Service area", lookups=("coverage",))
+flow = Flow("service_area", Path(__file__).with_suffix(".json"), title="Service area", lookups=("coverage",),
+            categories=("LEAD_GENERATION",))
 
 POSTCODE = Form(Field(
     "postal_code", required(), pattern(r"[A-Z0-9]{3,8}"), normalise=[no_spaces, upper],

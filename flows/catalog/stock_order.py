@@ -9,7 +9,8 @@ from flows.protocol import Finish, Screen
 from flows.registry import Flow
 from flows.validation import Field, Form, no_spaces, trim, upper
 
-flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order", lookups=("inventory",))
+flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order", lookups=("inventory",),
+            categories=("OTHER",))
 
 ORDER = Form(
     Field("sku", required(), pattern(r"[A-Z0-9-]{2,20}"), normalise=[no_spaces, upper],

@@ -3,7 +3,7 @@
     findings = lint(definition)          # a Flow JSON document (dict)
     findings = lint_flow(flow)           # a registered Flow: its JSON and its handlers
 
-Rules read the tables in ``components.py``; each finding carries a JSON path, a rule id, a
+Rules read the tables in ``components.py`` and Meta's limits in ``limits.py``; each finding carries a JSON path, a rule id, a
 severity and a one-line fix (``findings.RULES``).
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from flows.lint.findings import ERROR, INFO, RULES, WARNING, Finding, finding, h
 from flows.lint.model import Doc
 from flows.lint.refs import check_references
 from flows.lint.rules_components import check_components
+from flows.lint.rules_limits import check_limits
 from flows.lint.rules_screens import check_screens
 from flows.lint.rules_top import check_routing, check_top
 
@@ -29,7 +30,7 @@ def lint(definition, *, uses_endpoint: bool = False) -> list[Finding]:
     doc = Doc(definition)
     endpoint = uses_endpoint or doc.uses_endpoint
     found = [*check_top(doc, endpoint), *check_routing(doc), *check_screens(doc),
-             *check_components(doc), *check_references(doc)]
+             *check_components(doc), *check_references(doc), *check_limits(doc)]
     return _sorted(found)
 
 

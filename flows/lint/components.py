@@ -39,7 +39,6 @@ DATA_TYPES = {"string", "number", "integer", "boolean", "array", "object"}
 MAX_SCREENS = 100
 MAX_COMPONENTS_PER_SCREEN = 50
 MAX_ROUTING_BRANCHES = 10  # "connections" in the routing model, counted over the whole Flow
-MAX_FOOTER_LABEL = 35
 
 # --- actions (6.6) --------------------------------------------------------------------------------
 ACTION_VERSIONS = {"navigate": None, "complete": None, "data_exchange": None,
@@ -137,7 +136,8 @@ COMPONENTS: dict[str, Component] = {
                  events={"on-click-action": {"navigate": None, "data_exchange": None, "complete": None}}),
     "Image": _c("src width height scale-type aspect-ratio alt-text visible", required=("src",),
                 per_screen=3),
-    "ImageCarousel": _c("images aspect-ratio scale-type visible", required=("images",), since="7.1"),
+    "ImageCarousel": _c("images aspect-ratio scale-type visible", required=("images",), since="7.1",
+                        per_screen=2),
     "NavigationList": _c("name list-items label description media-size visible on-click-action",
                          required=("name", "list-items"), since="6.2", per_screen=2,
                          events={"on-click-action": {"navigate": None, "data_exchange": None}}),

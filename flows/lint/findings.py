@@ -53,8 +53,15 @@ RULES: dict[str, tuple[str, str]] = {
     "component.duplicate-name": (ERROR, "Give every input on the screen its own name."),
     "component.empty-text": (ERROR, "Text may not be empty or blank."),
     "component.pattern-helper": (ERROR, "Add helper-text that tells the user what the pattern expects."),
-    "component.footer-label": (ERROR, "Shorten the Footer label to 35 characters."),
     "component.realtime-validation": (WARNING, "Validate on submit (Footer data_exchange), or client-side with required, input-type, min-chars/max-chars, pattern."),
+    "limit.chars": (ERROR, "Shorten the text to Meta's limit (a longer text from the endpoint must be cut there too)."),
+    "limit.screen-title": (WARNING, "Keep the screen title to 30 characters: it is one line in the top bar."),
+    "limit.count": (ERROR, "Keep the list within Meta's count (split the choice over screens, or use a NavigationList)."),
+    "limit.captions": (ERROR, "Use left-caption with right-caption, or center-caption alone."),
+    "limit.nesting": (ERROR, "Flatten the If components: at most 3 levels."),
+    "limit.per-flow": (ERROR, "Use at most 3 ImageCarousel components in one Flow."),
+    "limit.size": (ERROR, "Make it smaller: Meta refuses it past the limit."),
+    "limit.image-recommended": (WARNING, "Compress the image to 300 KB or less."),
     "action.missing-name": (ERROR, 'Name the action: {"name": "navigate" | "data_exchange" | ...}.'),
     "action.unknown": (ERROR, "Use navigate, complete, data_exchange, update_data or open_url."),
     "action.not-allowed": (ERROR, "Use an action this event accepts (see the component reference)."),
@@ -88,14 +95,15 @@ class Finding:
     message: str
     severity: str
     fix: str
+    source: str = ""  # where the rule's number comes from (Meta's limits: flows/lint/limits.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def finding(path: str, rule: str, message: str, severity: str | None = None) -> Finding:
+def finding(path: str, rule: str, message: str, severity: str | None = None, source: str = "") -> Finding:
     default, fix = RULES[rule]
-    return Finding(path, rule, message, severity or default, fix)
+    return Finding(path, rule, message, severity or default, fix, source)
 
 
 def has_errors(findings) -> bool:

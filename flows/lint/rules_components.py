@@ -51,10 +51,6 @@ def _component(doc: Doc, screen: ScreenView, node: Node):
         yield finding(f"{node.path}.text", "component.empty-text", f"{node.type} text is empty")
     if node.type == "TextInput" and "pattern" in node.comp and "helper-text" not in node.comp:
         yield finding(f"{node.path}.pattern", "component.pattern-helper", "pattern without helper-text")
-    label = node.comp.get("label")
-    if node.type == "Footer" and isinstance(label, str) and len(label) > T.MAX_FOOTER_LABEL \
-            and "${" not in label:
-        yield finding(f"{node.path}.label", "component.footer-label", f"Footer label has {len(label)} characters")
     for event, accepted in spec.events.items():
         if event in node.comp:
             yield from _action(doc, screen, node, event, accepted)
