@@ -8,9 +8,11 @@ from blueprints import demo_api
 from config import ConfigError, is_development
 from flows import catalog
 from flows.contacts import Contacts
+from flows.drift import DriftLog
 from flows.engine import Engine
 from flows.intents import Intents
 from flows.lookups import POLICIES, Lookups, specs_from_config
+from flows.on_meta import FlowIds, StatusCache
 from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
@@ -105,4 +107,9 @@ def init_app(app) -> None:
     app.extensions["engine"] = Engine(
         sessions, build_deps(app), deadline_seconds=cfg["FLOW_DEADLINE_SECONDS"],
         max_reply_bytes=cfg["FLOW_MAX_RESPONSE_BYTES"], hooks=hooks,
+        drift_log=DriftLog(app.extensions["redis"]),
     )
+    # The flows on Meta, per environment (the WABA): Flow IDs `flask flows deploy` remembers for
+    # sending, and the last status read for the dashboard (flows/on_meta.py).
+    app.extensions["flow_ids"] = FlowIds(app.extensions["redis"], cfg["WHATSAPP_BUSINESS_ACCOUNT_ID"])
+    app.extensions["meta_status"] = StatusCache(app.extensions["redis"], cfg["WHATSAPP_BUSINESS_ACCOUNT_ID"])

@@ -7,6 +7,7 @@ be invisible.
 from __future__ import annotations
 
 import math
+import time
 
 from metrics.latency import P90_THRESHOLDS
 
@@ -57,3 +58,8 @@ def latency(snapshot: dict) -> dict:
              ((0.001, "1ms"), (0.01, "10ms"), (0.1, "100ms"), (1.0, "1s"), (10.0, "10s"))]
     thresholds = [{"x": x_of(t), "label": f"{t:g}s"} for t in P90_THRESHOLDS]
     return {"rows": rows, "ticks": ticks, "thresholds": thresholds, "height": len(rows) * 42 + 40}
+
+
+def when(epoch: float) -> str:
+    """A moment as the page prints it (UTC, to the minute)."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(epoch)))

@@ -70,11 +70,32 @@ def index():
         validation=top_validation_errors(snap), sessions=activity.recent_sessions(redis),
         queues=jobs.queue_figures(redis), failed=jobs.failed_jobs(redis),
         wasender=activity.wasender_status(redis), redis_memory=storage.memory(redis),
-        dead=deadletters.overview(redis),
+        dead=deadletters.overview(redis), on_meta=_on_meta(snap),
         outbox=activity.console_outbox(redis) if is_development(current_app.config) else None,
         requeued=request.args.get("requeued", "")[:128], missing=request.args.get("missing", "")[:128],
         replayed=request.args.get("replayed", "")[:200], **page_context(),
     )
+
+
+UNWELL = ("THROTTLED", "BLOCKED", "DEPRECATED")
+
+
+def _on_meta(snap: dict) -> list[dict]:
+    """Each served flow as Meta last showed it (cached by `flask flows status` and deploys, updated
+    by `flows` status webhooks: the page never calls Meta) and the drift we counted; the flows Meta
+    throttles or blocks first."""
+    cached = current_app.extensions["meta_status"].all()
+    rows = []
+    for name in current_app.extensions["flows"].names():
+        doc = cached.get(name) or {}
+        meta, ours = doc.get("metrics") or {}, doc.get("ours") or {}
+        drift = (snap["flows"].get(name) or {}).get("period", {}).get("labels", {}).get("drift", {})
+        rows.append({"flow": name, "flow_id": doc.get("flow_id"), "status": doc.get("status"),
+                     "bad": doc.get("status") in UNWELL, "health": doc.get("can_send_message"),
+                     "validation": len(doc.get("validation_errors") or []), "window": doc.get("window"),
+                     "meta": meta, "ours": ours, "drift": sum(drift.values()), "preview_url": doc.get("preview_url"),
+                     "checked_at": charts.when(doc.get("checked_at")) if doc.get("checked_at") else None})
+    return sorted(rows, key=lambda r: (not r["bad"], r["flow"]))
 
 
 @bp.get("/dashboard/metrics.json")

@@ -67,3 +67,5 @@ def _outcome(m, flow: str, req, outcome) -> None:
         m.count(flow, "refused")
     elif event in ENGINE_ERRORS:
         m.count(flow, "endpoint_error", label=event)
+    for kind in outcome.drift:  # flows.drift: Meta runs another Flow JSON (`flask flows status`)
+        m.count(flow, "drift", label=kind)

@@ -23,6 +23,7 @@ def offline(fn):
 
 
 def init_app(app) -> None:
+    from cli.deploy import deploy_command, status_command
     from cli.doctor import doctor_command
     from cli.endpoint import endpoint_group
     from cli.flows import flows_group
@@ -32,6 +33,8 @@ def init_app(app) -> None:
     from cli.worker import worker_command
 
     flows_group.add_command(lint_command)
+    flows_group.add_command(deploy_command)
+    flows_group.add_command(status_command)
     flows_group.add_command(submissions_command)
     for command in (keys_group, flows_group, worker_command, endpoint_group, messages_group):
         _guard(command)

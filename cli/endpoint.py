@@ -48,8 +48,9 @@ def selftest_command(url, flow_name, count, public_key_path, app_secret, token, 
         screens = {s["id"]: set(s.get("data") or {}) for s in flow.definition.get("screens", [])}
     elif flow_name:
         raise click.BadParameter(f"unknown flow {flow_name!r}", param_hint="--flow")
+    version = str((flow.definition.get("data_api_version") if flow else None) or "3.0")
     report = selftest.run(url, public_key, secret, screens=screens, token=token or new_token(),
-                          count=count, timeout=timeout)
+                          count=count, timeout=timeout, version=version)
     click.echo(f"Self-test of {url}" + (f" (flow {flow.name})" if flow else ""))
     for check in report.checks:
         click.echo(f"  {MARK[check.ok]} {check.name:16} {check.summary}")

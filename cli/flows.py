@@ -16,7 +16,8 @@ from flows.player import Player
 from flows.sessions import new_token
 from flows.simulator import FlowClient
 
-flows_group = AppGroup("flows", help="Flows: list the served ones, lint, simulate, send, read submissions.")
+flows_group = AppGroup("flows", help="Flows: list the served ones, lint, deploy to Meta and read their status "
+                                     "there, simulate, send, read submissions.")
 
 
 @flows_group.command("list")

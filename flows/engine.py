@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from flows import drift
 from flows.budget import Deadline
 from flows.crypto import json_bytes
 from flows.protocol import ACK_REPLY, PING_REPLY, Finish, FlowRequest, Screen, TokenRejected
@@ -42,6 +43,7 @@ class Outcome:
     plaintext: bytes
     event: str  # ping, ack, screen, finish, refused, handler_error, storage_unavailable, ...
     screen: str | None = None
+    drift: tuple = ()  # flows.drift kinds: the request came from another Flow JSON than the one served
 
 
 class Hooks:
@@ -63,16 +65,26 @@ class Hooks:
 
 class Engine:
     def __init__(self, sessions: SessionStore, deps: dict, deadline_seconds: float,
-                 max_reply_bytes: int, hooks: Hooks | None = None):
+                 max_reply_bytes: int, hooks: Hooks | None = None, drift_log: drift.DriftLog | None = None):
         self.sessions = sessions
         self.deps = deps
         self.deadline_seconds = deadline_seconds
         self.max_reply_bytes = max_reply_bytes
         self.hooks = hooks or Hooks()
+        self.drift_log = drift_log
 
     def handle(self, flow: Flow, req: FlowRequest, deadline: Deadline | None = None) -> Outcome:
         """The reply to ``req``. ``deadline`` (started when the request arrived) bounds the
-        handler's lookups; the caller bounds the Redis calls with it too (``redis_budget.within``)."""
+        handler's lookups; the caller bounds the Redis calls with it too (``redis_budget.within``).
+        A request from another Flow JSON than the one served (``flows.drift``) is answered all the
+        same, as well as this JSON allows; the outcome says which drift it showed."""
+        kinds = drift.detect(flow, req)
+        drift.note_quietly(self.drift_log, flow, req, kinds)
+        outcome = self._handle(flow, req, deadline)
+        outcome.drift = kinds
+        return outcome
+
+    def _handle(self, flow: Flow, req: FlowRequest, deadline: Deadline | None) -> Outcome:
         if req.action == "ping":
             return Outcome(200, json_bytes(PING_REPLY), "ping")
         token = req.flow_token

@@ -64,6 +64,8 @@ class Player:
         self.token = token
         self.fields = dict(fields)
         self.max_steps = max_steps
+        # WhatsApp sends the Flow's data_api_version as every request's version.
+        self.version = str(flow_json.get("data_api_version") or "3.0")
 
     def form_values(self, sdef: dict, data: dict) -> dict:
         form = {}
@@ -78,7 +80,7 @@ class Player:
 
     def run(self):
         """Yields a Step per screen shown, ending with SUCCESS, a refusal or a stuck screen."""
-        reply = self.client.init(self.token)
+        reply = self.client.init(self.token, version=self.version)
         last_error_screen = None
         for _ in range(self.max_steps):
             if reply.status != 200 or reply.body is None:
@@ -108,7 +110,7 @@ class Player:
             action = footer.get("on-click-action", {})
             payload = resolve(action.get("payload", {}), data, form)
             if action.get("name") == "data_exchange":
-                reply = self.client.exchange(self.token, screen, payload)
+                reply = self.client.exchange(self.token, screen, payload, version=self.version)
             elif action.get("name") == "navigate":
                 nxt = action.get("next", {}).get("name")
                 reply = Reply(200, {"screen": nxt, "data": payload}, "", 0.0)
@@ -127,7 +129,7 @@ class Player:
             action = comp.get("on-select-action") or {}
             if comp.get("name") in self.fields and action.get("name") == "data_exchange":
                 payload = resolve(action.get("payload", {}), data, form)
-                reply = self.client.exchange(self.token, screen, payload)
+                reply = self.client.exchange(self.token, screen, payload, version=self.version)
                 if reply.status != 200 or reply.screen != screen:
                     return reply
                 data = {**data, **reply.data}

@@ -58,8 +58,9 @@ class Unreachable(Exception):
 
 def run(url: str, public_key, app_secret: str | None = None, *, init: bool = True,
         screens: dict | None = None, token: str = "selftest", count: int = 10,
-        timeout: float = META_TIMEOUT) -> Report:
-    """``screens``: screen id → declared data keys, to check the INIT reply against the Flow JSON."""
+        timeout: float = META_TIMEOUT, version: str = "3.0") -> Report:
+    """``screens``: screen id → declared data keys, to check the INIT reply against the Flow JSON;
+    ``version``: the Flow's data_api_version, which WhatsApp sends as the request's version."""
     client = FlowClient(url, public_key, app_secret, timeout=timeout)
     report = Report(url)
     try:
@@ -73,7 +74,7 @@ def run(url: str, public_key, app_secret: str | None = None, *, init: bool = Tru
         return report
     _signature(report, client, app_secret, timeout)
     if init:
-        _init(report, client, token, screens, timeout)
+        _init(report, client, token, screens, timeout, version)
     _latency(report, client, count, timeout)
     return report
 
@@ -168,9 +169,10 @@ def _signature(report: Report, client: FlowClient, app_secret: str | None, timeo
                    "public key can call it. Verify HMAC-SHA256(app secret, raw body) and answer 432.")
 
 
-def _init(report: Report, client: FlowClient, token: str, screens: dict | None, timeout: float) -> None:
+def _init(report: Report, client: FlowClient, token: str, screens: dict | None, timeout: float,
+          version: str = "3.0") -> None:
     try:
-        reply = _send(client.init, timeout, token, version="3.0")
+        reply = _send(client.init, timeout, token, version=version)
     except Unreachable as exc:
         report.add("init", False, "INIT got no answer", str(exc))
         return

@@ -74,9 +74,11 @@ def init_app(app) -> None:
     console = ConsoleChannel(app.extensions["redis"])
     app.extensions["router"] = Router(
         mode,
-        channels.CloudChannel(CloudChannel(app.extensions["graph"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"]),
+        channels.CloudChannel(CloudChannel(app.extensions["graph"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
+                              remembered=app.extensions["flow_ids"]),
         channels.WASenderChannel(app.extensions["wasender"]),
-        channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True),
+        channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True,
+                              remembered=app.extensions["flow_ids"]),
         app.extensions["contacts"],
         contact_info=template_spec(cfg["CONTACT_INFO_TEMPLATE"]),
     )

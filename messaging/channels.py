@@ -24,11 +24,14 @@ class CloudChannel:
     would have been sent)."""
 
     def __init__(self, transport, templates: dict, flow_ids: dict | None = None,
-                 always_in_window: bool = False):
+                 always_in_window: bool = False, remembered=None):
         self.transport = transport
         self.name = transport.name
         self.templates = templates  # flow name → (template name, language code)
-        self.flow_ids = flow_ids or {}
+        self.flow_ids = flow_ids or {}  # FLOW_IDS: an override
+        # The Flow IDs `flask flows deploy` remembered (flows.on_meta.FlowIdStore): a Flow is sent
+        # by the ID of the Flow deployed, whatever its name on Meta (a clone's differs).
+        self.remembered = remembered
         self.always_in_window = always_in_window  # the console has no window to respect
 
     def send(self, out: Outbound, in_window: bool) -> Delivery:
@@ -53,7 +56,8 @@ class CloudChannel:
             # replies); the Flow itself follows the tap on Resume (workers/conversation.py).
             return cloud.buttons(out.text, out.buttons)
         if out.flow_name:
-            flow_id = self.flow_ids.get(out.flow_name)
+            flow_id = self.flow_ids.get(out.flow_name) or (
+                self.remembered.flow_id(out.flow_name) if self.remembered is not None else None)
             navigate = bool(out.prefill and out.screen)
             # navigate opens on the entry screen with the prefill; data_exchange makes the endpoint
             # answer INIT, which prefills from the session itself.

@@ -45,6 +45,9 @@ class GraphError(Exception):
     code: int | None
     message: str
     retry_after: float | None = None
+    # Meta's words for the user of the API (``error_user_title`` / ``error_user_msg``), when given:
+    # the Flows API says there what went wrong ("Flow can't be updated").
+    user_message: str | None = None
 
     def __str__(self) -> str:
         return f"Graph API {self.kind} error (HTTP {self.status}, code {self.code}): {self.message}"
@@ -85,14 +88,15 @@ class GraphClient:
 
     def request(self, method: str, path: str, *, json: dict | None = None, data: dict | None = None,
                 params: dict | None = None, timeout: float | None = None,
-                access_token: str | None = None) -> dict:
+                access_token: str | None = None, files: dict | None = None) -> dict:
         """The decoded JSON body, or GraphError; network failures and timeouts are retryable.
-        ``access_token``: another token for this call (an app token, ``APP_ID|APP_SECRET``)."""
+        ``access_token``: another token for this call (an app token, ``APP_ID|APP_SECRET``);
+        ``files``: a multipart upload (requests' ``files``, e.g. a Flow JSON asset)."""
         token = access_token or self.access_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             resp = self.http.request(method, self.url(path), json=json, data=data, params=params,
-                                     headers=headers, timeout=timeout or self.timeout)
+                                     files=files, headers=headers, timeout=timeout or self.timeout)
         except requests.Timeout:
             raise GraphError(RETRYABLE, 0, None, "timeout") from None
         except requests.RequestException as exc:
@@ -108,7 +112,10 @@ class GraphClient:
         code = error.get("code") if isinstance(error.get("code"), int) else None
         message = str(error.get("message") or resp.reason or "unreadable response")[:300]
         retry_after = _retry_after(resp.headers.get("Retry-After"))
-        raise GraphError(classify(resp.status_code, code), resp.status_code, code, message, retry_after)
+        user = " — ".join(dict.fromkeys(str(error[k])[:300] for k in ("error_user_title", "error_user_msg")
+                                        if error.get(k)))
+        raise GraphError(classify(resp.status_code, code), resp.status_code, code, message, retry_after,
+                         user or None)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -140,3 +140,25 @@ def top_validation_errors(snap: dict, limit: int = 10) -> list[dict]:
             rows.append({"flow": flow, "field": field, "check": check, "count": count})
     rows.sort(key=lambda r: (-r["count"], r["flow"], r["field"], r["check"]))
     return rows[:limit]
+
+
+def endpoint_days(redis, flow: str, days: list[str]) -> dict:
+    """Our endpoint figures summed over ``days`` (``YYYY-MM-DD``, UTC), in the shape of Meta's
+    Flow metrics: requests, errors, latency rounded up to whole seconds ("1".."10", "10+"), and
+    the drift counted by the engine."""
+    pipe = redis.pipeline(transaction=False)
+    for day in days:
+        pipe.hgetall(day_key(flow, day))
+    out = {"requests": 0, "errors": 0, "latency": {}, "drift": {}}
+    for fields in pipe.execute():
+        for raw_key, raw_value in fields.items():
+            key, value = _s(raw_key), int(raw_value)
+            if key == "r|n":
+                out["requests"] += value
+            elif key == "r|err":
+                out["errors"] += value
+            elif key.startswith("r|s"):
+                out["latency"][key[3:]] = out["latency"].get(key[3:], 0) + value
+            elif key.startswith("c|drift|"):
+                out["drift"][key[8:]] = out["drift"].get(key[8:], 0) + value
+    return out

@@ -16,6 +16,7 @@ to the process's ``Buffer``, which adds them up and writes once a second; ``metr
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 
@@ -178,8 +179,23 @@ class Recorder:
     def endpoint(self, flow: str, action: str, seconds: float, status: int) -> "Recorder":
         """One Flow endpoint request: latency, action, HTTP status (anything but 200/427 is an
         error in Meta's error rate)."""
-        self._latency("e", flow, action, seconds, status not in OK_STATUSES, status)
+        error = status not in OK_STATUSES
+        self._latency("e", flow, action, seconds, error, status)
+        self._daily_request(flow, seconds, error)
         return self
+
+    def _daily_request(self, flow: str, seconds: float, error: bool) -> None:
+        """The day's requests, errors and latency in whole seconds rounded up: the figures Meta's
+        Flow metrics give per day (ENDPOINT_REQUEST_COUNT, _ERROR, _LATENCY_SECONDS_CEIL), kept in
+        the day hash only (``r|n``, ``r|err``, ``r|s1``..``r|s10``, ``r|s10+``) so `flask flows
+        status` sets ours beside Meta's for the same days."""
+        key = day_key(clean(flow), day_of(self._now))
+        self._pending.incr(key, "r|n")
+        if error:
+            self._pending.incr(key, "r|err")
+        ceil = max(1, math.ceil(seconds))
+        self._pending.incr(key, f"r|s{ceil if ceil <= 10 else '10+'}")
+        self._pending.expire[key] = DAY_TTL
 
     def lookup(self, flow: str, name: str, outcome: str, seconds: float) -> "Recorder":
         """outcome: hit, miss, stale, timeout, error, breaker_open."""

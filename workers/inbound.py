@@ -134,6 +134,9 @@ def record_flow_event(value: dict, phone_number_id: str | None = None, extra: di
     pipe.lpush(FLOW_EVENTS, json.dumps(event))
     pipe.ltrim(FLOW_EVENTS, 0, FLOW_EVENTS_LENGTH - 1)
     pipe.execute()
+    if value.get("event") == "FLOW_STATUS_CHANGE" and value.get("flow_id") and value.get("new_status"):
+        # The dashboard's copy of Meta's status, without waiting for `flask flows status`.
+        current_app.extensions["meta_status"].status_changed(str(value["flow_id"]), str(value["new_status"])[:20])
     level = logging.WARNING if value.get("alert_state") == "ACTIVATED" else logging.INFO
     log.log(level, "flows event %s flow=%s state=%s", value.get("event"), value.get("flow_id"),
             value.get("alert_state") or value.get("new_status") or "-")

@@ -1,4 +1,5 @@
-"""A loopback Graph API: messages and the business encryption key, with Meta's error shapes."""
+"""A loopback Graph API: messages, the business encryption key, the WABA's webhooks and templates,
+and the Flows API (graph_flows.py), with Meta's error shapes."""
 from __future__ import annotations
 
 import itertools
@@ -12,6 +13,7 @@ import requests
 from flask import Response, request
 
 from standins import StandIn
+from standins.graph_flows import DEFAULT_FIELDS as FLOW_FIELDS, MetaFlows
 
 ACCESS_TOKEN = "test-graph-token"
 BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
@@ -100,6 +102,7 @@ class GraphStandIn(StandIn):
         self.apps: dict[str, str] = {}  # app id → app secret: GET /<APP_ID>/subscriptions takes ID|SECRET
         self.app_subscriptions: dict[str, list[dict]] = {}  # app id → its webhook subscriptions
         self._holds: list[tuple[object, float, threading.Event]] = []
+        self.meta_flows = MetaFlows(self)  # the Flows API (standins/graph_flows.py)
         super().__init__()
 
     def add_phone_number(self, phone_id: str, display: str = "+1 555-010-0199", name: str = "Flowgate Demo",
@@ -254,9 +257,14 @@ class GraphStandIn(StandIn):
                 return {"data": [row if status != "VALID" else {"business_public_key_signature_status": status}]}
             return answer(ok)
 
+        self.meta_flows.routes(app, answer)
+
         @app.get("/<version>/<node_id>")
         def read_node(version, node_id):
             def ok():
+                flow = self.meta_flows.flows.get(node_id)
+                if flow is not None:
+                    return self.meta_flows.node(flow, _fields(FLOW_FIELDS))
                 node = self.phone_numbers.get(node_id)
                 if node is None:
                     return no_such_object(node_id)
