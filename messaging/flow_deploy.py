@@ -2,8 +2,8 @@
 
 For one flow: lint; find it on the WABA (the Flow ID remembered for this environment, else by
 name); create it when absent (name, categories, ``endpoint_uri`` = PUBLIC_BASE_URL/flows/<name>);
-correct its ``endpoint_uri``; upload the Flow JSON only when it differs from Meta's copy (compared
-by digest); publish on request once our lint and Meta's validation are clean. A published Flow
+correct a draft's ``endpoint_uri`` and categories; upload the Flow JSON only when it differs from
+Meta's copy (compared by digest); publish on request once our lint and Meta's validation are clean. A published Flow
 is immutable (Meta error 139001): its new version is a new Flow cloned from it
 (``clone_flow_id``), named ``<name>-<digest8>``, which takes over the remembered Flow ID so new
 messages open it, while messages already sent keep opening the old one. Writes happen only for
@@ -98,10 +98,16 @@ class Deployer:
                 return self._done(report, meta, digest, synced=False)
             meta = self._clone(flow, meta, digest, uri, report)
         try:
+            changes = {}
             if meta.endpoint_uri != uri:
-                self.api.update(meta.id, endpoint_uri=uri)
-                report.writes.append(f"endpoint_uri set to {uri}")
-                meta.endpoint_uri = uri
+                changes["endpoint_uri"] = uri
+            if set(meta.categories) != set(flow.categories):
+                changes["categories"] = list(flow.categories)
+            if changes:
+                self.api.update(meta.id, **changes)
+                report.writes.append("set " + ", ".join(f"{k} {v if isinstance(v, str) else ', '.join(v)}"
+                                                        for k, v in changes.items()))
+                meta.endpoint_uri, meta.categories = uri, tuple(flow.categories)
             if self._same_json(meta, content, digest, remembered, report):
                 report.notes.append("Flow JSON unchanged")
             else:

@@ -183,9 +183,9 @@ def test_a_flow_is_sent_by_the_deployed_flow_id_and_flow_ids_still_overrides(dep
         redis_client.delete("fg:console:outbox")
         app = create_app({**app_config, **meta_settings(graph), **settings})
         assert flask(app, "send", "member_check", "+15550001234").exit_code == 0
-        env = project_env(REDIS_URL=app_config["REDIS_URL"], FLOW_PRIVATE_KEY=keys.one_line(app_config["FLOW_PRIVATE_KEY"]),
-                          WHATSAPP_APP_SECRET="s", APP_ENV="production", **served_settings(), **meta_settings(graph),
-                          **{k: v for k, v in settings.items()})
+        env = project_env(REDIS_URL=app_config["REDIS_URL"], APP_ENV="production", WHATSAPP_APP_SECRET="s",
+                          FLOW_PRIVATE_KEY=keys.one_line(app_config["FLOW_PRIVATE_KEY"]),
+                          **served_settings(), **meta_settings(graph), **settings)
         done = subprocess.run([venv_bin("flask"), "--app", "app", "worker", "--burst"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -198,8 +198,8 @@ def test_a_flow_is_sent_by_the_deployed_flow_id_and_flow_ids_still_overrides(dep
 
 def test_the_real_command_deploys_and_publishes_from_a_fresh_setup(app_config, graph, meta, keypair):
     """`flask flows deploy --publish` as a process, settings pointed at the stand-in, twice."""
-    env = project_env(APP_ENV="production", REDIS_URL=app_config["REDIS_URL"], FLOW_PRIVATE_KEY=keys.one_line(keypair[0]),
-                      WHATSAPP_APP_SECRET="s", **served_settings(), **meta_settings(graph))
+    env = project_env(APP_ENV="production", REDIS_URL=app_config["REDIS_URL"], WHATSAPP_APP_SECRET="s",
+                      FLOW_PRIVATE_KEY=keys.one_line(keypair[0]), **served_settings(), **meta_settings(graph))
 
     def run():
         return subprocess.run([venv_bin("flask"), "--app", "app", "flows", "deploy", "--publish"], cwd=ROOT, env=env,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -62,9 +62,9 @@ def test_status_sets_metas_view_beside_ours_for_the_same_days(status_app, graph,
                               "error_types": {"timeout_error": 4, "unexpected_http_status_code": 2},
                               "latency": {"1": 290, "3": 4, "10+": 6}, "availability": {"succeeded": 40, "failed": 2}}
     assert doc["ours"]["requests"] == 2 and doc["ours"]["errors"] == 0 and sum(doc["ours"]["latency"].values()) == 2
-    assert doc["window"] == {"since": (today.fromordinal(today.toordinal() - 2)).isoformat(), "until": today.isoformat()}
+    since = date.fromordinal(today.toordinal() - 2).isoformat()
+    assert doc["window"] == {"since": since, "until": today.isoformat()}
     asked = {r.query for r in graph.matching("GET", f"/{flow_id}")}
-    since = doc["window"]["since"]
     assert any(f"metric.name%28ENDPOINT_REQUEST_COUNT%29.granularity%28DAY%29.since%28{since}%29.until%28{today}%29"
                in q for q in asked), asked
 

@@ -112,7 +112,8 @@ class MetaFlows:
                 out["preview"] = {"preview_url": f"https://business.facebook.com/wa/manage/flows/{flow['id']}/preview/"
                                                  f"?token={flow['preview']}", "expires_at": "2026-12-31T11:18:09+0000"}
             elif key == "health_status":
-                can = {"PUBLISHED": "AVAILABLE", "THROTTLED": "LIMITED", "DRAFT": "AVAILABLE"}.get(flow["status"], "BLOCKED")
+                can = {"PUBLISHED": "AVAILABLE", "THROTTLED": "LIMITED",
+                       "DRAFT": "AVAILABLE"}.get(flow["status"], "BLOCKED")
                 entity = {"entity_type": "FLOW", "id": flow["id"], "can_send_message": can}
                 if can == "BLOCKED":
                     entity["errors"] = [{"error_code": 131000, "error_description": f"flow status: {flow['status']}",
