@@ -112,8 +112,8 @@ def status_command(names, days, as_json):
                 flow_id = found.id if found else None
             doc = {"flow": flow.name, "window": {"since": since.isoformat(), "until": until.isoformat()},
                    "ours": endpoint_days(ext["redis"], flow.name, day_list)}
-            if flow_id is not None:
-                meta = api.get(flow_id)
+            meta = _read(api, flow_id) if flow_id is not None else None
+            if meta is not None:
                 doc.update(describe(meta), metrics=meta_metrics(api, flow_id, since, until))
                 if cfg["PUBLIC_BASE_URL"]:
                     doc["expected_endpoint_uri"] = endpoint_uri(cfg["PUBLIC_BASE_URL"], flow.name)
@@ -128,6 +128,16 @@ def status_command(names, days, as_json):
             _print_status(doc)
     if any(_unwell(d) for d in docs):
         raise SystemExit(1)
+
+
+def _read(api: FlowsApi, flow_id: str):
+    """The Flow's details, or None when Meta has no such Flow (any more)."""
+    try:
+        return api.get(flow_id)
+    except GraphError as exc:
+        if exc.code == 100:  # "Unsupported get request. Object with ID ... does not exist"
+            return None
+        raise
 
 
 def _unwell(doc: dict) -> bool:

@@ -3,15 +3,16 @@
 For one flow: lint; find it on the WABA (the Flow ID remembered for this environment, else by
 name); create it when absent (name, categories, ``endpoint_uri`` = PUBLIC_BASE_URL/flows/<name>);
 correct a draft's ``endpoint_uri`` and categories; upload the Flow JSON only when it differs from
-Meta's copy (compared by digest); publish on request once our lint and Meta's validation are clean. A published Flow
-is immutable (Meta error 139001): its new version is a new Flow cloned from it
-(``clone_flow_id``), named ``<name>-<digest8>``, which takes over the remembered Flow ID so new
-messages open it, while messages already sent keep opening the old one. Writes happen only for
-what differs, so a second run writes nothing. Graph failures other than Meta's documented
-refusals propagate (the command reports them).
+Meta's copy (compared by digest); publish on request once our lint and Meta's validation are
+clean. A published Flow is immutable (Meta error 139001): its new version is a new Flow cloned
+from it (``clone_flow_id``), named ``<name>-<8 hex>`` (of its JSON and endpoint), which takes over
+the remembered Flow ID so new messages open it, while messages already sent keep opening the old
+one. Writes happen only for what differs, so a second run writes nothing. Graph failures other
+than Meta's documented refusals propagate (the command reports them).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from flows.lint import ERROR, lint_flow
@@ -26,10 +27,10 @@ def endpoint_uri(base_url: str, flow_name: str) -> str:
     return f"{base_url.rstrip('/')}/flows/{flow_name}"
 
 
-def clone_name(flow_name: str, digest: str) -> str:
-    """A clone's name: unique per WABA (Meta requires it) and the same for the same JSON, so a
-    second run finds the clone it made instead of making another."""
-    return f"{flow_name}-{digest[:8]}"
+def clone_name(flow_name: str, digest: str, uri: str) -> str:
+    """A clone's name: unique per WABA (Meta requires it) and the same for the same JSON and
+    endpoint, so a second run finds the clone it made instead of making another."""
+    return f"{flow_name}-{hashlib.sha256(f'{digest} {uri}'.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -130,7 +131,7 @@ class Deployer:
             if found:
                 return found
             report.notes.append(f"the remembered Flow {remembered.flow_id} is not on this WABA: found by name")
-        for name in (clone_name(flow.name, digest), flow.name):
+        for name in (clone_name(flow.name, digest, endpoint_uri(self.base_url, flow.name)), flow.name):
             found = next((m for m in self.listing if m.name == name), None)
             if found:
                 return found
@@ -155,7 +156,7 @@ class Deployer:
         return None if self._same_json(meta, content, digest, remembered, report) else "Flow JSON"
 
     def _clone(self, flow, old: MetaFlow, digest: str, uri: str, report: Report) -> MetaFlow:
-        name = clone_name(flow.name, digest)
+        name = clone_name(flow.name, digest, uri)
         existing = next((m for m in self.listing if m.name == name), None)
         meta = existing or self._create(flow, name, uri, report, clone_of=old.id)
         report.notes.append(f"Flow {old.id} ({old.name}) stays {old.status} for the messages already sent; "

@@ -137,7 +137,7 @@ def test_a_published_flow_is_not_changed_but_cloned_on_request(deploy_app, graph
 
     cloned = flask(deploy_app, "deploy", "member_check", "--clone", "--publish")
     assert cloned.exit_code == 0, cloned.output
-    clone = meta.by_name(clone_name("member_check", json_digest(ours)))
+    clone = meta.by_name(clone_name("member_check", json_digest(ours), f"{BASE_URL}/flows/member_check"))
     assert clone["status"] == "PUBLISHED" and clone["json"] == ours
     create = [r for r in graph.matching("POST", f"/{WABA_ID}/flows") if r.json().get("clone_flow_id")]
     assert [r.json()["clone_flow_id"] for r in create] == [old["id"]]
