@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from conftest import ROOT
+from conftest import ROOT, LiveServer
 from flows.player import Player
 from flows.sessions import new_token
 from workers.queues import DEFAULT, build_worker, queue
@@ -39,6 +39,13 @@ def app(app_config):
     # still makes the dashboard ask for a login.
     return create_app({**app_config, "APP_ENV": "development", "DASHBOARD_PASSWORD": PASSWORD,
                        "DEMO_FLOWS": True})
+
+
+@pytest.fixture
+def live_server(app):
+    with LiveServer(app) as server:
+        app.config["PLAYGROUND_URL"] = server.url  # the playground posts to its configured URL only
+        yield server
 
 
 @pytest.fixture
@@ -110,7 +117,6 @@ def test_login_see_the_funnel_and_requeue_a_failed_job(browser, live_server, flo
 
 
 def test_play_member_check_error_then_confirmation_then_completion(browser, live_server, app):
-    app.config["PLAYGROUND_URL"] = live_server.url  # the playground posts to its configured URL only
     log_in(browser, live_server.url, "/playground/member_check")
     field = wait(browser, EC.presence_of_element_located((By.ID, "f-member_id")))
     field.send_keys("NOPE42")
