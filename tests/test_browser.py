@@ -48,16 +48,22 @@ def live_server(app):
         yield server
 
 
-@pytest.fixture
-def browser(tmp_path):
+def chromium(profile: Path, *extra_flags: str, console_log: bool = False):
+    """Debian's headless Chromium with the flags this machine's closed network needs."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=1280,1000"):
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", *extra_flags):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if console_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations land here
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = chromium(tmp_path / "chromium-profile", "--window-size=1280,1000")
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
     driver.quit()
