@@ -209,7 +209,9 @@ class Lookup:
 class Lookups:
     """Name → Lookup, sharing one pooled HTTP session."""
 
-    def __init__(self, specs, redis, pool_size: int = 16, metrics=None):
+    # As many kept-alive connections as gunicorn threads may wait at once (urllib3 opens them
+    # only when needed); fewer means a new TCP connection for every call beyond them.
+    def __init__(self, specs, redis, pool_size: int = 64, metrics=None):
         self.http = requests.Session()
         self.http.trust_env = False  # no proxy or netrc surprises: the URL is the whole story
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
