@@ -40,6 +40,7 @@ from standins.graph import ACCESS_TOKEN, GraphStandIn
 from standins.meta_webhooks import body_of, completion, messages_change, signed_headers
 from chaos_outcome import STEPS, Outcome
 from workers.queues import QUEUES, queue
+from workers.recovery import job_id as step_job_id
 
 API_TOKEN = "chaos-api-token"
 CONFIRMATION = "Thanks, we have your answers."
@@ -66,7 +67,8 @@ class Plan:
         return 120 + 3 * self.traffic_seconds + self.settle_timeout + 60
 
     @classmethod
-    def short(cls, seed: int = 8) -> "Plan":
+    def short(cls, seed: int | None = None) -> "Plan":
+        seed = int(os.environ.get("CHAOS_SEED", 8)) if seed is None else seed
         return cls(completed=8, abandoned=6, seed=seed, sigkills=1, targeted_kills=1, sigterms=1, redis_restarts=1,
                    heartbeat_grace=4, spare_scheduler=True, settle_timeout=80, traffic_seconds=8)
 
@@ -424,12 +426,24 @@ class Scenario:
         o.submissions = resp.json()["submissions"] if resp.status_code == 200 else []
         for origin in o.abandoned:
             o.timelines[origin] = [json.loads(x) for x in r.lrange(f"fg:session:{origin}:timeline", 0, -1)]
+            for step in STEPS:
+                o.step_jobs[f"rec-{origin}-{step}"] = self.job_state(step_job_id("rec", origin, step))
+        o.worker_logs = [line for name in self.workers.logs for line in Path(name).read_text().splitlines()]
         o.limbo = dict(self.registries())
         for name in QUEUES:
             registry = FailedJobRegistry(queue=queue(r, name))
             for job_id in registry.get_job_ids():
                 job = Job.fetch(job_id, connection=r, serializer=queue(r, name).serializer)
                 o.failed_jobs.append(self.explain(job))
+
+    def job_state(self, jid: str) -> dict:
+        """For a failure report: what RQ holds of one job (status, retries left, last result)."""
+        job = Job.fetch_many([jid], connection=self.redis, serializer=queue(self.redis).serializer)[0]
+        if job is None:
+            return {"id": jid, "status": "absent"}
+        last = job.latest_result()
+        return {"id": jid, "status": job.get_status(refresh=False), "retries_left": job.retries_left,
+                "result": last and (last.type.name, repr(last.return_value)[:60], (last.exc_string or "")[-160:])}
 
     def explain(self, job: Job) -> dict:
         """A failed job is fine only when a fault interrupted its send (its lease held across the

@@ -31,6 +31,8 @@ class Outcome:
     timelines: dict = field(default_factory=dict)
     limbo: dict = field(default_factory=dict)
     failed_jobs: list = field(default_factory=list)
+    step_jobs: dict = field(default_factory=dict)  # rec-<origin>-<step> → RQ's state of its job
+    worker_logs: list = field(default_factory=list)
     settled: bool = False
     seconds: float = 0.0
 
@@ -56,7 +58,14 @@ class Outcome:
         return kinds
 
     def classify_steps(self) -> Counter:
-        kinds = Counter()
+        return Counter(label for _, _, label in self.step_labels())
+
+    def step_violations(self) -> list:
+        return [v for v in self.step_labels() if v[2].startswith("VIOLATION")]
+
+    def step_labels(self) -> list:
+        """(origin, step, class) of every recovery step."""
+        out = []
         unknown = {(c.get("flow_token"), c.get("detail")) for c in self.fallback if c.get("reason") == "unknown_outcome"}
         for origin in self.abandoned:
             events = self.timelines.get(origin, [])
@@ -67,22 +76,24 @@ class Outcome:
                 state = self.effect_state.get(key, {}).get("state")
                 if state == "unknown" and n <= 1 and key in self.orphans and (origin, key) in unknown:
                     # workers/effects.py (SKIP): its worker died mid-send; not resent, handed over.
-                    kinds[f"step outcome unknown, recorded ({n} sent)"] += 1
+                    label = f"step outcome unknown, recorded ({n} sent)"
                 elif n == 1 and not refused and state == "done":
-                    kinds["step sent once"] += 1
+                    label = "step sent once"
                 elif n == 0 and refused:
-                    kinds["step refused, recorded (131026)"] += 1
+                    label = "step refused, recorded (131026)"
                 elif n == 0 and any(e["event"] == "recovery_skipped" and e.get("detail", "").startswith(
                         f"{step}: superseded") for e in events):
                     # Its retries fell after the next step was sent (workers/recovery.py).
-                    kinds["step superseded by a later one, recorded"] += 1
+                    label = "step superseded by a later one, recorded"
                 elif key in self.orphans and n == 0 and state == "running":
                     # A fault cut the attempt before the send, and the job's retries ran out
                     # while its lease still held (the job is in RQ's failed registry).
-                    kinds["step interrupted by a fault, retries exhausted (0 sent)"] += 1
+                    label = "step interrupted by a fault, retries exhausted (0 sent)"
                 else:
-                    kinds[f"VIOLATION step n={n} refused={refused}"] += 1
-        return kinds
+                    label = (f"VIOLATION step n={n} refused={refused} state={state} "
+                             f"orphan={key in self.orphans} handed_over={(origin, key) in unknown}")
+                out.append((origin, step, label))
+        return out
 
     def steps_after_completion(self) -> int:
         late = 0
@@ -115,8 +126,16 @@ class Outcome:
         return out
 
     def details(self) -> str:
-        """For a failure report: what each origin with a missing or doubled step went through."""
+        """For a failure report: what each origin with a missing or doubled step went through,
+        and everything known of each step classified as a violation."""
         lines = []
+        for origin, step, label in self.step_violations():
+            key = f"rec-{origin}-{step}"
+            short, jid = origin[:9], (self.step_jobs.get(key) or {}).get("id", "-")
+            lines.append(f"{label}: {key[:14]}…{step} effect={self.effect_state.get(key)} "
+                         f"job={self.step_jobs.get(key)} orphan={key in self.orphans}\n  timeline="
+                         f"{[(e['event'], e.get('detail', '')[:60]) for e in self.timelines.get(origin, [])]}\n  "
+                         + "\n  ".join(line[:220] for line in self.worker_logs if short in line or jid in line))
         for origin in self.abandoned:
             counts = [len(self.sends.get(f"rec-{origin}-{step}", [])) for step in STEPS]
             if counts != [1, 1]:

@@ -186,6 +186,24 @@ class Effects:
         self._finish(keys=keys, args=[owner, json.dumps(result), f"{time.time():.3f}", self.keep_seconds])
         return Outcome("performed", result)
 
+    def settle(self, key: str) -> str | None:
+        """For a run that will not perform the effect after all (it became moot meanwhile): the
+        record's state once an attempt that died mid-way is closed as ``unknown`` — then ``lost``,
+        as ``once`` says under SKIP (a record left ``running`` would never be looked at again, and
+        the case never recorded). None: never attempted.
+        ``EffectBusy`` while an attempt's lease holds (it may yet finish, or be found dead later).
+        """
+        keys = self.keys(key)
+        state = self.state(key).get("state")
+        if state != "running":
+            return state
+        left = self.redis.pttl(keys[1])
+        if left > 0:
+            raise EffectBusy(key, left / 1000 + 0.5)
+        if not self._resolve(keys=keys, args=["", self.lease_ms, f"{time.time():.3f}", self.keep_seconds, SKIP]):
+            raise EffectBusy(key, 1.0)  # it changed meanwhile (finished, or resolved by another run)
+        return "lost"
+
 
 def nothing_sent(exc: BaseException) -> bool:
     """True when a failed send certainly did not reach the user: the router refused it, or the API
@@ -215,10 +233,26 @@ def deliver_once(out: Outbound, *, token: str | None, final: bool = False, via: 
                                                opt_out_notice=opt_out_notice).to_dict(),
         safe_to_retry=nothing_sent, when_lost=SKIP)
     if outcome.state == "lost":
-        fallback.hand_over(ext["redis"], ext["sessions"], reason="unknown_outcome", to=out.to, token=token,
-                           # the key names the effect (rec-<origin>-step1, stop-<phone>): no whole phone
-                           detail=_masked_key(out.key, coerce(out.to) if out.to else None))
+        _hand_over_unknown(out.key, out.to, token)
     return outcome
+
+
+def settle_delivery(key: str, to, *, token: str | None) -> str | None:
+    """``deliver_once``'s counterpart for a message its job decided not to send after all (a
+    recovery step superseded, a user who completed or opted out meanwhile): an earlier attempt
+    that died mid-send is recorded and handed over all the same (``unknown_outcome``), as the
+    message may have reached the user. Returns ``Effects.settle``'s state."""
+    state = Effects(current_app.extensions["redis"], current_app.config["EFFECT_LEASE_SECONDS"]).settle(key)
+    if state == "lost":
+        _hand_over_unknown(key, to, token)
+    return state
+
+
+def _hand_over_unknown(key: str, to, token: str | None) -> None:
+    ext = current_app.extensions
+    fallback.hand_over(ext["redis"], ext["sessions"], reason="unknown_outcome", to=to, token=token,
+                       # the key names the effect (rec-<origin>-step1, stop-<phone>): no whole phone
+                       detail=_masked_key(key, coerce(to) if to else None))
 
 
 def _masked_key(key: str, user) -> str:

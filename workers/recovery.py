@@ -25,7 +25,7 @@ from flows.recovery import plan
 from flows.sessions import new_token, short
 from messaging.outbound import Outbound
 from messaging.router import Refused
-from workers.effects import deliver_once
+from workers.effects import deliver_once, settle_delivery
 from workers.queues import enqueue_once, is_final_attempt
 
 log = logging.getLogger("flowgate.recovery")
@@ -119,34 +119,41 @@ def recovery_step(origin: str, step_name: str) -> str:
     # number) mid-chain is still the same user — their opt-out holds, their window counts.
     user = of_session(root)
     user = _ext("contacts").resolve(user, enrich=True) if user else None
+    key = f"rec-{origin}-{step_name}"
+
+    def moot(result: str, why: str | None = None) -> str:
+        # This step is not sent now; an earlier attempt of it may have died mid-send (a SIGKILL,
+        # a Redis restart) and then nothing else would ever record that case: record it first.
+        settle_delivery(key, user, token=origin)
+        if why:
+            sessions.note(origin, "recovery_skipped", f"{step_name}: {why}")
+        return result
+
     if current is None or step is None or flow is None:
-        return "gone"
+        return moot("gone")
     if current["state"] == "completed" or root["state"] in ("completed", "recovered"):
-        return "completed"
+        return moot("completed")
     superseded_by = _superseded_by(ladder, step_name, root)
     if superseded_by:
         # A step retried past its successor (a Graph outage, a dead worker, a Redis restart):
         # sending it now would put an older nudge after a newer one and revoke the newer token.
         # Recorded, so the step is accounted for (tests/test_chaos.py).
-        sessions.note(origin, "recovery_skipped", f"{step_name}: superseded by {superseded_by}")
-        return "superseded"
+        return moot("superseded", f"superseded by {superseded_by}")
     if user is None:
-        sessions.note(origin, "recovery_skipped", f"{step_name}: no phone number or BSUID known")
-        return "no_phone"
+        return moot("no_phone", "no phone number or BSUID known")
     if completed_since(root, user):
+        moot("completed")
         if sessions.move(origin, "recovered", OPEN, detail=f"completed without token before {step_name}"):
             metric(flow.name, "recovered", label=(root.get("conversation") or "none", root.get("last_step") or "none"))
         return "completed"
     if _ext("contacts").opted_out(user):
-        sessions.note(origin, "recovery_skipped", f"{step_name}: opted out")
-        return "opted_out"
+        return moot("opted_out", "opted out")
     if current["state"] not in OPEN:
-        return current["state"]
+        return moot(current["state"])
     if sessions.move(origin, "abandoned", ("sent", "opened", "in_progress", "failed"), detail=step_name):
         metric(flow.name, "abandoned", token=origin)
     text = step.text.format(title=flow.title)
-    result = resend(origin, latest, flow, user, text, key=f"rec-{origin}-{step_name}",
-                    final=is_final_attempt(), step=step_name)
+    result = resend(origin, latest, flow, user, text, key=key, final=is_final_attempt(), step=step_name)
     if result in ("sent", "unknown"):  # unknown: it may have reached the user; the ladder goes on
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
         if step_name == ladder.steps[-1].name:
@@ -268,6 +275,7 @@ def fallback(token: str, reason: str) -> str:
         return "gone"
     user = _ext("contacts").resolve(user, enrich=True)
     if _ext("contacts").opted_out(user):
+        settle_delivery(f"fb-{token}", user, token=session.get("origin") or token)  # as recovery_step's moot
         sessions.note(token, "fallback_skipped", "opted out")
         return "opted_out"
     sessions.note(token, "fallback", reason)
