@@ -4,17 +4,17 @@ from __future__ import annotations
 import logging
 
 import config
-from blueprints import demo_api
+from examples import demo_api
 from config import ConfigError, is_development
-from flows import catalog
-from flows.contacts import Contacts
+import examples as catalog
+from stores.contacts import Contacts
 from flows.engine import Engine
 from flows.intents import Intents
-from flows.lookups import POLICIES, Lookups, specs_from_config
+from validation.lookups import POLICIES, Lookups, specs_from_config
 from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
-from flows.slots import SlotHolds
+from validation.slots import SlotHolds
 from workers.hooks import RecoveryHooks
 
 log = logging.getLogger("flowgate.domain")

@@ -10,8 +10,9 @@ from flask.cli import AppGroup
 
 import security
 from cli import offline
-from flows import keys, selftest
-from flows.catalog import CATALOG
+from flows import keys
+from devtools import selftest
+from examples import CATALOG
 from flows.registry import Registry
 from flows.sessions import new_token
 from messaging import business_key

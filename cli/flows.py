@@ -11,10 +11,10 @@ from flask.cli import AppGroup
 import config
 import security
 from cli import offline
-from flows.catalog import CATALOG
-from flows.player import Player
+from examples import CATALOG
+from devtools.player import Player
 from flows.sessions import new_token
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 
 flows_group = AppGroup("flows", help="Flows: list the served ones, lint, simulate, send, read submissions.")
 

@@ -8,8 +8,8 @@ import click
 from flask.cli import with_appcontext
 
 from cli import offline
-from flows.catalog import CATALOG
-from flows.lint import ERROR, WARNING, lint_flow, lint_text
+from examples import CATALOG
+from devtools.lint import ERROR, WARNING, lint_flow, lint_text
 from flows.registry import Registry
 
 

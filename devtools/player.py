@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from flows.simulator import FlowClient, Reply
+from devtools.simulator import FlowClient, Reply
 
 BINDING = re.compile(r"^\$\{(data|form)\.([A-Za-z0-9_]+)\}$")
 INPUT_TYPES = {"TextInput", "TextArea", "Dropdown", "RadioButtonsGroup", "CheckboxGroup",

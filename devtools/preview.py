@@ -8,7 +8,7 @@ Components it does not draw come back as labelled placeholders. Nested backtick 
 """
 from __future__ import annotations
 
-from flows.player import BINDING, resolve, screen_def, walk_components
+from devtools.player import BINDING, resolve, screen_def, walk_components
 
 TEXT = {"TextHeading", "TextSubheading", "TextBody", "TextCaption"}
 INPUTS = {"TextInput", "TextArea", "Dropdown", "RadioButtonsGroup", "CheckboxGroup", "DatePicker", "OptIn"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import requests
 
 from flows import keys
-from flows.simulator import FlowClient, Reply
+from devtools.simulator import FlowClient, Reply
 
 # ENDPOINT_LATENCY alerts fire when p90 crosses these (protocol doc 5.3); Meta gives up at 10 s.
 LATENCY_ALERTS = (1.0, 5.0, 7.0)

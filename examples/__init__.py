@@ -4,7 +4,7 @@
 served only with DEMO_FLOWS (on in development, off in production). The offline tools (flask
 flows lint, simulate) know both.
 """
-from flows.catalog import appointment, coupon_checkout, member_check, service_area, stock_order
+from examples import appointment, coupon_checkout, member_check, service_area, stock_order
 
 FLOWS: list = []
 DEMO = [member_check.flow, service_area.flow, coupon_checkout.flow, stock_order.flow, appointment.flow]

@@ -5,10 +5,10 @@ a time (held for you in Redis for a few minutes), confirm (booked). Holds and bo
 from datetime import date, timedelta
 from pathlib import Path
 
-from flows.checks import date_within, pattern, required
+from validation.checks import date_within, pattern, required
 from flows.protocol import Finish, Screen
 from flows.registry import Flow
-from flows.validation import Field, Form
+from validation.forms import Field, Form
 
 flow = Flow("appointment", Path(__file__).with_suffix(".json"), title="Appointment", lookups=("calendar",))
 

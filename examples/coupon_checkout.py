@@ -5,11 +5,11 @@ pricing API's record, never taken from the client. Confirming re-checks the coup
 """
 from pathlib import Path
 
-from flows.checks import length, pattern
-from flows.money import money
+from validation.checks import length, pattern
+from validation.money import money
 from flows.protocol import Finish, Screen
 from flows.registry import Flow
-from flows.validation import Field, Form, no_spaces, upper
+from validation.forms import Field, Form, no_spaces, upper
 
 flow = Flow("coupon_checkout", Path(__file__).with_suffix(".json"), title="Coupon checkout", lookups=("pricing",))
 

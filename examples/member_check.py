@@ -6,10 +6,10 @@ confirmation screen.
 """
 from pathlib import Path
 
-from flows.checks import length, pattern, required
+from validation.checks import length, pattern, required
 from flows.protocol import Finish, Screen
 from flows.registry import Flow
-from flows.validation import Field, Form, trim, upper
+from validation.forms import Field, Form, trim, upper
 
 flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check", lookups=("members",))
 

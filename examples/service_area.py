@@ -5,10 +5,10 @@ code is marked unverified on the session and workers/recheck.py looks it up afte
 """
 from pathlib import Path
 
-from flows.checks import email, length, pattern, phone, required
+from validation.checks import email, length, pattern, phone, required
 from flows.protocol import Finish, Screen
 from flows.registry import Flow
-from flows.validation import Field, Form, lower, no_spaces, phone_chars, trim, upper
+from validation.forms import Field, Form, lower, no_spaces, phone_chars, trim, upper
 
 flow = Flow("service_area", Path(__file__).with_suffix(".json"), title="Service area", lookups=("coverage",))
 

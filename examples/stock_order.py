@@ -3,11 +3,11 @@ confirmed; confirming re-checks the stock with a fresh call (no cache), since it
 """
 from pathlib import Path
 
-from flows.checks import integer, pattern, required
-from flows.money import money
+from validation.checks import integer, pattern, required
+from validation.money import money
 from flows.protocol import Finish, Screen
 from flows.registry import Flow
-from flows.validation import Field, Form, no_spaces, trim, upper
+from validation.forms import Field, Form, no_spaces, trim, upper
 
 flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order", lookups=("inventory",))
 

@@ -3,7 +3,7 @@
 WhatsApp usernames (H2 2026) let a user hide their phone number: every ``messages`` webhook then
 carries their BSUID (``US.13491208655302741918``) and may carry no phone at all (docs/meta-facts.md,
 "Business-scoped user IDs", for every field name below and its source). ``User`` is the one value
-the rest of the code passes around; ``flows.contacts.Contacts`` resolves it to one contact record
+the rest of the code passes around; ``stores.contacts.Contacts`` resolves it to one contact record
 (the canonical key) so per-user state follows the person, whichever identifier a webhook carries.
 
 Plain Python: no Redis, no HTTP. The extractors take what Meta sent and never raise: a value of
@@ -27,7 +27,7 @@ class User:
     bsuid: str | None = None  # user_id: scoped to the business portfolio
     parent_bsuid: str | None = None  # parent_user_id: across linked portfolios (when enabled)
     username: str | None = None  # contacts[].profile.username: display only, never a key
-    key: str | None = None  # the canonical contact key, once resolved (flows.contacts)
+    key: str | None = None  # the canonical contact key, once resolved (stores.contacts)
 
     @property
     def known(self) -> bool:

@@ -6,7 +6,7 @@ completion without ``flow_token`` can still be tied to it (``flows.correlation``
 """
 from __future__ import annotations
 
-from flows.correlation import Correlation
+from stores.correlation import Correlation
 from messaging import cloud
 
 

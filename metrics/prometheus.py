@@ -10,8 +10,8 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from metrics import jobs
-from metrics.activity import wasender_status
+from dashboard import jobs
+from dashboard.activity import wasender_status
 from metrics.latency import BUCKETS, OVERFLOW, parse_fields
 from metrics.snapshot import flow_names, totals, window
 from metrics.store import total_key

@@ -6,7 +6,7 @@ must get 432. Only with PUBLIC_BASE_URL set: the app cannot guess its own public
 """
 from __future__ import annotations
 
-from flows import selftest
+from devtools import selftest
 
 TIMEOUT = 10.0
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from flows import keys  # noqa: E402
-from flows.simulator import FlowClient  # noqa: E402
+from devtools.simulator import FlowClient  # noqa: E402
 from standins import ServedApp  # noqa: E402
 from support import free_port, project_env, wait_for  # noqa: E402,F401  (tests import them from here)
 
@@ -220,7 +220,7 @@ def demo_api_url() -> str:
     if _demo_api is None:
         from flask import Flask
 
-        from blueprints import demo_api
+        from examples import demo_api
 
         demo = Flask("demo_api")
         demo.register_blueprint(demo_api.bp)

@@ -17,7 +17,7 @@ import requests
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from conftest import ROOT, SECRET_KEY, demo_api_url, free_port, venv_bin, wait_for
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from procs import Workers, env_from_config
 from standins.graph import GraphStandIn
 from standins.meta_webhooks import body_of, completion, messages_change, signed_headers, text_message

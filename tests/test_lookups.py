@@ -9,9 +9,9 @@ import pytest
 from metrics import Metrics
 
 from conftest import wait_for
-from flows import lookup_cache
+from validation import lookup_cache
 from flows.budget import Deadline
-from flows.lookups import LookupSpec, Lookups
+from validation.lookups import LookupSpec, Lookups
 from standins.business import BusinessStandIn
 
 
@@ -169,7 +169,7 @@ def test_values_never_appear_in_redis_key_names(redis_client, api):
 
 def test_settings_come_from_the_environment_with_the_base_url_as_default():
     import config
-    from flows.lookups import specs_from_config
+    from validation.lookups import specs_from_config
 
     env = {"MEMBER_API_URL": "https://crm.example/members/{value}", "MEMBER_API_AUTH": "Bearer s3",
            "MEMBER_API_POLICY": " OPEN ", "MEMBER_API_TIMEOUT": "0.5", "LOOKUP_CACHE_TTL": "60",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field as dc_field
 
 from redis.exceptions import RedisError
 
-from flows.checks import MESSAGES, Invalid, as_text
+from validation.checks import MESSAGES, Invalid, as_text
 from flows.protocol import Screen
 from flows.sessions import short
 

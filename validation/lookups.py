@@ -29,8 +29,8 @@ import urllib3.exceptions
 from redis.exceptions import RedisError
 from requests.adapters import HTTPAdapter
 
-from flows import lookup_cache
-from flows.breaker import Breaker
+from validation import lookup_cache
+from validation.breaker import Breaker
 from flows.budget import Deadline
 from metrics import Metrics
 

@@ -19,12 +19,12 @@ import requests
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 
-from flows.correlation import Correlation
+from stores.correlation import Correlation
 from flows.identity import User, masked, of_job, session_fields, shown
 from flows.redact import wamid
 from flows.sessions import short
 from flows.signing import sign
-from flows.submissions import SubmissionStore, submission_id
+from stores.submissions import SubmissionStore, submission_id
 from flows.webhook import clean_strings
 from messaging import fallback
 from messaging.graph import RETRYABLE, GraphError

@@ -14,7 +14,7 @@ import time
 from flask import current_app
 
 from flows import identity
-from flows.correlation import Correlation
+from stores.correlation import Correlation
 from flows.identity import User, masked
 from flows.redact import wamid
 from messaging import fallback

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 
-from flows.lint.code import check_code
-from flows.lint.findings import ERROR, INFO, RULES, WARNING, Finding, finding, has_errors
-from flows.lint.model import Doc
-from flows.lint.refs import check_references
-from flows.lint.rules_components import check_components
-from flows.lint.rules_screens import check_screens
-from flows.lint.rules_top import check_routing, check_top
+from devtools.lint.code import check_code
+from devtools.lint.findings import ERROR, INFO, RULES, WARNING, Finding, finding, has_errors
+from devtools.lint.model import Doc
+from devtools.lint.refs import check_references
+from devtools.lint.rules_components import check_components
+from devtools.lint.rules_screens import check_screens
+from devtools.lint.rules_top import check_routing, check_top
 
 __all__ = ["lint", "lint_flow", "lint_text", "Finding", "RULES", "ERROR", "WARNING", "INFO", "has_errors"]
 _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}

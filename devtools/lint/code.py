@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from flows.lint.findings import finding
-from flows.lint.model import Doc
+from devtools.lint.findings import finding
+from devtools.lint.model import Doc
 from flows.protocol import SUCCESS
 
 # Keys the engine adds itself or that Meta reads outside the screen schema (protocol doc 2.2).

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from flows.lint.components import INPUT_TYPES
+from devtools.lint.components import INPUT_TYPES
 
 
 @dataclass(frozen=True)

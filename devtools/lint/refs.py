@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from flows.lint import components as T
-from flows.lint.findings import finding
-from flows.lint.model import Doc, Node, ScreenView
+from devtools.lint import components as T
+from devtools.lint.findings import finding
+from devtools.lint.model import Doc, Node, ScreenView
 
 REF = re.compile(r"\$\{([^}]*)\}")
 # "{data.x}" or "{!data.x && ...}": a binding written without "$" is literal text.

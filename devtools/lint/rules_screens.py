@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from flows.lint import components as T
-from flows.lint.findings import finding
-from flows.lint.model import Doc, ScreenView
+from devtools.lint import components as T
+from devtools.lint.findings import finding
+from devtools.lint.model import Doc, ScreenView
 
 _ID = re.compile(T.SCREEN_ID_PATTERN)
 

@@ -1,9 +1,9 @@
 """Top level (6.1, 6.2) and the routing model."""
 from __future__ import annotations
 
-from flows.lint import components as T
-from flows.lint.findings import finding
-from flows.lint.model import Doc
+from devtools.lint import components as T
+from devtools.lint.findings import finding
+from devtools.lint.model import Doc
 
 
 def check_top(doc: Doc, uses_endpoint: bool):

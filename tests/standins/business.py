@@ -13,7 +13,7 @@ import threading
 
 from flask import Response, request
 
-from blueprints import demo_api
+from examples import demo_api
 from standins import StandIn
 
 SEED = {
