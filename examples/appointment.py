@@ -7,10 +7,11 @@ from pathlib import Path
 
 from validation.checks import date_within, pattern, required
 from flows.protocol import Finish, Screen
-from flows.registry import Flow
+from flows.registry import Flow, Lookup
 from validation.forms import Field, Form
 
-flow = Flow("appointment", Path(__file__).with_suffix(".json"), title="Appointment", lookups=("calendar",))
+flow = Flow("appointment", Path(__file__).with_suffix(".json"), title="Appointment",
+            lookups=[Lookup("calendar", settings="CALENDAR_API", policy="closed", path="/calendar")])
 
 WINDOW_DAYS = 30
 DAY = Field("date", required(), date_within(0, WINDOW_DAYS), lookup="calendar", policy="closed",

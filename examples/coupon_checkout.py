@@ -8,10 +8,12 @@ from pathlib import Path
 from validation.checks import length, pattern
 from validation.money import money
 from flows.protocol import Finish, Screen
-from flows.registry import Flow
+from flows.registry import Flow, Lookup
 from validation.forms import Field, Form, no_spaces, upper
 
-flow = Flow("coupon_checkout", Path(__file__).with_suffix(".json"), title="Coupon checkout", lookups=("pricing",))
+# money: never accept an unchecked coupon
+flow = Flow("coupon_checkout", Path(__file__).with_suffix(".json"), title="Coupon checkout",
+            lookups=[Lookup("pricing", settings="PRICING_API", policy="closed", path="/coupons")])
 
 CURRENCY = "USD"
 CART = [  # (item, unit price in cents, quantity): the demo's fixed basket

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from validation.checks import length, pattern, required
 from flows.protocol import Finish, Screen
-from flows.registry import Flow
+from flows.registry import Flow, Lookup
 from validation.forms import Field, Form, trim, upper
 
-flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check", lookups=("members",))
+flow = Flow("member_check", Path(__file__).with_suffix(".json"), title="Member check",
+            lookups=[Lookup("members", settings="MEMBER_API", policy="closed", path="/members")])
 
 NOT_FOUND = "We couldn't find that member ID"
 

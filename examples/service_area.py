@@ -7,10 +7,12 @@ from pathlib import Path
 
 from validation.checks import email, length, pattern, phone, required
 from flows.protocol import Finish, Screen
-from flows.registry import Flow
+from flows.registry import Flow, Lookup
 from validation.forms import Field, Form, lower, no_spaces, phone_chars, trim, upper
 
-flow = Flow("service_area", Path(__file__).with_suffix(".json"), title="Service area", lookups=("coverage",))
+# a lead is worth keeping: re-checked after completion
+flow = Flow("service_area", Path(__file__).with_suffix(".json"), title="Service area",
+            lookups=[Lookup("coverage", settings="COVERAGE_API", policy="open", path="/coverage")])
 
 POSTCODE = Form(Field(
     "postal_code", required(), pattern(r"[A-Z0-9]{3,8}"), normalise=[no_spaces, upper],

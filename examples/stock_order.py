@@ -6,10 +6,11 @@ from pathlib import Path
 from validation.checks import integer, pattern, required
 from validation.money import money
 from flows.protocol import Finish, Screen
-from flows.registry import Flow
+from flows.registry import Flow, Lookup
 from validation.forms import Field, Form, no_spaces, trim, upper
 
-flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order", lookups=("inventory",))
+flow = Flow("stock_order", Path(__file__).with_suffix(".json"), title="Stock order",
+            lookups=[Lookup("inventory", settings="INVENTORY_API", policy="closed", path="/inventory")])
 
 ORDER = Form(
     Field("sku", required(), pattern(r"[A-Z0-9-]{2,20}"), normalise=[no_spaces, upper],

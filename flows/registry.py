@@ -83,16 +83,44 @@ class Context:
 
 
 Handler = Callable[[Context], object]
+POLICIES = ("closed", "open")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A business API a flow's handlers call, declared with the flow so that no framework file
+    names it: config.py reads ``<settings>_URL``, ``_AUTH``, ``_POLICY``, ``_TIMEOUT`` and
+    ``_CACHE_TTL``, and production refuses to start while a served flow's lookup has no URL."""
+
+    name: str  # what handlers and Fields call it: ``ctx.lookup("members", value)``
+    settings: str  # the settings prefix, ending in _API: MEMBER_API → MEMBER_API_URL, ...
+    policy: str = "closed"  # no answer: "closed" refuses the value, "open" accepts it unverified
+    path: str = ""  # its path under LOOKUP_BASE_URL, when it has no URL of its own
+
+    def __post_init__(self):
+        if not self.settings.endswith("_API") or not self.settings.replace("_", "").isalnum() \
+                or self.settings.upper() != self.settings:
+            raise ValueError(f"lookup {self.name!r}: settings prefix {self.settings!r} must be "
+                             "upper case and end in _API (e.g. MEMBER_API)")
+        if self.policy not in POLICIES:
+            raise ValueError(f"lookup {self.name!r}: policy {self.policy!r} is not one of {POLICIES}")
 
 
 class Flow:
-    def __init__(self, name: str, json_path: Path, title: str | None = None, lookups: tuple = ()):
+    def __init__(self, name: str, json_path: Path, title: str | None = None, lookups: tuple = (),
+                 recovery: str | None = None, quiet_hours: str | None = None):
         self.name = name
         self.json_path = Path(json_path)
         self.title = title or name.replace("_", " ").title()
-        # The business APIs its handlers call (config.LOOKUPS names): production refuses to serve
-        # the flow while one has no URL.
-        self.lookups = tuple(lookups)
+        # The business APIs its handlers call: production refuses to serve the flow while one
+        # has no URL.
+        self.declared_lookups: tuple[Lookup, ...] = tuple(lookups)
+        self.lookups = tuple(lookup.name for lookup in self.declared_lookups)
+        # Its own recovery ladder ("1h,23h") and quiet hours ("20:00-09:00"); None: the
+        # configured RECOVERY_STEPS and QUIET_HOURS.
+        self.recovery = recovery
+        self.quiet_hours = quiet_hours
+        self._on_complete: list[Callable] = []
         self._handlers: dict[tuple[str, str | None], Handler] = {}
 
     # --- registration ---------------------------------------------------------------------
@@ -111,6 +139,16 @@ class Flow:
 
     def on_back(self, screen: str):
         return self.on("BACK", screen)
+
+    def on_complete(self, fn: Callable) -> Callable:
+        """Run ``fn(job)`` in the completion job after this flow's submission is stored, next to
+        the global POST_COMPLETION_HOOKS (workers/completion.py); ``job`` is the hooks' dict."""
+        self._on_complete.append(fn)
+        return fn
+
+    @property
+    def completion_hooks(self) -> list[Callable]:
+        return list(self._on_complete)
 
     def handler_for(self, action: str, screen: str | None) -> Handler | None:
         return self._handlers.get((action, screen)) or self._handlers.get((action, None))

@@ -9,7 +9,7 @@ import pytest
 import config
 from app import create_app
 from conftest import APP_SECRET, LiveServer
-from examples import DEMO
+from examples import FLOWS as DEMO
 from devtools.player import Player
 from devtools.simulator import FlowClient
 from procs import Gunicorn

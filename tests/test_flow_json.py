@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from examples import CATALOG
+from examples import FLOWS as CATALOG
 from devtools.player import walk_components
 
 # Components documented with an error-message property (Dropdown, Radio and Checkbox groups have none).

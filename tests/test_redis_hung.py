@@ -176,7 +176,7 @@ def test_redis_down_every_flow_still_opens_and_a_needed_write_says_try_again(app
 
     from app import create_app
     from conftest import LiveServer
-    from examples import CATALOG
+    from examples import FLOWS as CATALOG
     from flows.engine import STORAGE_UNAVAILABLE
 
     down = RedisServer(tmp_path)

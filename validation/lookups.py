@@ -32,11 +32,10 @@ from requests.adapters import HTTPAdapter
 from validation import lookup_cache
 from validation.breaker import Breaker
 from flows.budget import Deadline
-from metrics import Metrics
+from flows.registry import POLICIES
 
 log = logging.getLogger("flowgate.lookups")
 
-POLICIES = ("closed", "open")
 # Time kept back from the deadline for everything after the lookup (building, encrypting and
 # sending the reply; under load, waiting for the GIL): measured, 50 ms was not enough at p99.
 RESERVE_SECONDS = 0.1
@@ -84,7 +83,7 @@ class _Failure(Exception):
 
 
 class Lookup:
-    def __init__(self, spec: LookupSpec, redis, http: requests.Session, metrics=None):
+    def __init__(self, spec: LookupSpec, redis, http: requests.Session, metrics):
         if spec.policy not in POLICIES:
             raise ValueError(f"lookup {spec.name}: policy must be one of {POLICIES}")
         self.spec = spec
@@ -92,7 +91,7 @@ class Lookup:
         self.policy = spec.policy
         self.redis = redis
         self.http = http
-        self.metrics = metrics if metrics is not None else Metrics(redis)
+        self.metrics = metrics  # the app's metrics writer, passed in: the domain imports no metrics
         self.cache = lookup_cache.AnswerCache(redis, spec.name, spec.ttl, spec.negative_ttl,
                                               spec.stale_max_age)
         self.breaker = Breaker(redis, spec.name, spec.breaker_failures, spec.breaker_seconds)
@@ -206,7 +205,7 @@ class Lookup:
 class Lookups:
     """Name → Lookup, sharing one pooled HTTP session."""
 
-    def __init__(self, specs, redis, pool_size: int = 16, metrics=None):
+    def __init__(self, specs, redis, pool_size: int = 16, *, metrics):
         self.http = requests.Session()
         self.http.trust_env = False  # no proxy or netrc surprises: the URL is the whole story
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
@@ -224,21 +223,21 @@ class Lookups:
         return sorted(self._lookups)
 
 
-def specs_from_config(cfg: dict, base: str | None) -> list[LookupSpec]:
-    """One spec per lookup in config.LOOKUPS: its own URL, else ``base`` + its path (the value
-    in the query string, so no access log shows it), else none (url "": the caller decides)."""
-    from config import LOOKUPS
-
+def specs_from_config(cfg: dict, declared, base: str | None) -> list[LookupSpec]:
+    """One spec per declared lookup (flows.registry.Lookup): its own URL, else ``base`` + its
+    path (the value in the query string, so no access log shows it), else none (url "": the
+    caller decides)."""
     base = base.rstrip("/") if base else None
     specs = []
-    for name, (prefix, path, policy) in LOOKUPS.items():
+    for lookup in declared:
+        name, prefix, path, policy = lookup.name, lookup.settings, lookup.path, lookup.policy
         specs.append(LookupSpec(
             name=name,
             url=cfg.get(f"{prefix}_URL") or (f"{base}{path}?key={{value}}" if base else ""),
             auth=cfg.get(f"{prefix}_AUTH"),
             policy=cfg.get(f"{prefix}_POLICY") or policy,
             timeout=cfg.get(f"{prefix}_TIMEOUT") or cfg["LOOKUP_TIMEOUT_SECONDS"],
-            ttl=cfg[f"{prefix}_CACHE_TTL"] if cfg.get(f"{prefix}_CACHE_TTL") is not None
+            ttl=cfg.get(f"{prefix}_CACHE_TTL") if cfg.get(f"{prefix}_CACHE_TTL") is not None
             else cfg["LOOKUP_CACHE_TTL"],
             negative_ttl=cfg["LOOKUP_NEGATIVE_TTL"],
             stale_max_age=cfg["LOOKUP_STALE_MAX_AGE"],
