@@ -12,7 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from flows.identity import mask_bsuid
-from flows.redact import phone
+from flows.identity import mask_phone as phone
 from stores.submissions import SubmissionStore
 from messaging import fallback
 from messaging.console import ConsoleChannel

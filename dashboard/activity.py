@@ -6,10 +6,9 @@ digits, WhatsApp usernames and business-scoped user IDs likewise, message texts 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 
-from flows.identity import mask_bsuid, of_session, shown
+from flows.identity import mask_bsuid, mask_phone, mask_text, of_session, shown
 from flows.sessions import SessionStore, short
 from messaging.console import OUTBOX as CONSOLE_OUTBOX_KEY  # the console channel owns it
 from messaging.wasender import STATUS_KEY as WASENDER_STATUS_KEY
@@ -18,17 +17,6 @@ from metrics.store import RECENT_KEY
 # Redis list the development console channel pushes outgoing messages onto (newest first, JSON
 # objects {"at", "to", "text", "channel"}); capped by the writer. The dashboard only reads it.
 PHONE_FIELDS = ("phone", "wa_id", "to", "recipient")
-_DIGITS = re.compile(r"\+?\d[\d\s-]{5,}\d")
-
-
-def mask_phone(value) -> str:
-    digits = re.sub(r"\D", "", str(value or ""))
-    return f"•••{digits[-4:]}" if len(digits) > 4 else ("•••" if digits else "")
-
-
-def mask_text(text: str) -> str:
-    """Any run that looks like a phone number is reduced to its last digits."""
-    return _DIGITS.sub(lambda m: mask_phone(m.group(0)), text or "")
 
 
 def _when(ts) -> str:

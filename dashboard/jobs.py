@@ -12,7 +12,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from dashboard.activity import mask_text
+from flows.identity import mask_text
 from workers.queues import QUEUES, queue
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")

@@ -141,8 +141,9 @@ class Flow:
         return self.on("BACK", screen)
 
     def on_complete(self, fn: Callable) -> Callable:
-        """Run ``fn(job)`` in the completion job after this flow's submission is stored, next to
-        the global POST_COMPLETION_HOOKS (workers/completion.py); ``job`` is the hooks' dict."""
+        """Run ``fn(submission_id, flow_token)`` in the completion job once this flow's
+        submission is stored, after the global POST_COMPLETION_HOOKS (workers/completion.py).
+        Like them it must be idempotent: a retried completion runs it again."""
         self._on_complete.append(fn)
         return fn
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from redis.exceptions import WatchError
 
-from flows.identity import User, coerce, mask_phone, normalise_phone
+from flows.identity import User, coerce
 
 WINDOW_SECONDS = 24 * 3600
 RECENT_SESSIONS = 20
@@ -84,9 +84,6 @@ redis.call('DEL', KEYS[1], KEYS[3], KEYS[5])
 return #raw / 2
 """
 DEFAULT_STOP_WORDS = ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja")
-
-mask = mask_phone  # what a log line may carry of a phone number (kept for existing importers)
-normalise = normalise_phone
 
 
 def alias_key(kind: str, value: str) -> str:

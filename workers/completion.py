@@ -141,7 +141,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
         return {"submission": sid, "problem": problem}
 
     _enqueue_follow_ups(redis, cfg, sid, token)
-    _run_hooks(redis, cfg, sid, token)
+    _run_hooks(redis, cfg, sid, token, (session or {}).get("flow"))
     confirmation = _confirm(ext, cfg, user, msg_id, token, phone_number_id)
     # After the confirmation, as its own job: a receipt that fails never holds the text back.
     receipts.enqueue_receipt(redis, cfg, sid)
@@ -175,28 +175,31 @@ def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
                  retry=retry_from(cfg))
 
 
-def _run_hooks(redis, cfg, sid: str, token: str | None) -> None:
+def _run_hooks(redis, cfg, sid: str, token: str | None, flow: str | None = None) -> None:
     """The post-completion hooks, here rather than in a job of their own: a job costs RQ ~45
     Redis commands, more than the hooks' own work. Hooks that fail are handed to that job
     (``after_completion``, retried with backoff), so they never hold the confirmation back."""
     try:
-        after_completion(sid, token)
+        after_completion(sid, token, flow)
     except JobTimeoutException:
         raise  # RQ stopping this job: not a hook's failure
     except Exception:  # noqa: BLE001 - not swallowed: logged by after_completion, retried as a job
-        enqueue_once(redis, "workers.completion.after_completion", sid, token, queue_name=LOW,
+        enqueue_once(redis, "workers.completion.after_completion", sid, token, flow, queue_name=LOW,
                      job_id=f"post-{sid}", retry=retry_from(cfg))
 
 
-def after_completion(sid: str, token: str | None) -> dict:
-    """Every hook of POST_COMPLETION_HOOKS in turn (inline in the completion job, or as a job of
-    its own when that failed). A hook that raises does not keep the next from running; the first
-    error is raised at the end, and as a job it is retried (every hook runs again)."""
+def after_completion(sid: str, token: str | None, flow: str | None = None) -> dict:
+    """Every hook of POST_COMPLETION_HOOKS in turn, then the flow's own (``@flow.on_complete``),
+    inline in the completion job or as a job of its own when that failed. A hook that raises does
+    not keep the next from running; the first error is raised at the end, and as a job it is
+    retried (every hook runs again)."""
     results, failed = {}, None
-    for path in POST_COMPLETION_HOOKS:
-        module, name = path.rsplit(".", 1)
+    own = current_app.extensions["flows"].get(flow) if flow else None
+    hooks = [(path, lambda path=path: _dotted(path)) for path in POST_COMPLETION_HOOKS]
+    hooks += [(f"{flow}:{fn.__name__}", lambda fn=fn: fn) for fn in (own.completion_hooks if own else [])]
+    for path, resolve in hooks:
         try:
-            results[path] = getattr(importlib.import_module(module), name)(sid, token)
+            results[path] = resolve()(sid, token)
         except JobTimeoutException:
             raise
         except Exception as exc:  # noqa: BLE001 - raised again below, once the other hooks ran
@@ -205,6 +208,11 @@ def after_completion(sid: str, token: str | None) -> dict:
     if failed is not None:
         raise failed
     return results
+
+
+def _dotted(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
 
 
 def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str | None) -> str:
