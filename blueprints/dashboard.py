@@ -17,8 +17,8 @@ import storage
 from blueprints import auth, charts, params
 from config import is_development
 from dashboard import activity
-from dashboard import jobs
-from metrics.prometheus import build_registry
+from workers import jobs
+from dashboard.prometheus import build_registry
 from metrics.snapshot import top_validation_errors
 from workers import deadletters
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from dashboard import jobs
+from workers import jobs
 from dashboard.activity import wasender_status
 from metrics.latency import BUCKETS, OVERFLOW, parse_fields
 from metrics.snapshot import flow_names, totals, window

@@ -33,7 +33,7 @@ from rq.serializers import JSONSerializer
 
 from flows import wasender_events, webhook
 from flows.webhook import EnvelopeError, Reject, clean_strings
-from dashboard import jobs
+from workers import jobs
 from flows.identity import mask_text
 from workers.intake import EVENT_JOB_PREFIXES, accept, accept_wasender
 from workers.queues import QUEUES, queue, retry_from

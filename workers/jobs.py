@@ -1,4 +1,5 @@
-"""RQ figures for the dashboard and /metrics: depth, failed jobs, oldest waiting job; requeue.
+"""RQ figures for the dashboard and /metrics (depth, failed jobs, oldest waiting job) and requeue:
+plain RQ reads and one RQ write, so they live with the RQ setup.
 
 Reads use plain ZCARD/LLEN/ZRANGE rather than RQ's ``registry.count``, which runs a cleanup
 (with failure callbacks, for the started registry) as a side effect of looking.
