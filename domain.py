@@ -95,7 +95,7 @@ def init_app(app) -> None:
     )
     app.extensions["flows"] = registry
     app.extensions["sessions"] = sessions
-    app.extensions["contacts"] = Contacts(app.extensions["redis"], cfg["STOP_WORDS"])
+    app.extensions["contacts"] = Contacts(app.extensions["redis"])
     app.extensions["intents"] = Intents(extra_stop_words=cfg["STOP_WORDS"])
     default_ladder = _parsed(cfg, "RECOVERY_STEPS", Ladder.from_spec)
     default_quiet = _parsed(cfg, "QUIET_HOURS", QuietHours.parse)

@@ -25,9 +25,6 @@ COMPLETION, INBOUND, STATUS, FLOW_EVENT = "completion", "inbound", "status", "fl
 IDENTITY = "identity"
 OBJECT = "whatsapp_business_account"
 
-# Fields Meta may send that we do not subscribe to for work: acknowledged, not enqueued.
-IGNORED = "ignored"
-
 
 class EnvelopeError(ValueError):
     """The body is not a webhook we understand; the text is the 400's reason (no values in it)."""

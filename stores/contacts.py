@@ -83,9 +83,6 @@ if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], tonumbe
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[5])
 return #raw / 2
 """
-DEFAULT_STOP_WORDS = ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja")
-
-
 def alias_key(kind: str, value: str) -> str:
     """``p`` for a phone (digits), ``b`` for a BSUID or a parent BSUID."""
     return f"fg:alias:{kind}:{value}"
@@ -100,9 +97,8 @@ def _default_key(user: User) -> str:
 
 
 class Contacts:
-    def __init__(self, redis, stop_words=DEFAULT_STOP_WORDS):
+    def __init__(self, redis):
         self.redis = redis
-        self.stop_words = tuple(w.lower() for w in stop_words)
         self._inbound = redis.register_script(_INBOUND)
         self._absorb = redis.register_script(_ABSORB)
 
@@ -238,10 +234,6 @@ class Contacts:
         return [json.loads(x) for x in self.redis.lrange(self._key(who) + ":texts", 0, -1)]
 
     # --- opt-out -----------------------------------------------------------------------------
-    def is_stop(self, text: str | None) -> bool:
-        words = (text or "").strip().lower().strip(".!")
-        return words in self.stop_words
-
     def opt_out(self, who, channel: str, at: float | None = None) -> bool:
         """Record the opt-out; True if it is new (so the confirmation goes out once)."""
         at = time.time() if at is None else at

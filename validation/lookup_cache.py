@@ -11,8 +11,6 @@ import json
 import time
 from dataclasses import dataclass
 
-OUTCOMES = ("hit", "miss", "stale", "timeout", "error", "breaker_open")
-
 
 @dataclass(frozen=True)
 class Cached:

@@ -184,7 +184,8 @@ def _run_hooks(redis, cfg, sid: str, token: str | None, flow: str | None = None)
     except JobTimeoutException:
         raise  # RQ stopping this job: not a hook's failure
     except Exception:  # noqa: BLE001 - not swallowed: logged by after_completion, retried as a job
-        enqueue_once(redis, "workers.completion.after_completion", sid, token, flow, queue_name=LOW,
+        own = (flow,) if _flow_hooks(flow) else ()  # the flow's name only when it has hooks of its own
+        enqueue_once(redis, "workers.completion.after_completion", sid, token, *own, queue_name=LOW,
                      job_id=f"post-{sid}", retry=retry_from(cfg))
 
 
@@ -194,9 +195,8 @@ def after_completion(sid: str, token: str | None, flow: str | None = None) -> di
     not keep the next from running; the first error is raised at the end, and as a job it is
     retried (every hook runs again)."""
     results, failed = {}, None
-    own = current_app.extensions["flows"].get(flow) if flow else None
     hooks = [(path, lambda path=path: _dotted(path)) for path in POST_COMPLETION_HOOKS]
-    hooks += [(f"{flow}:{fn.__name__}", lambda fn=fn: fn) for fn in (own.completion_hooks if own else [])]
+    hooks += [(f"{flow}:{fn.__name__}", lambda fn=fn: fn) for fn in _flow_hooks(flow)]
     for path, resolve in hooks:
         try:
             results[path] = resolve()(sid, token)
@@ -208,6 +208,12 @@ def after_completion(sid: str, token: str | None, flow: str | None = None) -> di
     if failed is not None:
         raise failed
     return results
+
+
+def _flow_hooks(flow: str | None) -> list:
+    """The flow's own ``@flow.on_complete`` hooks, when it is served here."""
+    own = current_app.extensions["flows"].get(flow) if flow else None
+    return own.completion_hooks if own else []
 
 
 def _dotted(path: str):

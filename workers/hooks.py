@@ -43,7 +43,7 @@ class RecoveryHooks(Hooks):
         if of_session(session) is None or (session.get("origin") or token) != token:
             return
         schedule_ladder(self.redis, token, flow, self.ladders(flow), self.settings["quiet"](flow),
-                        session.get("tz") or self.settings["timezone"], datetime.now(timezone.utc))
+                        self.settings["timezone"], datetime.now(timezone.utc))
 
     def completed(self, flow: str, token: str) -> None:
         self._enqueue("workers.recovery.on_completed", token, kind="done")

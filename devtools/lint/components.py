@@ -11,7 +11,6 @@ PUBLISHABLE = ("5.1", "6.0", "6.1", "6.2", "6.3", "7.0", "7.1", "7.2", "7.3")
 SEND_ONLY = ("2.1", "3.0", "3.1", "4.0", "5.0")
 RECOMMENDED = "7.3"
 DATA_API_VERSIONS = ("3.0", "4.0")
-RECOMMENDED_DATA_API = "4.0"
 
 
 def version_tuple(value) -> tuple[int, ...]:
@@ -44,7 +43,6 @@ MAX_FOOTER_LABEL = 35
 # --- actions (6.6) --------------------------------------------------------------------------------
 ACTION_VERSIONS = {"navigate": None, "complete": None, "data_exchange": None,
                    "update_data": "6.0", "open_url": "6.0"}
-EVENTS = ("on-click-action", "on-select-action", "on-unselect-action")
 BOOLEAN_PROPS = ("visible", "enabled", "required")
 # Expressions in backticks and ${screen.X...} references (6.5).
 EXPRESSION_VERSION = "6.0"
