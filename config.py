@@ -118,6 +118,8 @@ def defaults() -> dict:
         "FLOW_SESSION_LIFETIME": 3 * 24 * 3600,
         "FLOW_MAX_REQUEST_BYTES": 1024 * 1024,
         "FLOW_MAX_RESPONSE_BYTES": 64 * 1024,
+        # Each reply checked against the Flow JSON (undeclared data keys, routing); None: in development.
+        "FLOW_REPLY_CHECK": None,
         "FLOW_DEADLINE_SECONDS": 3.0,
         "WHATSAPP_API_BASE": "https://graph.facebook.com",
         "WHATSAPP_API_VERSION": "v23.0",
@@ -221,6 +223,7 @@ def _load(env: _Env) -> dict:
         FLOW_SESSION_LIFETIME=_int(env.get("FLOW_SESSION_LIFETIME"), cfg["FLOW_SESSION_LIFETIME"]),
         FLOW_MAX_REQUEST_BYTES=_int(env.get("FLOW_MAX_REQUEST_BYTES"), cfg["FLOW_MAX_REQUEST_BYTES"]),
         FLOW_MAX_RESPONSE_BYTES=_int(env.get("FLOW_MAX_RESPONSE_BYTES"), cfg["FLOW_MAX_RESPONSE_BYTES"]),
+        FLOW_REPLY_CHECK=_bool(env.get("FLOW_REPLY_CHECK"), None),
         FLOW_DEADLINE_SECONDS=min(
             _float(env.get("FLOW_DEADLINE_SECONDS"), cfg["FLOW_DEADLINE_SECONDS"]), MAX_DEADLINE_SECONDS
         ),

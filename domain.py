@@ -20,7 +20,7 @@ log = logging.getLogger("flowgate.domain")
 
 
 def build_deps(app) -> dict:
-    """What handlers may ask for by name (``ctx.deps["lookups"]["members"]``)."""
+    """What handlers reach through their context: ``ctx.lookup(name, value)``, ``ctx.slots``."""
     redis, metrics, cfg = app.extensions["redis"], app.extensions["metrics"], app.config
     demo = config.demo_flows(cfg)
     demo_api = None
@@ -135,4 +135,5 @@ def init_app(app) -> None:
     app.extensions["engine"] = Engine(
         sessions, build_deps(app), deadline_seconds=cfg["FLOW_DEADLINE_SECONDS"],
         max_reply_bytes=cfg["FLOW_MAX_RESPONSE_BYTES"], hooks=hooks,
+        check_replies=is_development(cfg) if cfg.get("FLOW_REPLY_CHECK") is None else bool(cfg["FLOW_REPLY_CHECK"]),
     )

@@ -42,7 +42,7 @@ def _again(result, **values) -> Screen:
 
 def _free(ctx, day: str, record: dict) -> list[str]:
     times = [t for t in record["slots"] if isinstance(t, str) and len(t) == 5][:48]
-    taken = ctx.deps["slots"].unavailable(day, times, ctx.token)
+    taken = ctx.slots.unavailable(day, times, ctx.token)
     return [t for t in times if t not in taken]
 
 
@@ -70,7 +70,7 @@ def pick(ctx):
     if ctx.token is None:
         return _again(result.fail("slot", NO_TOKEN), **_slot_list(free))
     time_ = result.values["slot"]
-    slots = ctx.deps["slots"]
+    slots = ctx.slots
     if time_ not in free or not slots.hold(day, time_, ctx.token):
         free = [t for t in free if t != time_]
         return _again(result.fail("slot", TAKEN), **_slot_list(free))
@@ -92,7 +92,7 @@ def confirm(ctx):
     day, time_ = ctx.carried.get("date"), ctx.carried.get("slot")
     if not (day and time_ and ctx.token):
         return Screen("BOOK", book_data(), error_message="Please pick a day and a time first.")
-    if not ctx.deps["slots"].book(day, time_, ctx.token):
+    if not ctx.slots.book(day, time_, ctx.token):
         label = date.fromisoformat(day).strftime("%A %d %B %Y")
         return Screen("CONFIRM", {"summary_text": f"{label} at {time_}", "hold_text": TAKEN + "."},
                       error_message="Sorry, this time was just taken. Go back to pick another.")

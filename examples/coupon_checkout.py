@@ -79,11 +79,8 @@ def start(ctx):
     return Screen("CART", {**cart_data(), **COUPON.neutral()})
 
 
-@flow.on_exchange("CART")
-def apply_coupon(ctx):
-    result = COUPON.check(ctx)
-    if not result.ok:
-        return result.screen("CART", cart_data())
+@flow.on_submit("CART", COUPON, data=lambda ctx: cart_data())
+def apply_coupon(ctx, result):
     code = result.values["coupon"]
     off = discount_minor(result.records["coupon"], SUBTOTAL) if code else 0
     ctx.carry(coupon=code)

@@ -21,7 +21,8 @@ LOOKUP = Form(Field(
     normalise=[trim, upper], lookup="members", echo=True,
     verify=lambda member: "expired" if member.get("status", "active") != "active" else None,
     messages={"not_found": NOT_FOUND, "pattern": "Use only the letters and digits on your card",
-              "expired": "This membership has expired"},
+              "expired": "This membership has expired",
+              "not_found_snackbar": f"{NOT_FOUND}. Check your card and try again."},  # the hint helps here
 ))
 
 
@@ -31,13 +32,8 @@ def start(ctx):
     return Screen("MEMBER_LOOKUP", LOOKUP.neutral({"member_id": ctx.carried.get("member_id", "")}))
 
 
-@flow.on_exchange("MEMBER_LOOKUP")
-def lookup(ctx):
-    result = LOOKUP.check(ctx)
-    if not result.ok:
-        if result.errors["member_id"] == NOT_FOUND:
-            result.snackbar = f"{NOT_FOUND}. Check your card and try again."  # the hint helps here
-        return result.screen("MEMBER_LOOKUP")
+@flow.on_submit("MEMBER_LOOKUP", LOOKUP)  # an ID that fails comes back here with its error
+def lookup(ctx, result):
     member_id = result.values["member_id"]
     # With MEMBER_API_POLICY=open an unanswered ID is accepted and re-checked after completion.
     member = result.records.get("member_id") or {"tier": "To be confirmed"}

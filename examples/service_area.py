@@ -32,11 +32,8 @@ def start(ctx):
     return Screen("POSTCODE", POSTCODE.neutral())
 
 
-@flow.on_exchange("POSTCODE")
-def check_area(ctx):
-    result = POSTCODE.check(ctx)
-    if not result.ok:
-        return result.screen("POSTCODE")
+@flow.on_submit("POSTCODE", POSTCODE)
+def check_area(ctx, result):
     code = result.values["postal_code"]
     verified = "postal_code" not in result.unverified
     area = str((result.records.get("postal_code") or {}).get("area") or code)[:80] if verified else ""

@@ -39,14 +39,11 @@ def start(ctx):
     return Screen("ORDER", ORDER.neutral())
 
 
-@flow.on_exchange("ORDER")
-def check_stock(ctx):
-    result = ORDER.check(ctx)
-    if result.ok and result.values["quantity"] > result.records["sku"]["available"]:
-        result.fail("quantity", f"Only {result.records['sku']['available']} left")
-    if not result.ok:
-        return result.screen("ORDER")
+@flow.on_submit("ORDER", ORDER)
+def check_stock(ctx, result):
     sku, quantity = result.values["sku"], result.values["quantity"]
+    if quantity > result.records["sku"]["available"]:
+        return result.fail("quantity", f"Only {result.records['sku']['available']} left")  # back to ORDER
     ctx.carry(sku=sku, quantity=quantity)
     return Screen("REVIEW", review_data(result.records["sku"], quantity))
 
@@ -56,7 +53,7 @@ def confirm(ctx):
     sku, quantity = ctx.carried.get("sku"), ctx.carried.get("quantity")
     if not sku or not isinstance(quantity, int):
         return Screen("ORDER", ORDER.neutral(), error_message="Please choose a product first.")
-    answer = ctx.deps["lookups"]["inventory"].fetch(sku, deadline=ctx.deadline, flow=flow.name, fresh=True)
+    answer = ctx.lookup("inventory", sku, fresh=True)  # the stock may have moved: no cache
     if answer.unavailable:
         return Screen("REVIEW", {"product_text": f"{quantity} × {sku}", "total_text": "Total: to be confirmed"},
                       error_message=RECHECK_FAILED)

@@ -63,8 +63,9 @@ class Hooks:
 
 class Engine:
     def __init__(self, sessions: SessionStore, deps: dict, deadline_seconds: float,
-                 max_reply_bytes: int, hooks: Hooks | None = None):
+                 max_reply_bytes: int, hooks: Hooks | None = None, check_replies: bool = False):
         self.sessions = sessions
+        self.check_replies = check_replies  # FLOW_REPLY_CHECK: each reply against the Flow JSON
         self.deps = deps
         self.deadline_seconds = deadline_seconds
         self.max_reply_bytes = max_reply_bytes
@@ -148,6 +149,11 @@ class Engine:
             log.error("flow=%s handler for screen=%s returned %r, not a screen of the Flow JSON",
                       flow.name, _cut(req.screen), getattr(result, "name", type(result).__name__))
             result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
+        elif self.check_replies and event == "screen":
+            problems = flow.reply_problems(req.screen, req.action, result.name, result.data)
+            if problems:
+                log.error("flow=%s handler for screen=%s: %s", flow.name, _cut(req.screen), "; ".join(problems))
+                result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
         plaintext = json_bytes(result.to_json())
         if len(plaintext) > self.max_reply_bytes:
             log.error("flow=%s screen=%s reply of %d bytes is over the %d byte limit",

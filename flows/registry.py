@@ -71,6 +71,29 @@ class Context:
                 log.warning("flow=%s lookup failure not counted (%s)", self.flow.name, type(exc).__name__)
         return self.lookup_failures
 
+    def lookup(self, name: str, value: str, *, fresh: bool = False):
+        """Ask the business API the flow declared as ``name`` about ``value``, within this
+        request's deadline, through its cache and breaker (``fresh`` skips the cache): a
+        ``validation.lookups.LookupResult`` with ``found``, ``not_found``, ``unavailable`` and
+        ``record``."""
+        if name not in self.flow.lookups:
+            raise KeyError(f"flow {self.flow.name} does not declare lookup {name!r} (Flow(lookups=[...]))")
+        return self.deps["lookups"][name].fetch(str(value), deadline=self.deadline, flow=self.flow.name,
+                                                fresh=fresh)
+
+    def lookup_policy(self, name: str) -> str:
+        """What ``name`` does without an answer, as configured: "closed" or "open"."""
+        return self.deps["lookups"][name].policy
+
+    @property
+    def slots(self):
+        """The slot holds (``validation.slots.SlotHolds``): hold, book, release a time slot."""
+        return self.deps["slots"]
+
+    def dependency(self, name: str):
+        """Anything else the app hands handlers (``"slots"``, ``"metrics"``), by name."""
+        return self.deps[name]
+
     def carry(self, **values) -> None:
         """Keep values on the session: later screens and a recovery resend's prefill read them.
 
@@ -140,6 +163,34 @@ class Flow:
     def on_back(self, screen: str):
         return self.on("BACK", screen)
 
+    def on_submit(self, screen: str, form, data: Callable[[Context], dict] | None = None):
+        """A data_exchange handler bound to a form (``validation.forms.Form``): the framework
+        checks the submitted fields (local checks, then their lookups) and, while any fails,
+        comes back to ``screen`` with every field's error by itself. The handler runs only with
+        valid values, as ``fn(ctx, result)``; a ``result.fail(field, text)`` in it also brings
+        the same screen back, with that error. ``data(ctx)`` adds what else the screen shows
+        when it comes back (a basket, a caption)::
+
+            @flow.on_submit("ORDER", ORDER)
+            def order(ctx, result):
+                return Screen("REVIEW", {...result.values...})
+        """
+        def register(fn):
+            def handler(ctx):
+                result = form.check(ctx)
+                if result.ok:
+                    reply = fn(ctx, result)
+                    if result.ok:
+                        return reply
+                return result.screen(screen, data(ctx) if data else None)
+
+            handler.__name__, handler.__wrapped__ = fn.__name__, fn
+            handler.form, handler.screen, handler.again = form, screen, data  # what the linter reads
+            self._handlers[("data_exchange", screen)] = handler
+            return fn
+
+        return register
+
     def on_complete(self, fn: Callable) -> Callable:
         """Run ``fn(submission_id, flow_token)`` in the completion job once this flow's
         submission is stored, after the global POST_COMPLETION_HOOKS (workers/completion.py).
@@ -178,6 +229,28 @@ class Flow:
 
     def has_screen(self, screen: str | None) -> bool:
         return screen in self.screen_ids
+
+    def reply_problems(self, source: str | None, action: str, screen: str, data: dict) -> list[str]:
+        """What Meta's client would reject in a reply showing ``screen`` with ``data``: keys the
+        screen does not declare, a move ``routing_model`` does not allow. The development-mode
+        check of every reply (FLOW_REPLY_CHECK), where the linter cannot read the code."""
+        target = next((s for s in self.definition.get("screens", []) if s.get("id") == screen), None)
+        if target is None:
+            return [f"screen {screen!r} is not in the Flow JSON"]
+        declared = set(target.get("data") or {}) | {"error_message"}
+        problems = [f"data key {key!r} is not declared in {screen}'s data" for key in sorted(set(data) - declared)]
+        routing = self.definition.get("routing_model") or {}
+        if routing and action == "data_exchange" and source and source != screen:
+            forward = screen in (routing.get(source) or [])
+            back, stack = set(), [screen]
+            while stack:
+                for nxt in routing.get(stack.pop()) or []:
+                    if nxt not in back:
+                        back.add(nxt)
+                        stack.append(nxt)
+            if not forward and source not in back:
+                problems.append(f"{source} → {screen} is not in routing_model")
+        return problems
 
 
 class Registry:

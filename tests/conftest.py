@@ -117,6 +117,8 @@ def app_config(redis_url, keypair, tmp_path):
         # and their lookups must have a URL there (the demo backend on its own loopback server).
         "DEMO_FLOWS": True,
         "LOOKUP_BASE_URL": demo_api_url(),
+        # Every reply of every flow checked against its Flow JSON, as in development.
+        "FLOW_REPLY_CHECK": True,
         # Production refuses to start without Cloud API credentials unless the channel is chosen;
         # tests that talk to the Graph stand-in set FOLLOWUP_CHANNEL=cloud with the credentials.
         "FOLLOWUP_CHANNEL": "console",
@@ -137,7 +139,7 @@ def served_settings(**overrides) -> dict:
     """The environment a production process of the tests needs besides Redis and its keys (the
     same choices as ``app_config``): SECRET_KEY, a channel, the demo flows and their lookups."""
     return {"SECRET_KEY": SECRET_KEY, "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": "true",
-            "LOOKUP_BASE_URL": demo_api_url(), **overrides}
+            "LOOKUP_BASE_URL": demo_api_url(), "FLOW_REPLY_CHECK": "true", **overrides}
 
 
 class LiveServer(ServedApp):

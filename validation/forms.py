@@ -59,7 +59,7 @@ class Field:
         self.name = name
         self.checks = checks
         self.normalise = tuple(normalise)
-        self.lookup = lookup  # name in ctx.deps["lookups"]
+        self.lookup = lookup  # a lookup the flow declares: ctx.lookup(name, value)
         # "closed" here wins over the lookup's configured policy: for a field whose record the
         # flow needs (a price, a stock level), accepting it unverified is not an option.
         self.policy = policy
@@ -174,9 +174,9 @@ class Form:
             value = result.values.get(f.name)
             if not f.lookup or f.name in result.errors or value in ("", None):
                 continue
-            lookup = ctx.deps["lookups"][f.lookup]
-            answer = lookup.fetch(str(value), deadline=ctx.deadline, flow=ctx.flow.name)
-            if not answer.unavailable and lookup.policy == "open":
+            policy = ctx.lookup_policy(f.lookup)
+            answer = ctx.lookup(f.lookup, str(value))
+            if not answer.unavailable and policy == "open":
                 self._forget_unverified(ctx, f)  # an earlier value may have been marked
             if answer.found:
                 result.records[f.name] = answer.record
@@ -187,7 +187,7 @@ class Form:
             elif answer.not_found:
                 result.errors[f.name] = f.text("not_found", locale)
                 result.codes[f.name] = "not_found"
-            elif (f.policy or lookup.policy) == "open":
+            elif (f.policy or policy) == "open":
                 result.unverified.append(f.name)
                 self._mark_unverified(ctx, f, value)
             else:
@@ -207,7 +207,11 @@ class Form:
         if unavailable:
             return table["unavailable_snackbar"]
         if len(result.errors) == 1:
-            return next(iter(result.errors.values()))
+            (name, text), = result.errors.items()
+            # A field may say more in the snackbar than under itself: messages["<code>_snackbar"].
+            field = next((f for f in self.fields if f.name == name), None)
+            hint = field.messages.get(f"{result.codes.get(name)}_snackbar") if field else None
+            return hint or text
         return table["several"].format(count=len(result.errors))
 
     @staticmethod

@@ -1,6 +1,6 @@
 """Lookups: validation that asks the business's own APIs, always within the request's deadline.
 
-    result = ctx.deps["lookups"]["members"].fetch("MEM123", deadline=ctx.deadline, flow="member_check")
+    result = ctx.lookup("members", "MEM123")  # flows.registry.Context: the deadline and flow are its own
 
 ``GET <url>/<value>`` (or the URL with ``{value}`` replaced, e.g. ``…/members?id={value}``): a
 JSON object with 200 is *found* (the object is the record), 404 is *not

@@ -4,10 +4,13 @@ Handlers are read, never run (running one needs a request, a session and its dep
 linter parses the handler's module with ``ast`` and follows the handler into the module-level
 helpers it calls, collecting every ``Screen("ID", {...})``. Names that are module constants are
 resolved through the function's globals; a dict built in a variable is followed through its
-literal assignments and ``d["k"] = ...`` lines. Anything the linter cannot resolve statically (a
-screen name computed at run time, ``**spread`` data) is reported as ``code.unchecked`` (info),
-so a gap in the check is visible instead of silent. Helpers imported from other modules are not
-followed: keep a flow's ``Screen(...)`` calls in its own module.
+literal assignments and ``d["k"] = ...`` lines; a module-level Form's keys are read from the
+Form itself (``FORM.neutral()``, ``result.screen("X")`` and the screen an ``@flow.on_submit``
+handler comes back to). Every key found is checked; data built at run time (a helper's dict) is
+checked where the linter cannot follow it, by the engine in development (FLOW_REPLY_CHECK:
+each reply against the Flow JSON). A screen name computed at run time is reported as
+``code.unchecked`` (info). Helpers imported from other modules are not followed: keep a flow's
+``Screen(...)`` calls in its own module.
 """
 from __future__ import annotations
 
@@ -55,9 +58,7 @@ def _check_return(doc: Doc, routing: dict, action: str, source: str | None, ret:
     if target is None:
         yield finding(ret.where, "code.unknown-screen", f"returns screen {ret.screen!r}, not in the Flow JSON")
         return
-    if ret.keys is None:
-        yield finding(ret.where, "code.unchecked", f"data for {ret.screen} is not a literal: keys not checked")
-    else:
+    if ret.keys is not None:
         for key in sorted(ret.keys - set(target.data) - IMPLICIT_KEYS):
             yield finding(ret.where, "code.undeclared-data",
                           f"returns data key {key!r} that {ret.screen}'s data does not declare")
@@ -86,6 +87,7 @@ def _descendants(routing: dict, start: str) -> set:
 
 
 def returned_screens(fn) -> list[Returned]:
+    bound = fn if hasattr(fn, "form") and hasattr(fn, "screen") else None
     fn = inspect.unwrap(fn)
     try:
         path = inspect.getsourcefile(fn)
@@ -98,6 +100,8 @@ def returned_screens(fn) -> list[Returned]:
     if start is None:
         return [Returned(None, None, fn.__name__)]
     found, queue, seen = [], [start], set()
+    if bound is not None:  # @flow.on_submit: the screen it comes back to with every field's error
+        found.append(Returned(bound.screen, frozenset(bound.form.neutral()), f"{fn.__name__} (on_submit)"))
     while queue:
         func = queue.pop()
         if func.name in seen:
@@ -109,6 +113,12 @@ def returned_screens(fn) -> list[Returned]:
             callee = _callee(node.func)
             if callee == "Screen":
                 found.append(_screen_call(node, func, fn.__globals__, Path(path).name))
+            elif callee == "screen" and isinstance(node.func, ast.Attribute):  # result.screen("X", {...})
+                ret = _screen_call(node, func, fn.__globals__, Path(path).name)
+                form = _form_of(node.func.value, func, fn.__globals__)
+                if form is not None:
+                    ret = Returned(ret.screen, (ret.keys or frozenset()) | frozenset(form.neutral()), ret.where)
+                found.append(ret)
             elif callee in functions and isinstance(node.func, ast.Name):
                 queue.append(functions[callee])
     return found
@@ -133,7 +143,7 @@ def _screen_call(call: ast.Call, func, globals_: dict, filename: str) -> Returne
     kw = {k.arg: k.value for k in call.keywords if k.arg}
     name_node = call.args[0] if call.args else kw.get("name")
     data_node = call.args[1] if len(call.args) > 1 else kw.get("data")
-    return Returned(_string(name_node, globals_), _keys(data_node, func), where)
+    return Returned(_string(name_node, globals_), _keys(data_node, func, globals_), where)
 
 
 def _string(node, globals_: dict) -> str | None:
@@ -144,13 +154,36 @@ def _string(node, globals_: dict) -> str | None:
     return None
 
 
-def _keys(node, func) -> frozenset | None:
+def _form_of(node, func, globals_: dict):
+    """The module-level Form behind ``result`` in ``result = FORM.check(ctx)``, if it is one."""
+    if isinstance(node, ast.Name):
+        for stmt in ast.walk(func):
+            if (isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets)
+                    and isinstance(stmt.value, ast.Call) and _callee(stmt.value.func) == "check"
+                    and isinstance(stmt.value.func, ast.Attribute)):
+                return _form_of(stmt.value.func.value, func, globals_)
+        obj = globals_.get(node.id)
+        return obj if callable(getattr(obj, "neutral", None)) else None
+    return None
+
+
+def _keys(node, func, globals_: dict | None = None) -> frozenset | None:
+    """The data keys a node is known to hold: literal keys, ``**`` spreads of what can be
+    followed, a module-level Form's ``neutral()``; None when nothing can be known."""
+    globals_ = globals_ or {}
     if node is None:
         return frozenset()
     if isinstance(node, ast.Dict):
-        if all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys):
-            return frozenset(k.value for k in node.keys)
-        return None
+        keys = set()
+        for k, v in zip(node.keys, node.values):
+            if k is None:  # **spread
+                keys |= _keys(v, func, globals_) or set()
+            elif isinstance(k, ast.Constant) and isinstance(k.value, str):
+                keys.add(k.value)
+        return frozenset(keys)
+    if isinstance(node, ast.Call) and _callee(node.func) == "neutral" and isinstance(node.func, ast.Attribute):
+        form = _form_of(node.func.value, func, globals_)
+        return frozenset(form.neutral()) if form is not None else None
     if isinstance(node, ast.Call) and _callee(node.func) == "dict" and not node.args:
         if all(k.arg for k in node.keywords):
             return frozenset(k.arg for k in node.keywords)
