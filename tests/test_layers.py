@@ -9,7 +9,7 @@ from conftest import ROOT
 
 # Top to bottom. A module may import its own package and anything in a lower layer.
 LAYERS = [
-    ("entry", {"app", "wsgi", "gunicorn", "domain", "security", "cli", "preflight"}),
+    ("entry", {"app", "wsgi", "gunicorn", "domain", "security", "cli", "preflight", "testkit"}),
     ("http", {"blueprints", "dashboard"}),
     ("flows served", {"examples"}),
     ("jobs", {"workers"}),
