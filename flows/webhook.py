@@ -92,6 +92,14 @@ def is_text(value) -> bool:
     return isinstance(value, str) and bool(value) and (value.isascii() or not _SURROGATE.search(value))
 
 
+def as_number(value) -> float | None:
+    """A number from an untrusted field (a timestamp, a Retry-After header), or None."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def clean_strings(value):
     """``value`` with every lone surrogate replaced by U+FFFD, as a lenient decoder would: for
     the text and values of an event (its ids and phone numbers are checked with ``is_text``

@@ -15,7 +15,6 @@ import json
 import logging
 import time
 
-import requests
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 
@@ -23,10 +22,10 @@ from stores.correlation import Correlation
 from flows.identity import User, masked, of_job, session_fields, shown
 from flows.redact import wamid
 from flows.sessions import short
-from flows.signing import sign
 from stores.submissions import SubmissionStore, submission_id
-from flows.webhook import clean_strings
+from flows.webhook import as_number, clean_strings
 from messaging import fallback
+from messaging.forward import ForwardError, post_signed
 from messaging.graph import RETRYABLE, GraphError
 from messaging.router import Refused
 from workers import receipts
@@ -48,7 +47,6 @@ POST_COMPLETION_HOOKS: list[str] = [
 # usually got there first).
 COMPLETABLE = ("sent", "opened", "in_progress", "failed", "abandoned", "recovering", "recovered")
 UNUSED_TOKEN = "unused"  # what Meta puts in when the sender gave no token (protocol doc 9)
-SIGNATURE_HEADER = "X-Flowgate-Signature-256"
 
 
 class ForwardFailed(Exception):
@@ -97,7 +95,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     # Stored first, with what the message itself says; completed below once the session is known.
     # A re-run keeps what an earlier run stored (a forward may be reading it).
     sid = submission_id(msg_id)
-    received_at = _float(message.get("timestamp")) or time.time()
+    received_at = as_number(message.get("timestamp")) or time.time()
     store = SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"])
     document = store.get(sid)
     if document is None:
@@ -280,20 +278,17 @@ def forward_submission(sid: str) -> str:
     if document is None or not url:
         log.warning("forward %s skipped: %s", sid, "submission expired" if url else "no URL configured")
         return "skipped"
-    body = json.dumps({k: document.get(k) for k in (
-        "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}).encode()
-    headers = {"Content-Type": "application/json", "Idempotency-Key": sid}
-    if cfg["COMPLETION_FORWARD_SECRET"]:
-        headers[SIGNATURE_HEADER] = sign(cfg["COMPLETION_FORWARD_SECRET"], body)
+    payload = {k: document.get(k) for k in (
+        "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}
 
     def post() -> dict:
         try:
-            resp = requests.post(url, data=body, headers=headers, timeout=10)
-        except requests.RequestException as exc:
-            raise ForwardFailed(f"network: {type(exc).__name__}") from None
-        if resp.status_code >= 500 or resp.status_code in (408, 429):
-            raise ForwardFailed(f"HTTP {resp.status_code}", _float(resp.headers.get("Retry-After")))
-        return {"status": resp.status_code}
+            return {"status": post_signed(ext["forward_http"], url, cfg["COMPLETION_FORWARD_SECRET"], payload,
+                                          idempotency_key=sid)}
+        except ForwardError as exc:
+            if exc.retryable:
+                raise ForwardFailed(str(exc), exc.retry_after) from None
+            return {"status": exc.status}
 
     outcome = Effects(ext["redis"], cfg["EFFECT_LEASE_SECONDS"]).once(
         f"forward:{document['message_id']}", post, safe_to_retry=(ForwardFailed,), when_lost=RESEND)
@@ -303,10 +298,3 @@ def forward_submission(sid: str) -> str:
         log.error("forward %s rejected with HTTP %s; not retried", sid, status)
         return "rejected"
     return "forwarded" if outcome.state == "performed" else f"already_{outcome.state}"
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
