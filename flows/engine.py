@@ -15,6 +15,7 @@ from flows.crypto import json_bytes
 from flows.protocol import ACK_REPLY, PING_REPLY, Finish, FlowRequest, Screen, TokenRejected
 from flows.registry import Context, Flow
 from flows.sessions import SessionStore, short
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.endpoint")
 
@@ -119,8 +120,8 @@ class Engine:
         except RedisError as exc:
             # Reads degrade by themselves (carried values, slots, the lookup cache); what reaches
             # here is a write the handler needs (a hold, a booking): say so, the user can retry.
-            log.warning("flow=%s token=%s screen=%s storage unavailable to the handler (%s)",
-                        flow.name, short(req.flow_token), _cut(req.screen), type(exc).__name__)
+            redis_unavailable(log, "handler's write", exc, "the screen asks to retry", flow=flow.name,
+                              token=short(req.flow_token), screen=_cut(req.screen))
             return self._reply(flow, req, Screen(here, error_message=STORAGE_UNAVAILABLE),
                                "storage_unavailable")
         except Exception:  # a bug in a flow must not surface as a 500: the user can retry
@@ -173,7 +174,7 @@ class Engine:
         try:
             return call(*args, **kwargs)
         except RedisError as exc:
-            log.warning("sessions unavailable (%s): serving without them", type(exc).__name__)
+            redis_unavailable(log, "sessions", exc, "serving without them")
             return None
 
     @staticmethod

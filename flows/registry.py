@@ -19,6 +19,7 @@ from typing import Callable
 from redis.exceptions import RedisError
 
 from flows.protocol import FlowRequest
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.endpoint")
 
@@ -55,8 +56,7 @@ class Context:
                 try:
                     stored = self.sessions.carried(self.token)
                 except RedisError as exc:
-                    log.warning("flow=%s carried values unavailable (%s): serving without them",
-                                self.flow.name, type(exc).__name__)
+                    redis_unavailable(log, "carried values", exc, "serving without them", flow=self.flow.name)
             self._carried = {**stored, **self.to_carry}
         return self._carried
 
@@ -68,7 +68,7 @@ class Context:
             try:
                 self.lookup_failures = self.sessions.count_lookup_failure(self.token)
             except RedisError as exc:
-                log.warning("flow=%s lookup failure not counted (%s)", self.flow.name, type(exc).__name__)
+                redis_unavailable(log, "lookup failure count", exc, "not counted", flow=self.flow.name)
         return self.lookup_failures
 
     def lookup(self, name: str, value: str, *, fresh: bool = False):

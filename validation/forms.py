@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from validation.checks import MESSAGES, Invalid, as_text
 from flows.protocol import Screen
 from flows.sessions import short
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.validation")
 
@@ -220,7 +221,7 @@ class Form:
             try:
                 ctx.sessions.clear_unverified(ctx.token, f.name)
             except RedisError as exc:
-                log.warning("token=%s could not clear %s: %s", short(ctx.token), f.name, type(exc).__name__)
+                redis_unavailable(log, f"clearing {f.name}'s unverified mark", exc, token=short(ctx.token))
 
     @staticmethod
     def _mark_unverified(ctx, f: Field, value) -> None:
@@ -231,8 +232,7 @@ class Form:
         try:
             ctx.sessions.mark_unverified(ctx.token, f.name, f.lookup, str(value), ctx.flow.name)
         except RedisError as exc:
-            log.warning("token=%s could not mark %s unverified: %s", short(ctx.token), f.name,
-                        type(exc).__name__)
+            redis_unavailable(log, f"marking {f.name} unverified", exc, token=short(ctx.token))
 
 
 def _count_failures(ctx, result: Result) -> None:
@@ -246,4 +246,4 @@ def _count_failures(ctx, result: Result) -> None:
             for name in result.errors:
                 rec.validation_failure(ctx.flow.name, name, result.codes.get(name) or "invalid")
     except RedisError as exc:
-        log.warning("flow=%s validation metrics not recorded: %s", ctx.flow.name, type(exc).__name__)
+        redis_unavailable(log, "validation metrics", exc, "not recorded", flow=ctx.flow.name)

@@ -33,6 +33,7 @@ from validation import lookup_cache
 from validation.breaker import Breaker
 from flows.budget import Deadline
 from flows.registry import POLICIES
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.lookups")
 
@@ -198,7 +199,7 @@ class Lookup:
         try:
             return call(*args)
         except RedisError as exc:
-            log.warning("lookup bookkeeping skipped: Redis %s", type(exc).__name__)
+            redis_unavailable(log, "lookup bookkeeping", exc, "skipped")
             return default
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.slots")
 
@@ -82,7 +83,7 @@ class SlotHolds:
         try:
             values = [_s(v) for v in self.redis.mget(keys)]
         except RedisError as exc:
-            log.warning("slot holds unavailable (%s): listing every time", type(exc).__name__)
+            redis_unavailable(log, "slot holds", exc, "listing every time")
             return set()
         out = set()
         for i, t in enumerate(times):

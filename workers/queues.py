@@ -29,6 +29,7 @@ from rq.exceptions import DuplicateJobError, ShutDownImminentException
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker, WorkerStatus
+from flows.redact import redis_unavailable
 
 HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
 QUEUES = (HIGH, DEFAULT, LOW)  # priority order: a worker drains HIGH first
@@ -311,8 +312,8 @@ class _JobWatch(threading.Thread):
                 try:
                     self.worker.maintain_heartbeats(self.job, self.execution)
                 except RedisError as exc:  # the next beat tries again; the job goes on
-                    self.worker.log.warning("Worker %s: heartbeat for job %s failed (%s)",
-                                            self.worker.name, self.job.id, type(exc).__name__)
+                    redis_unavailable(self.worker.log, f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
+                                      exc, "the next beat tries again")
 
     def _wedged(self, running: float) -> None:
         self.worker.log.error("Worker %s: job %s still running %.0f s after it started, past its "
