@@ -67,7 +67,7 @@ def test_help_lists_every_command_with_an_empty_environment():
     assert flows.returncode == 0 and flows.stderr == "", flows.stderr
     commands = flows.stdout.split("Commands:")[1].splitlines()
     described = {line.split()[0]: line.split(None, 1)[1:] for line in commands if line.strip()}
-    assert set(described) == {"lint", "list", "send", "simulate", "submissions"}
+    assert set(described) == {"lint", "list", "new", "send", "simulate", "submissions"}
     assert all(described.values()), described  # each says what it does
     assert "list, simulate." not in flows.stdout  # the group's summary names them all
 
