@@ -316,7 +316,8 @@ def _server(env: _Env) -> dict:
     return {
         "port": _int(env.get("PORT"), 5000),
         "workers": _int(env.get("WEB_CONCURRENCY"), 2),
-        "threads": _int(env.get("GUNICORN_THREADS"), 4),
+        # Threads wait on lookups: sized so 2 processes keep ~130 waiting (docs/benchmarks.md).
+        "threads": _int(env.get("GUNICORN_THREADS"), 64),
         "production": env.get("APP_ENV", "production").strip().lower() == "production",
         # `make run` opens the dashboard without a password and skips signatures: loopback only.
         "host": "127.0.0.1" if env.get("APP_ENV", "").strip().lower() == "development" else "[::]",

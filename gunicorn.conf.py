@@ -15,7 +15,10 @@ wsgi_app = "wsgi:app"
 # (make run: dashboard open, signatures off) listens on 127.0.0.1 only.
 bind = [f"{_server['host']}:{_server['port']}"]
 # Flow requests are CPU-bound decryption plus I/O-bound lookups: processes for the CPU, threads
-# so a slow lookup does not hold a whole process.
+# so a slow lookup does not hold a whole process. 64 threads each (config.server): with the
+# business API at 200 ms, 4 gave 38 req/s and a p90 of 6 s to 200 users, 64 the CPU's ~350-550
+# req/s with a p90 under 1 s (bench/latency.py, docs/benchmarks.md). gevent measured no better
+# under the same load and would need the whole app monkey-patched before preload.
 worker_class = "gthread"
 workers = _server["workers"]
 threads = _server["threads"]

@@ -97,11 +97,13 @@ def _client(*args):
         out.put(exc)
 
 
-def _drive(port, requests, conns, offset, start_at, warmup, duration, out):
-    """One client process: ``conns`` connections, round-robin over the pre-built ``requests``."""
+def _drive(port, requests, conns, offset, start_at, warmup, duration, step, out):
+    """One client process: ``conns`` connections, round-robin over the pre-built ``requests``
+    (with ``step`` > 1 each connection takes every step-th request from its own start, so no two
+    connections of the run send the same one: ``offset`` is then this process's first index)."""
     sel = selectors.DefaultSelector()
     n = len(requests)
-    pool = [_Conn(port, (offset + i * 7) % n) for i in range(conns)]
+    pool = [_Conn(port, (offset + i * (7 if step == 1 else 1)) % n) for i in range(conns)]
     measure_from, measure_to = start_at + warmup, start_at + warmup + duration
     result = LoadResult(duration=duration)
     cpu_from = None
@@ -114,7 +116,7 @@ def _drive(port, requests, conns, offset, start_at, warmup, duration, out):
             c.sock.sendall(requests[c.next])  # a few KB: the socket buffer takes it whole
         except (BrokenPipeError, ConnectionResetError):
             pass  # closed while idle: the next read sees it, reconnects and resends
-        c.next = (c.next + 1) % n
+        c.next = (c.next + step) % n
 
     for c in pool:
         sel.register(c.sock, selectors.EVENT_READ, c)
@@ -133,7 +135,7 @@ def _drive(port, requests, conns, offset, start_at, warmup, duration, out):
             if not chunk:  # closed between requests (worker recycled): reopen, resend the same one
                 sel.unregister(c.sock)
                 c.sock.close()
-                fresh = _Conn(port, (c.next - 1) % n, result)
+                fresh = _Conn(port, (c.next - step) % n, result)
                 sel.register(fresh.sock, selectors.EVENT_READ, fresh)
                 send(fresh)
                 fresh.sent_at = c.sent_at  # the latency counts from the first attempt
@@ -165,13 +167,16 @@ def _drive(port, requests, conns, offset, start_at, warmup, duration, out):
 
 
 def run_load(port: int, requests: list[bytes], *, processes: int = 2, conns: int = 4,
-             warmup: float = 1.0, duration: float = 5.0, on_window=None) -> LoadResult:
+             warmup: float = 1.0, duration: float = 5.0, on_window=None, distinct: bool = False) -> LoadResult:
     """Drive ``processes × conns`` connections; ``on_window(start, end)`` (monotonic times) lets
-    the caller sample server CPU over exactly the measured window."""
+    the caller sample server CPU over exactly the measured window. ``distinct``: no request is
+    sent twice while fewer than ``len(requests)`` have been sent (every lookup a cache miss)."""
+    step = processes * conns if distinct else 1
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     start_at = time.monotonic() + 0.3
-    procs = [ctx.Process(target=_client, args=(port, requests, conns, p * 101, start_at, warmup, duration, out))
+    procs = [ctx.Process(target=_client, args=(port, requests, conns, p * (conns if distinct else 101), start_at, warmup,
+                                                   duration, step, out))
              for p in range(processes)]
     for p in procs:
         p.start()

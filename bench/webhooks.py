@@ -16,7 +16,7 @@
 
 Floor for 2 and 3: Meta's default 80 messages/s per number.
 
-    python -m bench.webhooks    (BENCH_RATE, BENCH_SECONDS, BENCH_WORKERS, BENCH_STEADY_RATE,
+    python -m bench.webhooks    (BENCH_RATE, BENCH_SECONDS, BENCH_DYNOS, BENCH_WORKERS, BENCH_STEADY_RATE,
                                  BENCH_STEADY_SECONDS; RQ_FORK_PER_JOB=1 for RQ's fork per job;
                                  BENCH_GRAPH_LATENCY_MS: the stand-in answers that much later,
                                  as Meta does from afar)
@@ -43,7 +43,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bench.common import RedisServer, free_port, percentile, wait_for  # noqa: E402
+from bench.common import RedisServer, children, free_port, percentile, wait_for  # noqa: E402
 from flows import keys  # noqa: E402
 from flows.signing import HEADER, sign  # noqa: E402
 from standins.graph import ACCESS_TOKEN, GraphStandIn  # noqa: E402
@@ -135,7 +135,8 @@ class Queues:
 
 
 class Workers:
-    """``count`` `flask worker` processes, as the Procfile runs them (scheduler included)."""
+    """``count`` worker dynos, each one `flask worker` as the Procfile runs it (its pool of
+    WORKER_PROCESSES processes, scheduler included)."""
 
     def __init__(self, env: dict, count: int, logdir: str):
         self.procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=ROOT,
@@ -148,12 +149,35 @@ class Workers:
         for proc in self.procs:
             proc.wait(timeout=30)
 
+    def memory_mib(self) -> list[float]:
+        """Each dyno's process tree, proportional set size (shared pages counted once, as a
+        dyno's memory limit counts them)."""
+        return [sum(_pss_kib(pid) for pid in _tree(proc.pid)) / 1024 for proc in self.procs]
 
-def drain(graph: GraphStandIn, work: Queues, expected: int, workers: int) -> dict:
+
+def _tree(pid: int) -> list[int]:
+    return [pid] + [p for child in children(pid) for p in _tree(child)]
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+    except FileNotFoundError:
+        return 0
+
+
+def drain(graph: GraphStandIn, work: Queues, expected: int, workers: int, dynos: "Workers") -> dict:
     """The workers (already started) work off ``expected`` queued completions and whatever the
     completion jobs enqueue; timed from the first job's start to the last job's end."""
     # len() of the record, not sent_messages(): parsing every body on each poll would steal CPU.
-    wait_for(lambda: len(graph.requests) >= expected, timeout=600, message=f"{expected} confirmations")
+    peak: list[float] = []
+
+    def sent_and_sampled():
+        peak[:] = [max(a, b) for a, b in zip(peak, dynos.memory_mib())] if peak else dynos.memory_mib()
+        return len(graph.requests) >= expected
+
+    wait_for(sent_and_sampled, timeout=600, message=f"{expected} confirmations")
     wait_for(lambda: work.backlog() == 0, timeout=600, message="the follow-up jobs")
     jobs = work.finished_jobs()
     start = min(j.started_at for j in jobs).timestamp()
@@ -163,7 +187,7 @@ def drain(graph: GraphStandIn, work: Queues, expected: int, workers: int) -> dic
             "messages_per_s": round(expected / span, 1), "jobs_per_s": round(len(jobs) / span, 1),
             # What this benchmark reported before follow-ups were counted: first to last send.
             "confirmations_only_per_s": round((len(sends) - 1) / (sends[-1] - sends[0]), 1),
-            "failed_jobs": work.failed()}
+            "failed_jobs": work.failed(), "dyno_memory_mib": [round(m) for m in peak]}
 
 
 def steady(base: str, graph: GraphStandIn, work: Queues, rate: float, seconds: float) -> dict:
@@ -202,7 +226,7 @@ def steady(base: str, graph: GraphStandIn, work: Queues, rate: float, seconds: f
             "settled_after_s": round(settled_after, 2), "ack_p99_ms": ack["p99_ms"]}
 
 
-def rq_ceiling(env: dict, redis_url: str, jobs: int, workers: int) -> dict:
+def rq_ceiling(env: dict, redis_url: str, jobs: int, dynos: int) -> dict:
     """The same workers draining no-op jobs: what RQ's machinery alone allows here, so the
     confirmation figures can be read against it."""
     import redis
@@ -215,7 +239,7 @@ def rq_ceiling(env: dict, redis_url: str, jobs: int, workers: int) -> dict:
     ids = [enqueue(connection, "os.getpid", queue_name=HIGH).id for _ in range(jobs)]
     procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(workers)]
+             for _ in range(dynos)]
     for proc in procs:
         proc.wait(timeout=600)
     done = [j for j in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer) if j and j.ended_at]
@@ -228,8 +252,15 @@ def main() -> dict:
     seconds = float(os.environ.get("BENCH_SECONDS", "10"))
     steady_rate = float(os.environ.get("BENCH_STEADY_RATE", "120"))
     steady_seconds = float(os.environ.get("BENCH_STEADY_SECONDS", "15"))
-    # Jobs wait on Redis and the Graph API part of the time: a few more workers than CPUs.
-    worker_count = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
+    # BENCH_DYNOS worker dynos as the Procfile runs them (WORKER_PROCESSES each, config's default
+    # unless set); BENCH_WORKERS=N instead runs N single-process workers (the old model).
+    if "BENCH_WORKERS" in os.environ:
+        dynos, per_dyno = int(os.environ["BENCH_WORKERS"]), 1
+    else:
+        import config
+        dynos = int(os.environ.get("BENCH_DYNOS", "1"))
+        per_dyno = int(os.environ.get("WORKER_PROCESSES") or config.defaults()["WORKER_PROCESSES"])
+    worker_count = dynos * per_dyno
     fork = os.environ.get("RQ_FORK_PER_JOB", "").lower() in ("1", "true", "yes", "on")
     latency = float(os.environ.get("BENCH_GRAPH_LATENCY_MS", "0")) / 1000
     private_pem, _ = keys.generate()
@@ -239,7 +270,7 @@ def main() -> dict:
             graph.chaos(seed=0, retryable=0.0, permanent=0.0, latency=(latency, latency))
         redis_server = RedisServer(Path(tmp)).__enter__()
         port = free_port()
-        env = _env(redis_server.url, graph.url, private_pem)
+        env = _env(redis_server.url, graph.url, private_pem, WORKER_PROCESSES=per_dyno)
         web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"], cwd=ROOT,
                                env={**env, "PORT": str(port), "WEB_CONCURRENCY": "2"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -255,12 +286,12 @@ def main() -> dict:
             wait_for(healthy, timeout=30, message="gunicorn")
             ack, _ = post_webhooks(base, rate, seconds, "ack", "1555")
             work = Queues(redis_server.url)
-            workers = Workers(env, worker_count, tmp)
-            thru = drain(graph, work, ack["statuses"].get(200, 0), worker_count)
+            workers = Workers(env, dynos, tmp)
+            thru = drain(graph, work, ack["statuses"].get(200, 0), worker_count, workers)
             flow = steady(base, graph, work, steady_rate, steady_seconds)
             workers.stop()
             workers = None
-            ceiling = rq_ceiling(env, redis_server.url, ack["statuses"].get(200, 0), worker_count)
+            ceiling = rq_ceiling(env, redis_server.url, ack["statuses"].get(200, 0), dynos)
         finally:
             if workers is not None:
                 workers.stop()
@@ -275,10 +306,10 @@ def main() -> dict:
           f"p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, max {ack['max_ms']} ms "
           f"(Meta: median <= 250 ms; aim p99 <= 20 ms)  statuses {ack['statuses']}")
     print(f"confirmations {thru['completions']} completions + follow-ups ({thru['jobs']} jobs) via "
-          f"{thru['workers']} workers ({mode}{f', Graph answering in {latency * 1000:.0f} ms' if latency else ''}) in {thru['seconds']} s: {thru['messages_per_s']} messages/s "
+          f"{dynos} dyno(s) x {per_dyno} worker processes = {thru['workers']} ({mode}{f', Graph answering in {latency * 1000:.0f} ms' if latency else ''}) in {thru['seconds']} s: {thru['messages_per_s']} messages/s "
           f"sustained, {thru['messages_per_s'] / FLOOR:.2f}x the floor of {FLOOR:.0f}/s "
           f"(confirmations alone {thru['confirmations_only_per_s']}/s) on {os.cpu_count()} CPUs, "
-          f"load average {result['load_average_1m']}")
+          f"load average {result['load_average_1m']}; peak memory per dyno (PSS) {thru['dyno_memory_mib']} MiB")
     print(f"steady        {flow['webhooks']} webhooks at {flow['achieved_rate']}/s with the workers running: "
           f"{flow['confirmed']} confirmed, webhook -> confirmation p50 {flow['latency_p50_ms']} ms, "
           f"p99 {flow['latency_p99_ms']} ms; backlog max {flow['backlog_max']} jobs, "

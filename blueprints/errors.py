@@ -12,6 +12,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
+from redis_budget import RedisSkipped
+
 log = logging.getLogger("flowgate.errors")
 REDIS_RETRY_AFTER = 10  # seconds: a Redis restart or a failover on Heroku takes about that long
 
@@ -41,7 +43,8 @@ def init_app(app) -> None:
     @app.errorhandler(RedisError)
     def storage_unavailable(exc: RedisError):
         route = request.url_rule.rule if request.url_rule else "-"  # the pattern: no ids in the log
-        if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):  # down, timing out, LOADING
+        # down, timing out, LOADING, or skipped after a timeout earlier (redis_budget.py)
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError, RedisSkipped)):
             log.warning("Redis unavailable (%s) on %s %s: answering 503", type(exc).__name__,
                         request.method, route)
         else:  # Redis refused a command (OOM, READONLY after a failover, or a bug): keep the trace

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from workers.pool import run_pool
-from workers.queues import QUEUES, build_worker
+from workers.queues import QUEUES, build_worker, import_job_modules
 
 
 @click.command("worker")
@@ -37,4 +37,5 @@ def worker_command(burst, queue_names, name, processes):
     if processes == 1:
         run_one(None)
     else:
+        import_job_modules()  # once, before the fork: the children share those pages
         run_pool(processes, run_one, burst=burst)

@@ -216,7 +216,8 @@ def _message(head: dict, base: dict, message: dict, phone_id, value: dict, out: 
     if message["type"] == "system":  # not the user writing: an identifier of theirs changed
         out.items.append(Item(IDENTITY, message["id"], message, phone_id))
         return
-    unreadable = [k for k in _SENDER_FIELDS if isinstance(message.get(k), str) and not is_text(message[k])]
+    unreadable = [k for k in _SENDER_FIELDS if isinstance(message.get(k), str) and message[k]
+                  and not is_text(message[k])]
     user = None if unreadable else identity.from_message(value, message)
     if user is None:
         reason = (f"message with {', '.join(unreadable)} not valid text" if unreadable

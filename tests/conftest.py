@@ -214,7 +214,7 @@ _demo_api = None
 
 
 def demo_api_url() -> str:
-    """The demo backend (blueprints/demo_api.py) on its own loopback server, started once.
+    """The demo backend (examples/demo_api.py) on its own loopback server, started once.
 
     Production settings need a lookup URL; tests point LOOKUP_BASE_URL here (real HTTP).
     """

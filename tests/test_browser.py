@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from conftest import ROOT
+from conftest import ROOT, LiveServer
 from devtools.player import Player
 from flows.sessions import new_token
 from workers.queues import DEFAULT, build_worker, queue
@@ -42,15 +42,28 @@ def app(app_config):
 
 
 @pytest.fixture
-def browser(tmp_path):
+def live_server(app):
+    with LiveServer(app) as server:
+        app.config["PLAYGROUND_URL"] = server.url  # the playground posts to its configured URL only
+        yield server
+
+
+def chromium(profile: Path, *extra_flags: str, console_log: bool = False):
+    """Debian's headless Chromium with the flags this machine's closed network needs."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=1280,1000"):
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", *extra_flags):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if console_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations land here
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = chromium(tmp_path / "chromium-profile", "--window-size=1280,1000")
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
     driver.quit()
@@ -110,7 +123,6 @@ def test_login_see_the_funnel_and_requeue_a_failed_job(browser, live_server, flo
 
 
 def test_play_member_check_error_then_confirmation_then_completion(browser, live_server, app):
-    app.config["PLAYGROUND_URL"] = live_server.url  # the playground posts to its configured URL only
     log_in(browser, live_server.url, "/playground/member_check")
     field = wait(browser, EC.presence_of_element_located((By.ID, "f-member_id")))
     field.send_keys("NOPE42")

@@ -10,11 +10,9 @@ from flask import Flask
 
 from app import create_app
 from conftest import LiveServer
-from test_browser import CHROMIUM, CHROMEDRIVER, PASSWORD, log_in, wait  # skips without Chromium
+from test_browser import PASSWORD, chromium, log_in, wait  # skips without Chromium
 
-from selenium import webdriver  # noqa: E402  (after the skip above)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 
 ACCENT = "rgba(11, 110, 79, 1)"  # --accent in base.html, the header's background
@@ -27,14 +25,7 @@ def app(app_config):
 
 @pytest.fixture
 def browser(tmp_path):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations land here
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chromium(tmp_path / "chromium-profile", console_log=True)
     yield driver
     driver.quit()
 

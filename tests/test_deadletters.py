@@ -101,14 +101,13 @@ def test_a_message_whose_id_or_sender_is_a_lone_surrogate_is_dead_lettered_not_a
 # --- C: per event, not per batch ---------------------------------------------------------------
 
 def test_one_malformed_message_never_fails_the_batch(cfg, keypair, graph):
-    """A message without ``from`` (a user known only by a username: BSUID in user_id) beside a
-    completion: 200, the completion confirmed once, the other kept; Meta's redelivery of the same
-    batch changes nothing."""
-    no_phone = text_message("hello")
-    del no_phone["from"]
-    no_phone["user_id"] = "US.13491208655302741918"
+    """A message without ``type`` beside a completion: 200, the completion confirmed once, the
+    other kept; Meta's redelivery of the same batch changes nothing. (A message without ``from``
+    but with ``from_user_id`` is a username user's, and is processed: tests/test_bsuid.py.)"""
+    broken = text_message("hello")
+    del broken["type"]
     done = completion(token="fg_batch")
-    raw = body_of(messages_change([no_phone, done]))
+    raw = body_of(messages_change([broken, done]))
     with Stack(cfg, keypair) as stack:
         first = post(stack, raw)
         assert first.status_code == 200, first.text
@@ -118,11 +117,11 @@ def test_one_malformed_message_never_fails_the_batch(cfg, keypair, graph):
         assert again.json() == {"enqueued": 0, "duplicates": 1, "ignored": 0, "dead_lettered": 1}
         (dl_id,) = dead_letter_ids(stack)
         listed = cli(stack, "list")
-        assert listed.returncode == 0 and dl_id in listed.stdout and "message without from" in listed.stdout
+        assert listed.returncode == 0 and dl_id in listed.stdout and "message without type" in listed.stdout
         shown = cli(stack, "show", dl_id)
-        assert shown.returncode == 0 and '"user_id": "US.•••1918"' in shown.stdout
+        assert shown.returncode == 0
         assert USER not in shown.stdout and '"wa_id": "•••1234"' in shown.stdout  # masked, as on the dashboard
-        # Not handled yet (a later task reads user_id): replay says so and keeps it.
+        # Still malformed under today's code: replay says so and keeps it.
         refused = cli(stack, "replay", dl_id)
         assert refused.returncode == 1 and "still_malformed" in refused.stdout
         assert dead_letter_ids(stack) == [dl_id]
@@ -220,7 +219,7 @@ def test_dashboard_lists_dead_letters_masked_and_replays_them(app_config, redis_
     app = create_app({**app_config, "DASHBOARD_PASSWORD": PASSWORD})
     client = app.test_client()
     no_phone = text_message("hi")
-    no_phone["from"] = ""
+    no_phone["type"] = ""
     unreadable = text_message("Olá", wamid="wamid.\ud800")
     raw = body_of(messages_change([no_phone]))
     assert client.post("/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET)).status_code == 200
@@ -230,7 +229,7 @@ def test_dashboard_lists_dead_letters_masked_and_replays_them(app_config, redis_
     basic = {"Authorization": "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()}
     page = client.get("/dashboard", headers=basic)
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and f'data-id="{dl_id}"' in html and "message without from" in html
+    assert page.status_code == 200 and f'data-id="{dl_id}"' in html and "message without type" in html
     assert USER not in html and "&#34;wa_id&#34;: &#34;•••1234&#34;" in html
     assert "message with id not valid text" in html and "wamid.\ufffd" in html and "Olá" in html
     csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)

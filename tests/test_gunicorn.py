@@ -47,3 +47,73 @@ def test_production_refuses_to_start_without_an_app_secret(redis_url, keypair):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert "WHATSAPP_APP_SECRET is not set" in out
+
+
+class _HeldAPI:
+    """A member API that holds every call until ``want`` are in flight at once (or ``hold`` s
+    pass), then answers them all: it counts how many lookups one dyno has waiting together."""
+
+    def __init__(self, want: int, hold: float = 8.0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.in_flight = self.most = 0
+        self.lock, self.enough = threading.Lock(), threading.Event()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with api.lock:
+                    api.in_flight += 1
+                    api.most = max(api.most, api.in_flight)
+                    if api.in_flight >= want:
+                        api.enough.set()
+                api.enough.wait(hold)
+                with api.lock:
+                    api.in_flight -= 1
+                body = b'{"name": "Ana Silva", "tier": "Gold", "status": "active"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/members"
+
+    def close(self):
+        self.enough.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_shipped_defaults_wait_on_many_slow_lookups_at_once(redis_url, keypair):
+    """A business API answers in hundreds of ms, so a dyno's throughput is the lookups it can
+    have waiting at once over that latency. 2 processes × 4 threads held 8: at 200 ms that is
+    40 req/s and a p90 of seconds for a campaign's 200 users (docs/benchmarks.md). The shipped
+    defaults must hold at least 100 (every request here waits until that many are waiting)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    want = 100
+    api = _HeldAPI(want)
+    server = Gunicorn(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
+                      WHATSAPP_APP_SECRET=APP_SECRET, MEMBER_API_URL=api.url, MEMBER_API_TIMEOUT="9",
+                      FLOW_DEADLINE_SECONDS="8", **served_settings())
+    try:
+        with server:
+            def one(i):
+                client = FlowClient(f"{server.url}/flows/member_check", keypair[1], APP_SECRET, timeout=30)
+                return client.exchange(f"tok-many-{i}", "MEMBER_LOOKUP", {"member_id": f"M{i:04d}"}).screen
+
+            with ThreadPoolExecutor(want + 20) as pool:
+                screens = list(pool.map(one, range(want + 20)))
+    finally:
+        api.close()
+    assert api.most >= want, f"only {api.most} lookups were waiting at once"
+    assert screens.count("CONFIRM") == want + 20, screens

@@ -21,7 +21,7 @@ from standins.meta_webhooks import (USER, body_of, completion, messages_change, 
 
 PHONE_ID = "106540352242922"
 # Set by Heroku or its add-on, never typed into app.json; FLOWGATE_INSTANCE_DIR is development's.
-PROVIDED = {"PORT", "REDIS_URL", "REDIS_TLS_URL", "FLOWGATE_INSTANCE_DIR"}
+PROVIDED = {"PORT", "DYNO", "REDIS_URL", "REDIS_TLS_URL", "FLOWGATE_INSTANCE_DIR"}
 GENERATED = {"SECRET_KEY", "API_TOKEN", "DASHBOARD_PASSWORD", "WHATSAPP_VERIFY_TOKEN"}
 
 

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from conftest import APP_SECRET, demo_api_url
+from conftest import APP_SECRET, served_settings
 from flows import crypto, keys
 from flows.signing import sign
 from hostile import WRONG_TYPES, escaped_json, seal_plaintext
@@ -61,7 +61,7 @@ def server(redis_server, keypair):
     with LoggedGunicorn(APP_ENV="production", REDIS_URL=redis_server.url, WEB_CONCURRENCY=1,
                         FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), WHATSAPP_APP_SECRET=APP_SECRET,
                         WASENDER_WEBHOOK_SECRET=WASENDER_SECRET, API_TOKEN=API_TOKEN,
-                        LOOKUP_BASE_URL=demo_api_url()) as gunicorn:
+                        **served_settings()) as gunicorn:
         yield gunicorn
     assert not problems(gunicorn.output), gunicorn.output[-3000:]
 

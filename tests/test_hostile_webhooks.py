@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from conftest import APP_SECRET
+from flows import identity
 from flows.signing import HEADER, sign
 from messaging.wasender import STATUS_KEY
 from workers.deadletters import INDEX as DEAD_LETTERS
@@ -182,10 +183,22 @@ def distinct(body: dict) -> dict:
     return body
 
 
+def has_sender(value: dict, message: dict) -> bool:
+    """A ``system`` message (an identifier changed) needs none; any other needs a sender that is
+    valid text where given, found by flows.identity (``from``, ``from_user_id``, or the one
+    ``contacts[]`` entry; its rules are tests/test_identity.py's subject, not this property's)."""
+    if message["type"] == "system":
+        return True
+    if any(isinstance(message.get(k), str) and message[k] and not text(message[k]) for k in ("from", "from_user_id")):
+        return False
+    return identity.from_message(value, message) is not None
+
+
 def cloud_expected(body: dict) -> tuple[int, int] | None:
     """(jobs, dead letters) a distinct body leaves in an empty Redis; None: not an envelope (400).
-    The rules, written out: messages need id, from and type, statuses id and status (``text``);
-    flows events an event; anything else in an entry is one dead letter per event."""
+    The rules, written out: messages need id and type (``text``) and a sender (``has_sender``),
+    statuses id and status; flows events an event; anything else in an entry is one dead letter
+    per event."""
     if body.get("object") != "whatsapp_business_account" or not isinstance(body.get("entry"), list):
         return None
     jobs, dead = 0, set()
@@ -206,14 +219,15 @@ def cloud_expected(body: dict) -> tuple[int, int] | None:
                     dead.add(("flows", value["_n"]))
             if change["field"] != "messages":
                 continue
-            for name, required in (("messages", ("id", "from", "type")), ("statuses", ("id", "status"))):
+            for name, required in (("messages", ("id", "type")), ("statuses", ("id", "status"))):
                 if name not in value:
                     continue
                 if not isinstance(value[name], list):
                     dead.add((name, value["_n"]))
                     continue
                 for element in value[name]:
-                    if isinstance(element, dict) and all(text(element.get(k)) for k in required):
+                    if isinstance(element, dict) and all(text(element.get(k)) for k in required) \
+                            and (name == "statuses" or has_sender(value, element)):
                         jobs += 1
                     else:
                         dead.add((name, value["_n"], canon(element)))

@@ -9,7 +9,7 @@ import pytest
 from flows import identity
 from stores.contacts import Contacts, alias_key
 from flows.identity import User
-from flows.webhook import COMPLETION, IDENTITY, INBOUND, STATUS, EnvelopeError, parse
+from flows.webhook import COMPLETION, IDENTITY, INBOUND, STATUS, parse
 from standins.meta_webhooks import (by_username, completion, envelope, messages_change, status, system_change,
                                     text_message, user_contact, user_id_update_change)
 
@@ -85,19 +85,22 @@ def test_parse_takes_a_sender_by_bsuid_and_refuses_a_message_with_none():
     hello = by_username(text_message(), BSUID)
     done = by_username(completion(), BSUID)
     body = envelope(messages_change([hello, done], [status("wamid.s")], contacts=[user_contact(bsuid=BSUID)]))
-    items, _ = parse(json.dumps(body).encode())
+    items = parse(json.dumps(body).encode()).items
     assert [i.kind for i in items] == [INBOUND, COMPLETION, STATUS]
     assert items[0].extra == {"user": {"bsuid": BSUID}}
     nobody = {k: v for k, v in text_message().items() if k != "from"}
-    with pytest.raises(EnvelopeError, match="without a sender"):
-        parse(json.dumps(envelope(messages_change([nobody], contacts=[]))).encode())
+    # One event with no sender at all is that event's problem: a dead letter, never the batch's.
+    parsed = parse(json.dumps(envelope(messages_change([nobody, hello], contacts=[]))).encode())
+    assert [i.kind for i in parsed.items] == [INBOUND]
+    assert [r.reason for r in parsed.rejects] == ["message without a sender (from or from_user_id)"]
 
 
 def test_parse_turns_identifier_changes_into_their_own_items():
     raw = json.dumps(envelope(messages_change([system_change(new_bsuid="US.2", previous_bsuid=BSUID)], contacts=[]),
                               user_id_update_change(BSUID, "US.3"))).encode()
-    items, ignored = parse(raw)
-    assert [i.kind for i in items] == [IDENTITY, IDENTITY] and ignored == 0
+    parsed = parse(raw)
+    items = parsed.items
+    assert [i.kind for i in items] == [IDENTITY, IDENTITY] and parsed.ignored == 0
     assert items[1].payload["after"] == {"bsuid": "US.3"}
 
 

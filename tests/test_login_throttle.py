@@ -14,7 +14,7 @@ import redis as redis_lib
 import requests
 
 from blueprints.auth import LOGIN_TRIES_MAX, LOGIN_WINDOW
-from conftest import APP_SECRET
+from conftest import APP_SECRET, served_settings
 from procs import Gunicorn
 
 PASSWORD = "throttle-pass-8"
@@ -34,7 +34,7 @@ def server(redis_server, keypair):
     redis_lib.Redis.from_url(redis_server.url).flushall()
     with Gunicorn(APP_ENV="production", REDIS_URL=redis_server.url, WEB_CONCURRENCY=2, GUNICORN_THREADS=2,
                   FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), WHATSAPP_APP_SECRET=APP_SECRET,
-                  DASHBOARD_PASSWORD=PASSWORD, TRUSTED_PROXY_HOPS=1) as gunicorn:
+                  DASHBOARD_PASSWORD=PASSWORD, TRUSTED_PROXY_HOPS=1, **served_settings()) as gunicorn:
         yield gunicorn
     assert "Traceback" not in gunicorn.output
 

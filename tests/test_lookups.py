@@ -2,7 +2,10 @@
 breaker, failure shapes, counters."""
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -193,3 +196,39 @@ def test_an_unknown_policy_refuses_to_start(app_config):
 
     with pytest.raises(ConfigError, match="CALENDAR_API_POLICY='maybe' is not a policy"):
         create_app({**app_config, "CALENDAR_API_POLICY": "maybe"})
+
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, header and body in one write: what a business API behind a
+    load balancer sends (werkzeug's server closes each connection, so it never shows the race)."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        time.sleep(0.02)  # calls overlap
+        body = b'{"name": "Ana Silva", "tier": "Gold", "status": "active"}'
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+
+    def log_message(self, *args):
+        pass
+
+
+def test_more_lookups_at_once_than_pooled_connections_all_succeed(redis_client):
+    """Once a body is in, urllib3 hands its connection back to the pool, which closes it when full
+    (or gives it to another thread): the body reader must not touch that socket again. It did:
+    with more gunicorn threads than pooled connections, lookups failed with EBADF, and five such
+    failures opened the breaker for everyone."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec = dict(name="members", url=f"http://127.0.0.1:{server.server_port}/members", auth=None,
+                    timeout=5.0, ttl=300, negative_ttl=30, stale_max_age=3600, breaker_failures=10**6,
+                    breaker_seconds=30)
+        lookup = Lookups([LookupSpec(**spec)], redis_client, pool_size=2, metrics=Metrics(redis_client))["members"]
+        with ThreadPoolExecutor(40) as pool:
+            outcomes = list(pool.map(lambda i: lookup.fetch(f"M{i}", fresh=True).outcome, range(400)))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcomes.count("miss") == 400, {o: outcomes.count(o) for o in set(outcomes)}

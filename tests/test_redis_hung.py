@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import APP_SECRET, RedisServer, demo_api_url, wait_for
+from conftest import APP_SECRET, RedisServer, served_settings, wait_for
 from flows.engine import GENERIC_ERROR
 from devtools.simulator import FlowClient
 from procs import LoggedGunicorn
@@ -43,7 +43,7 @@ def serve(redis, keypair, **env):
     return LoggedGunicorn(APP_ENV="production", REDIS_URL=redis.url, WEB_CONCURRENCY=1,
                           FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), WHATSAPP_APP_SECRET=APP_SECRET,
                           WASENDER_WEBHOOK_SECRET=WASENDER_SECRET, API_TOKEN=API_TOKEN,
-                          LOOKUP_BASE_URL=demo_api_url(), **env)
+                          **served_settings(**env))
 
 
 class Hang:

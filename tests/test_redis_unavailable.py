@@ -29,11 +29,11 @@ WASENDER_SECRET = "ws-secret-503"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()}
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 # Routes that never touch Redis, and what they answer; every other route must answer 503.
-WITHOUT_REDIS = {"health.health": 200, "dashboard.login": 200, "webhooks.verify": 403,
+WITHOUT_REDIS = {"home.index": 200, "dashboard.login": 200, "webhooks.verify": 403,
                  "endpoint.flow_endpoint": 200, "static": 404}
 # These catch the error themselves and answer 503 in their own words, without Retry-After (Meta
 # and WASender redeliver on their own schedule); every other 503 comes with one.
-OWN_503 = {"webhooks.receive", "wasender_webhook.wasender_webhook", "media.media"}
+OWN_503 = {"webhooks.receive", "wasender_webhook.wasender_webhook", "media.media", "health.health"}
 
 
 def probes(base: str, keypair) -> dict:
@@ -56,6 +56,8 @@ def probes(base: str, keypair) -> dict:
         "static": get("/static/nothing.css"),
         "endpoint.flow_endpoint": lambda: flow_init(f"{base}/flows/member_check", keypair),
         "health.health": get("/health"),
+        "home.index": get("/"),
+        "dashboard.replay_dead_letter": post("/dashboard/deadletters/dl-x/replay", headers=BASIC),
         "send_api.send_flow": post("/api/flows/member_check/send", json={"to": "+15550001234"}, headers=BEARER),
         "wasender_webhook.wasender_webhook": post("/webhooks/wasender", data=wasender_body,
                                                   headers={"X-Webhook-Signature": WASENDER_SECRET,

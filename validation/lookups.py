@@ -178,12 +178,15 @@ class Lookup:
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Failure("error", f"body of {declared} bytes is over the limit")
-        sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
         chunks, size = [], 0
         while True:
             left = until - time.monotonic()
             if left <= 0:
                 raise _Failure("timeout", "body still arriving at the deadline")
+            # Looked up each time: once the whole body is in, urllib3 hands the connection back
+            # to the pool, where another thread may be using its socket (or the pool, when full,
+            # has closed it). Only a connection this response still holds gets the timeout.
+            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
             if sock is not None:
                 sock.settimeout(left)
             chunk = resp.raw.read1(16 * 1024, decode_content=True)  # one wait on the socket at most
@@ -206,7 +209,9 @@ class Lookup:
 class Lookups:
     """Name → Lookup, sharing one pooled HTTP session."""
 
-    def __init__(self, specs, redis, pool_size: int = 16, *, metrics):
+    # As many kept-alive connections as gunicorn threads may wait at once (urllib3 opens them
+    # only when needed); fewer means a new TCP connection for every call beyond them.
+    def __init__(self, specs, redis, pool_size: int = 64, *, metrics):
         self.http = requests.Session()
         self.http.trust_env = False  # no proxy or netrc surprises: the URL is the whole story
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)

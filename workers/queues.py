@@ -325,6 +325,11 @@ class _JobWatch(threading.Thread):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def import_job_modules() -> None:
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+
+
 def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
                  maintenance_interval: int = 600, job_monitoring_interval: int = 30,
                  worker_ttl: int = 420, heartbeat_grace: int = 60,
@@ -340,8 +345,7 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
     ``heartbeat_grace`` replaces RQ's fixed 60 s in the first one (``FlowgateWorker``). The dead
     worker's scheduler lock still expires 61 s after its last refresh (RQ's own constant).
     """
-    for module in JOB_MODULES:
-        importlib.import_module(module)
+    import_job_modules()
     worker = FlowgateWorker(
         [queue(connection, n) for n in queue_names],
         connection=connection,
