@@ -28,8 +28,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["MAX_CONTENT_LENGTH"] = 3 * 1024 * 1024
     _logging(app)
 
-    from blueprints import (bodies, dashboard, demo_api, endpoint, errors, headers, health, home, media,
-                            params, playground, send_api, submissions, wasender_webhook, webhooks)
+    from blueprints import (bodies, dashboard, endpoint, errors, headers, health, home, media, params,
+                            playground, send_api, submissions, wasender_webhook, webhooks)
     from cli import init_app as init_cli
 
     errors.init_app(app)
@@ -43,7 +43,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(send_api.bp)
     app.register_blueprint(wasender_webhook.bp)
-    if config.demo_flows(app.config):
+    if config.demo_flows(app.config):  # the demo flows' backend, served with them
+        from examples import demo_api
         app.register_blueprint(demo_api.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(playground.bp)

@@ -8,6 +8,7 @@ nowhere else. A setting that is missing or wrong is a ``ConfigError``, whoever f
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -15,16 +16,11 @@ ROOT = Path(__file__).resolve().parent
 # Meta cuts an endpoint request at 10 s; the budget must leave room for the network both ways.
 MAX_DEADLINE_SECONDS = 8.0
 
-# The business APIs the demo flows validate against (flows/lookups.py): name → (env prefix, path
-# under the demo backend, failure policy when no answer can be had). Each reads <PREFIX>_URL,
-# _AUTH (the whole Authorization header value), _POLICY, _TIMEOUT and _CACHE_TTL.
-LOOKUPS = {
-    "members": ("MEMBER_API", "/members", "closed"),
-    "coverage": ("COVERAGE_API", "/coverage", "open"),  # a lead is worth keeping; re-checked later
-    "pricing": ("PRICING_API", "/coupons", "closed"),  # money: never accept an unchecked coupon
-    "inventory": ("INVENTORY_API", "/inventory", "closed"),
-    "calendar": ("CALENDAR_API", "/calendar", "closed"),
-}
+# A business API a flow declares (flows.registry.Lookup) has its settings under its prefix,
+# which ends in _API: <PREFIX>_URL, _AUTH (the whole Authorization header value), _POLICY,
+# _TIMEOUT and _CACHE_TTL. load() reads every such variable, whichever flows are served.
+LOOKUP_SETTING = re.compile(r"([A-Z][A-Z0-9_]*_API)_(URL|AUTH|POLICY|TIMEOUT|CACHE_TTL)")
+LOOKUP_PARTS = ("URL", "AUTH", "POLICY", "TIMEOUT", "CACHE_TTL")
 
 
 class ConfigError(RuntimeError):
@@ -69,7 +65,7 @@ def environment_names() -> set[str]:
     env = _Env({})
     load(env)
     server(env)
-    return set(env.read)
+    return set(env.read) | {f"<NAME>_API_{part}" for part in LOOKUP_PARTS}
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -122,6 +118,8 @@ def defaults() -> dict:
         "FLOW_SESSION_LIFETIME": 3 * 24 * 3600,
         "FLOW_MAX_REQUEST_BYTES": 1024 * 1024,
         "FLOW_MAX_RESPONSE_BYTES": 64 * 1024,
+        # Each reply checked against the Flow JSON (undeclared data keys, routing); None: in development.
+        "FLOW_REPLY_CHECK": None,
         "FLOW_DEADLINE_SECONDS": 3.0,
         "WHATSAPP_API_BASE": "https://graph.facebook.com",
         "WHATSAPP_API_VERSION": "v23.0",
@@ -153,6 +151,8 @@ def defaults() -> dict:
         "METRICS_FLUSH_SECONDS": 1.0,
         # The five demo flows and their backend (/demo-api); None: on in development only.
         "DEMO_FLOWS": None,
+        # The package holding the business's own flows (flows/loader.py).
+        "FLOWS_PACKAGE": "business_flows",
         # Lookups (flows/lookups.py). No base URL: the demo backend in-process (DEMO_FLOWS, development).
         "LOOKUP_BASE_URL": None,
         "LOOKUP_TIMEOUT_SECONDS": 1.0,
@@ -163,8 +163,6 @@ def defaults() -> dict:
         "LOOKUP_BREAKER_SECONDS": 30,
         "LOOKUP_MAX_BODY_BYTES": 64 * 1024,
         "SLOT_HOLD_SECONDS": 300.0,
-        **{f"{prefix}_{part}": None for prefix, _, _ in LOOKUPS.values()
-           for part in ("URL", "AUTH", "POLICY", "TIMEOUT", "CACHE_TTL")},
         "DASHBOARD_PASSWORD": None,
         # Proxies in front that append to X-Forwarded-For (Heroku's router: 1); the password
         # throttle counts the address the outermost one saw (blueprints/auth.py).
@@ -225,6 +223,7 @@ def _load(env: _Env) -> dict:
         FLOW_SESSION_LIFETIME=_int(env.get("FLOW_SESSION_LIFETIME"), cfg["FLOW_SESSION_LIFETIME"]),
         FLOW_MAX_REQUEST_BYTES=_int(env.get("FLOW_MAX_REQUEST_BYTES"), cfg["FLOW_MAX_REQUEST_BYTES"]),
         FLOW_MAX_RESPONSE_BYTES=_int(env.get("FLOW_MAX_RESPONSE_BYTES"), cfg["FLOW_MAX_RESPONSE_BYTES"]),
+        FLOW_REPLY_CHECK=_bool(env.get("FLOW_REPLY_CHECK"), None),
         FLOW_DEADLINE_SECONDS=min(
             _float(env.get("FLOW_DEADLINE_SECONDS"), cfg["FLOW_DEADLINE_SECONDS"]), MAX_DEADLINE_SECONDS
         ),
@@ -256,6 +255,7 @@ def _load(env: _Env) -> dict:
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
         METRICS_FLUSH_SECONDS=_float(env.get("METRICS_FLUSH_SECONDS"), cfg["METRICS_FLUSH_SECONDS"]),
         DEMO_FLOWS=_bool(env.get("DEMO_FLOWS"), None),
+        FLOWS_PACKAGE=(env.get("FLOWS_PACKAGE") or "").strip() or cfg["FLOWS_PACKAGE"],
         LOOKUP_BASE_URL=env.get("LOOKUP_BASE_URL") or None,
         LOOKUP_TIMEOUT_SECONDS=_float(env.get("LOOKUP_TIMEOUT_SECONDS"), cfg["LOOKUP_TIMEOUT_SECONDS"]),
         LOOKUP_CACHE_TTL=_int(env.get("LOOKUP_CACHE_TTL"), cfg["LOOKUP_CACHE_TTL"]),
@@ -297,7 +297,7 @@ def _load(env: _Env) -> dict:
     )
     if cfg["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL={cfg['LOG_LEVEL']!r} is not a level (use DEBUG, INFO, WARNING or ERROR)")
-    for prefix, _, _ in LOOKUPS.values():
+    for prefix in sorted({m.group(1) for m in map(LOOKUP_SETTING.fullmatch, env.env) if m}):
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None
         cfg[f"{prefix}_AUTH"] = env.get(f"{prefix}_AUTH") or None
         cfg[f"{prefix}_POLICY"] = (env.get(f"{prefix}_POLICY") or "").strip().lower() or None

@@ -4,53 +4,63 @@ from __future__ import annotations
 import logging
 
 import config
-from blueprints import demo_api
 from config import ConfigError, is_development
-from flows import catalog
-from flows.contacts import Contacts
+from flows import loader
+from stores.contacts import Contacts
 from flows.drift import DriftLog
 from flows.engine import Engine
 from flows.intents import Intents
-from flows.lookups import POLICIES, Lookups, specs_from_config
+from validation.lookups import POLICIES, Lookups, specs_from_config
 from flows.on_meta import FlowIds, StatusCache
 from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
 from flows.sessions import SessionStore
-from flows.slots import SlotHolds
+from validation.slots import SlotHolds
 from workers.hooks import RecoveryHooks
 
 log = logging.getLogger("flowgate.domain")
 
 
 def build_deps(app) -> dict:
-    """What handlers may ask for by name (``ctx.deps["lookups"]["members"]``)."""
+    """What handlers reach through their context: ``ctx.lookup(name, value)``, ``ctx.slots``."""
     redis, metrics, cfg = app.extensions["redis"], app.extensions["metrics"], app.config
     demo = config.demo_flows(cfg)
-    # Development's demo lookups are answered in-process (blueprints/demo_api.py), never by a
+    demo_api = None
+    if demo:
+        from examples import demo_api
+    # Development's demo lookups are answered in-process (examples/demo_api.py), never by a
     # request to this app: that would take one of its own gunicorn threads.
     base = cfg["LOOKUP_BASE_URL"] or (demo_api.DEMO_BASE_URL if demo and is_development(cfg) else None)
-    specs = specs_from_config(cfg, base)
+    declared = {lookup.name: lookup for lookup in _declared(app.extensions["flows"])}
+    specs = specs_from_config(cfg, declared.values(), base)
     for spec in specs:
         if spec.policy not in POLICIES:
-            raise ConfigError(f"{config.LOOKUPS[spec.name][0]}_POLICY={spec.policy!r} is not a policy "
+            raise ConfigError(f"{declared[spec.name].settings}_POLICY={spec.policy!r} is not a policy "
                               f"(use {' or '.join(POLICIES)})")
-    _check_lookup_urls(cfg, app.extensions["flows"], specs)
+    _check_lookup_urls(cfg, app.extensions["flows"], specs, declared)
     lookups = Lookups(specs, redis, metrics=metrics)
-    if demo:
+    if demo_api is not None:
         lookups.http.mount("demo://", demo_api.transport())
     app.extensions["lookups"] = lookups  # the re-check job reaches them here
     return {"lookups": lookups, "slots": SlotHolds(redis, app.config["SLOT_HOLD_SECONDS"]),
             "metrics": metrics}
 
 
-def _check_lookup_urls(cfg, registry, specs) -> None:
+def _declared(registry) -> list:
+    try:
+        return loader.lookups_of(registry)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_lookup_urls(cfg, registry, specs, declared) -> None:
     """A served flow whose lookup has no URL: production refuses to start, development says so."""
     urls = {spec.name: spec.url for spec in specs}
     for flow in registry:
         for name in flow.lookups:
             if urls.get(name):
                 continue
-            variable = f"{config.LOOKUPS[name][0]}_URL"
+            variable = f"{declared[name].settings}_URL"
             problem = f"flow {flow.name} looks up {name}, but {variable} is not set"
             fix = f"set {variable}, or LOOKUP_BASE_URL for every lookup"
             if not is_development(cfg):
@@ -65,34 +75,54 @@ def _parsed(cfg, name: str, parse):
         raise ConfigError(f"{name}={cfg[name]!r} is not valid: {exc} (see the README's configuration table)") from None
 
 
+def _served(cfg) -> list:
+    """The business's flows (FLOWS_PACKAGE) and, with DEMO_FLOWS, the examples."""
+    try:
+        return loader.served(cfg["FLOWS_PACKAGE"], config.demo_flows(cfg))
+    except loader.NoSuchPackage as exc:
+        raise ConfigError(f"FLOWS_PACKAGE={cfg['FLOWS_PACKAGE']!r}: no such package here "
+                          f"(the folder of your flows, importable from {exc.args[0]!r})") from None
+
+
 def init_app(app) -> None:
     cfg = app.config
     if cfg["FLOW_TOKEN_POLICY"] not in ("open", "strict"):
         raise ConfigError(f"FLOW_TOKEN_POLICY={cfg['FLOW_TOKEN_POLICY']!r} is not a policy (use open or strict)")
     if cfg["RECOVERY_START"] not in ("opened", "sent"):
         raise ConfigError(f"RECOVERY_START={cfg['RECOVERY_START']!r} is not a start (use opened or sent)")
-    registry = Registry(catalog.served(config.demo_flows(cfg)))
+    registry = Registry(_served(cfg))
     sessions = SessionStore(
         app.extensions["redis"], lifetime=cfg["FLOW_SESSION_LIFETIME"],
         strict=cfg["FLOW_TOKEN_POLICY"] == "strict",
     )
     app.extensions["flows"] = registry
     app.extensions["sessions"] = sessions
-    app.extensions["contacts"] = Contacts(app.extensions["redis"], cfg["STOP_WORDS"])
+    app.extensions["contacts"] = Contacts(app.extensions["redis"])
     app.extensions["intents"] = Intents(extra_stop_words=cfg["STOP_WORDS"])
     default_ladder = _parsed(cfg, "RECOVERY_STEPS", Ladder.from_spec)
     default_quiet = _parsed(cfg, "QUIET_HOURS", QuietHours.parse)
 
-    def _flow(flow):
-        return registry.get(flow) if isinstance(flow, str) else flow
+    # A flow may declare its own ladder (``Flow(recovery="1h,23h")``) and quiet hours
+    # (``Flow(quiet_hours="20:00-09:00")``); the rest share the configured ones. Parsed once
+    # here, so a bad declaration stops start-up instead of a recovery job.
+    own_ladders, own_quiet = {}, {}
+    for flow in registry:
+        try:
+            if flow.recovery:
+                own_ladders[flow.name] = Ladder.from_spec(flow.recovery)
+            if flow.quiet_hours:
+                own_quiet[flow.name] = QuietHours.parse(flow.quiet_hours)
+        except ValueError as exc:
+            raise ConfigError(f"flow {flow.name}: its recovery or quiet_hours is not valid: {exc}") from None
 
-    # A flow may carry its own ladder (``flow.recovery``, a Ladder) and quiet hours
-    # (``flow.quiet_hours``, e.g. "20:00-09:00"); the rest share the configured ones.
+    def _name(flow):
+        return flow if isinstance(flow, str) else getattr(flow, "name", None)
+
     def ladders(flow):
-        return getattr(_flow(flow), "recovery", None) or default_ladder
+        return own_ladders.get(_name(flow)) or default_ladder
 
     def quiet_hours(flow):
-        return QuietHours.parse(getattr(_flow(flow), "quiet_hours", None)) or default_quiet
+        return own_quiet.get(_name(flow)) or default_quiet
 
     settings = {
         "start": cfg["RECOVERY_START"],
@@ -108,6 +138,7 @@ def init_app(app) -> None:
         sessions, build_deps(app), deadline_seconds=cfg["FLOW_DEADLINE_SECONDS"],
         max_reply_bytes=cfg["FLOW_MAX_RESPONSE_BYTES"], hooks=hooks,
         drift_log=DriftLog(app.extensions["redis"]),
+        check_replies=is_development(cfg) if cfg.get("FLOW_REPLY_CHECK") is None else bool(cfg["FLOW_REPLY_CHECK"]),
     )
     # The flows on Meta, per environment (the WABA): Flow IDs `flask flows deploy` remembers for
     # sending, and the last status read for the dashboard (flows/on_meta.py).

@@ -59,7 +59,7 @@ def _serve_demo_api():
     from flask import Flask
     from werkzeug.serving import make_server
 
-    from blueprints import demo_api
+    from examples import demo_api
 
     demo = Flask("demo_api")
     demo.register_blueprint(demo_api.bp)

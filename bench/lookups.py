@@ -32,12 +32,12 @@ from werkzeug.wrappers import Response  # noqa: E402
 
 from app import create_app  # noqa: E402
 from flows import keys  # noqa: E402
-from flows.catalog import member_check  # noqa: E402
+from examples import member_check  # noqa: E402
 from flows.protocol import FlowRequest, Screen  # noqa: E402
 from bench.common import RedisServer  # noqa: E402
 from flows.registry import Flow  # noqa: E402
-from flows.simulator import FlowClient  # noqa: E402
-from flows.validation import Field, Form  # noqa: E402
+from devtools.simulator import FlowClient  # noqa: E402
+from validation.forms import Field, Form  # noqa: E402
 
 SECRET = "bench-secret"
 

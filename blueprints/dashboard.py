@@ -16,8 +16,9 @@ from werkzeug.exceptions import TooManyRequests
 import storage
 from blueprints import auth, charts, params
 from config import is_development
-from metrics import activity, jobs
-from metrics.prometheus import build_registry
+from dashboard import activity
+from workers import jobs
+from dashboard.prometheus import build_registry
 from metrics.snapshot import top_validation_errors
 from workers import deadletters
 

@@ -11,6 +11,7 @@ import time
 
 from flask import current_app, g, request
 from redis.exceptions import RedisError
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.metrics")
 
@@ -45,7 +46,7 @@ def record(response):
             if req is not None and outcome is not None:
                 _outcome(m, flow, req, outcome)
     except RedisError as exc:
-        log.warning("metrics unavailable (%s): request not counted", type(exc).__name__)
+        redis_unavailable(log, "metrics", exc, "request not counted")
     return response
 
 

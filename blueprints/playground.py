@@ -1,8 +1,8 @@
 """GET /playground/<flow_name>: play a Flow in the browser, through the real encrypted endpoint.
 
-Every action goes the way WhatsApp's would: ``flows.simulator.FlowClient`` encrypts the request
+Every action goes the way WhatsApp's would: ``devtools.simulator.FlowClient`` encrypts the request
 with this app's public key, signs it with the app secret, POSTs it to this app's own endpoint on
-loopback, and decrypts the reply. The page shows the next screen (drawn by ``flows.preview``),
+loopback, and decrypts the reply. The page shows the next screen (drawn by ``devtools.preview``),
 field errors and the snackbar, or the final SUCCESS params, and a panel with every decrypted
 exchange and its latency. Per-browser state lives in Redis (key in the Flask session), so the
 page works without JavaScript and across web processes.
@@ -20,10 +20,10 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from blueprints import auth
 from config import ConfigError
 from blueprints.dashboard import page_context, redis_down
-from flows import preview
-from flows.player import resolve
+from devtools import preview
+from devtools.player import resolve
 from flows.sessions import new_token
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 
 bp = Blueprint("playground", __name__, template_folder="templates")
 bp.register_error_handler(RedisError, redis_down)

@@ -20,7 +20,7 @@ from workers.sending import issue_and_enqueue
 
 bp = Blueprint("send_api", __name__, url_prefix="/api")
 bp.before_request(auth.require_api_token)
-# ASCII only: Python's \d (and so flows.contacts.normalise) also takes Arabic-Indic digits.
+# ASCII only: Python's \d (and so flows.identity.normalise_phone) also takes Arabic-Indic digits.
 PHONE = re.compile(r"\+?[0-9][0-9 ().-]{4,30}", re.ASCII)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from blueprints import auth, params
-from flows.submissions import SubmissionStore
+from stores.submissions import SubmissionStore
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/submissions")
 bp.before_request(auth.require_api_token)

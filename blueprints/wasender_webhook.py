@@ -16,6 +16,7 @@ from flows.webhook import EnvelopeError
 from messaging.wasender import signature_ok
 from workers.deadletters import WASENDER, DeadLetters
 from workers.intake import accept_wasender
+from flows.redact import redis_unavailable
 
 bp = Blueprint("wasender_webhook", __name__)
 log = logging.getLogger("flowgate.webhooks.wasender")
@@ -43,7 +44,7 @@ def wasender_webhook():
         result = accept_wasender(redis, current_app.extensions["wasender"], parsed.items)
         kept = DeadLetters(redis).keep(WASENDER, parsed.rejects)
     except RedisError as exc:
-        log.error("wasender webhook not stored, Redis unavailable (%s): answering 503", type(exc).__name__)
+        redis_unavailable(log, "wasender webhook", exc, "not stored, answering 503", level=logging.ERROR)
         return jsonify(error="storage unavailable"), 503
     answer = dict(ok=True, enqueued=result.enqueued, duplicates=result.duplicates, ignored=parsed.ignored)
     if kept.total:

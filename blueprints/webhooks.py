@@ -25,6 +25,7 @@ from flows.webhook import EnvelopeError, parse
 from workers.deadletters import CLOUD, DeadLetters
 from workers.intake import accept
 from workers.queues import retry_from
+from flows.redact import redis_unavailable
 
 bp = Blueprint("webhooks", __name__)
 # Meta's webhook payloads are at most 3 MB (protocol doc 5.1). Set per request: Flask's default
@@ -67,8 +68,7 @@ def receive():
         result = accept(redis, parsed.items, retry_from(cfg), cfg["WEBHOOK_DEDUPE_SECONDS"])
         kept = DeadLetters(redis).keep(CLOUD, parsed.rejects)
     except RedisError as exc:
-        log.error("webhook not stored, Redis unavailable (%s): answering 503 so Meta redelivers",
-                  type(exc).__name__)
+        redis_unavailable(log, "webhook", exc, "not stored, answering 503 so Meta redelivers", level=logging.ERROR)
         return jsonify(error="storage unavailable"), 503
     answer = dict(enqueued=result.enqueued, duplicates=result.duplicates, ignored=parsed.ignored)
     if kept.total:

@@ -30,12 +30,14 @@ def init_app(app) -> None:
     from cli.keys import keys_group
     from cli.lint import lint_command
     from cli.messages import messages_group, submissions_command
+    from cli.new import new_command
     from cli.worker import worker_command
 
     flows_group.add_command(lint_command)
     flows_group.add_command(deploy_command)
     flows_group.add_command(status_command)
     flows_group.add_command(submissions_command)
+    flows_group.add_command(new_command)
     for command in (keys_group, flows_group, worker_command, endpoint_group, messages_group):
         _guard(command)
         app.cli.add_command(command)

@@ -10,8 +10,9 @@ from flask.cli import AppGroup
 
 import security
 from cli import offline
-from flows import keys, selftest
-from flows.catalog import CATALOG
+from flows import keys
+from devtools import selftest
+from flows import loader
 from flows.registry import Registry
 from flows.sessions import new_token
 from messaging import business_key
@@ -42,7 +43,7 @@ def selftest_command(url, flow_name, count, public_key_path, app_secret, token, 
     public_key = open(public_key_path).read() if public_key_path else security.keyring(app).public_pem
     secret = app_secret if app_secret is not None else app.config["WHATSAPP_APP_SECRET"]
     name = flow_name or urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
-    flow = Registry(CATALOG).get(name)
+    flow = Registry(loader.known(current_app.config.get("FLOWS_PACKAGE"))).get(name)
     screens = None
     if flow is not None:
         screens = {s["id"]: set(s.get("data") or {}) for s in flow.definition.get("screens", [])}

@@ -11,10 +11,10 @@ from flask.cli import AppGroup
 import config
 import security
 from cli import offline
-from flows.catalog import CATALOG
-from flows.player import Player
+from devtools.player import Player
+from flows import loader
 from flows.sessions import new_token
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 
 flows_group = AppGroup("flows", help="Flows: list the served ones, lint, deploy to Meta and read their status "
                                      "there, simulate, send, read submissions.")
@@ -24,7 +24,7 @@ flows_group = AppGroup("flows", help="Flows: list the served ones, lint, deploy 
 def list_flows():
     """The flows this app serves, with their endpoint paths."""
     if not current_app.extensions["flows"].names():
-        click.echo("no flows served (the demo flows need DEMO_FLOWS=true; add your own in flows/catalog/)")
+        click.echo("no flows served (the demo flows need DEMO_FLOWS=true; add your own in the FLOWS_PACKAGE folder, business_flows/ by default)")
     for flow in current_app.extensions["flows"]:
         click.echo(f"{flow.name:20} /flows/{flow.name}  screens: {', '.join(flow.screen_ids)}")
 
@@ -53,9 +53,10 @@ def simulate(flow_name, url, fields, token, public_key_path, app_secret, as_json
     """Play WhatsApp: encrypt, sign, POST, decrypt, and print each screen until the flow ends.
 
     With --url and --public-key it needs no configuration."""
-    flow = next((f for f in CATALOG if f.name == flow_name), None)
+    known = loader.known(current_app.config.get("FLOWS_PACKAGE"))
+    flow = next((f for f in known if f.name == flow_name), None)
     if flow is None:
-        raise click.ClickException(f"unknown flow {flow_name!r} (known: {', '.join(f.name for f in CATALOG)})")
+        raise click.ClickException(f"unknown flow {flow_name!r} (known: {', '.join(f.name for f in known)})")
     url = url or f"http://127.0.0.1:{config.server()['port']}/flows/{flow_name}"
     public_key = (open(public_key_path).read() if public_key_path
                   else security.keyring(current_app).public_pem)

@@ -5,16 +5,17 @@ import json
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from cli import offline
-from flows.catalog import CATALOG
-from flows.lint import ERROR, WARNING, lint_flow, lint_text
+from devtools.lint import ERROR, WARNING, lint_flow, lint_text
+from flows import loader
 from flows.registry import Registry
 
 
 def _targets(names) -> list[tuple[str, list]]:
-    registry = Registry(CATALOG)  # every flow the code knows, served here or not
+    registry = Registry(loader.known(current_app.config.get("FLOWS_PACKAGE")))  # every flow the code knows, served here or not
     if not names:
         return [(flow.name, lint_flow(flow)) for flow in registry]
     out = []

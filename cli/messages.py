@@ -12,8 +12,8 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from flows.identity import mask_bsuid
-from flows.redact import phone
-from flows.submissions import SubmissionStore
+from flows.identity import mask_phone as phone
+from stores.submissions import SubmissionStore
 from messaging import fallback
 from messaging.console import ConsoleChannel
 from workers import deadletters

@@ -2,7 +2,7 @@
 
 Request: the AES-128 key is RSA-OAEP (SHA-256, MGF1-SHA-256) wrapped; the body is AES-GCM with a
 16-byte IV and the tag appended. Reply: same AES key, IV with every bit inverted, base64 text.
-The server side (``decrypt_request``/``encrypt_reply``) and the WhatsApp side used by the simulator
+The server side (``decrypt_request``/``seal``) and the WhatsApp side used by the simulator
 (``encrypt_request``/``decrypt_reply``) live together so they can never drift apart.
 """
 from __future__ import annotations
@@ -84,10 +84,6 @@ def decrypt_request(body: dict, ring: KeyRing) -> Envelope:
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise DecryptionError("plaintext is not UTF-8 JSON") from None
     return Envelope(payload=payload, aes_key=aes_key, iv=iv, key_used=key_used)
-
-
-def encrypt_reply(reply: dict, aes_key: bytes, iv: bytes) -> str:
-    return seal(json_bytes(reply), aes_key, flip_iv(iv))
 
 
 def json_bytes(obj) -> bytes:

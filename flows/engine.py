@@ -16,6 +16,7 @@ from flows.crypto import json_bytes
 from flows.protocol import ACK_REPLY, PING_REPLY, Finish, FlowRequest, Screen, TokenRejected
 from flows.registry import Context, Flow
 from flows.sessions import SessionStore, short
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.endpoint")
 
@@ -65,8 +66,10 @@ class Hooks:
 
 class Engine:
     def __init__(self, sessions: SessionStore, deps: dict, deadline_seconds: float,
-                 max_reply_bytes: int, hooks: Hooks | None = None, drift_log: drift.DriftLog | None = None):
+                 max_reply_bytes: int, hooks: Hooks | None = None, drift_log: drift.DriftLog | None = None,
+                 check_replies: bool = False):
         self.sessions = sessions
+        self.check_replies = check_replies  # FLOW_REPLY_CHECK: each reply against the Flow JSON
         self.deps = deps
         self.deadline_seconds = deadline_seconds
         self.max_reply_bytes = max_reply_bytes
@@ -130,8 +133,8 @@ class Engine:
         except RedisError as exc:
             # Reads degrade by themselves (carried values, slots, the lookup cache); what reaches
             # here is a write the handler needs (a hold, a booking): say so, the user can retry.
-            log.warning("flow=%s token=%s screen=%s storage unavailable to the handler (%s)",
-                        flow.name, short(req.flow_token), _cut(req.screen), type(exc).__name__)
+            redis_unavailable(log, "handler's write", exc, "the screen asks to retry", flow=flow.name,
+                              token=short(req.flow_token), screen=_cut(req.screen))
             return self._reply(flow, req, Screen(here, error_message=STORAGE_UNAVAILABLE),
                                "storage_unavailable")
         except Exception:  # a bug in a flow must not surface as a 500: the user can retry
@@ -160,6 +163,11 @@ class Engine:
             log.error("flow=%s handler for screen=%s returned %r, not a screen of the Flow JSON",
                       flow.name, _cut(req.screen), getattr(result, "name", type(result).__name__))
             result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
+        elif self.check_replies and event == "screen":
+            problems = flow.reply_problems(req.screen, req.action, result.name, result.data)
+            if problems:
+                log.error("flow=%s handler for screen=%s: %s", flow.name, _cut(req.screen), "; ".join(problems))
+                result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
         plaintext = json_bytes(result.to_json())
         if len(plaintext) > self.max_reply_bytes:
             log.error("flow=%s screen=%s reply of %d bytes is over the %d byte limit",
@@ -179,7 +187,7 @@ class Engine:
         try:
             return call(*args, **kwargs)
         except RedisError as exc:
-            log.warning("sessions unavailable (%s): serving without them", type(exc).__name__)
+            redis_unavailable(log, "sessions", exc, "serving without them")
             return None
 
     @staticmethod

@@ -3,7 +3,7 @@
 WhatsApp usernames (H2 2026) let a user hide their phone number: every ``messages`` webhook then
 carries their BSUID (``US.13491208655302741918``) and may carry no phone at all (docs/meta-facts.md,
 "Business-scoped user IDs", for every field name below and its source). ``User`` is the one value
-the rest of the code passes around; ``flows.contacts.Contacts`` resolves it to one contact record
+the rest of the code passes around; ``stores.contacts.Contacts`` resolves it to one contact record
 (the canonical key) so per-user state follows the person, whichever identifier a webhook carries.
 
 Plain Python: no Redis, no HTTP. The extractors take what Meta sent and never raise: a value of
@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
-from flows import redact
 
 # ISO 3166 alpha-2, a period, up to 128 alphanumerics; a parent BSUID may carry an "ENT." part.
 BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
@@ -27,7 +26,7 @@ class User:
     bsuid: str | None = None  # user_id: scoped to the business portfolio
     parent_bsuid: str | None = None  # parent_user_id: across linked portfolios (when enabled)
     username: str | None = None  # contacts[].profile.username: display only, never a key
-    key: str | None = None  # the canonical contact key, once resolved (flows.contacts)
+    key: str | None = None  # the canonical contact key, once resolved (stores.contacts)
 
     @property
     def known(self) -> bool:
@@ -100,8 +99,20 @@ def parse_address(value: str) -> User:
 
 
 def mask_phone(phone: str | None) -> str:
-    """``16505551234`` → ``165******34`` (``flows.redact.phone``: one way to mask a number)."""
-    return redact.phone(normalise_phone(phone or "") or None)
+    """``+1 650 555 1234`` → ``•••1234``: the one way a phone number is masked, in a log line, on
+    the dashboard, in a dead letter. Enough to tell two users apart, not to call one."""
+    digits = normalise_phone(phone or "")
+    if not digits:
+        return "-"
+    return f"•••{digits[-4:]}" if len(digits) > 4 else "•••"
+
+
+_PHONE_RUN = re.compile(r"\+?\d[\d\s-]{5,}\d")
+
+
+def mask_text(text: str) -> str:
+    """A free text (a reason, an event) with any run that looks like a phone number masked."""
+    return _PHONE_RUN.sub(lambda m: mask_phone(m.group(0)), text or "")
 
 
 def mask_bsuid(bsuid: str | None) -> str:
@@ -129,7 +140,7 @@ def shown(user: User | None) -> str:
     """For the dashboard and session timelines: masked phone and masked username when known."""
     if user is None:
         return ""
-    parts = [f"•••{user.phone[-4:]}" if user.phone and len(user.phone) > 4 else ""]
+    parts = [mask_phone(user.phone) if user.phone and len(user.phone) > 4 else ""]
     if user.username:
         parts.append(mask_username(user.username))
     if not any(parts):

@@ -1,15 +1,16 @@
-"""What a log line may carry of personal data: phone numbers masked, ids shortened."""
+"""What a log line may carry of an id: shortened. Phone numbers are masked by
+``flows.identity.mask_phone``, the one way to mask one."""
 from __future__ import annotations
 
+import logging
 
-def phone(number: str | None) -> str:
-    """``16505551234`` → ``165******34``: enough to tell two users apart in a log, not to call one."""
-    if not number:
-        return "-"
-    digits = str(number)
-    if len(digits) <= 5:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 5) + digits[-2:]
+
+def redis_unavailable(logger, what: str, exc: BaseException, then: str = "", *,
+                      level: int = logging.WARNING, **ids) -> None:
+    """The one wording for "Redis did not answer": ``[ids] <what>: Redis unavailable (<class>)[;
+    <then>]``. The exception's class only: its text can carry a host name or a key."""
+    where = "".join(f"{k}={v} " for k, v in ids.items())
+    logger.log(level, "%s%s: Redis unavailable (%s)%s", where, what, type(exc).__name__, f"; {then}" if then else "")
 
 
 def wamid(message_id: str | None) -> str:

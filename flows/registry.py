@@ -19,6 +19,7 @@ from typing import Callable
 from redis.exceptions import RedisError
 
 from flows.protocol import FlowRequest
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.endpoint")
 
@@ -55,8 +56,7 @@ class Context:
                 try:
                     stored = self.sessions.carried(self.token)
                 except RedisError as exc:
-                    log.warning("flow=%s carried values unavailable (%s): serving without them",
-                                self.flow.name, type(exc).__name__)
+                    redis_unavailable(log, "carried values", exc, "serving without them", flow=self.flow.name)
             self._carried = {**stored, **self.to_carry}
         return self._carried
 
@@ -68,8 +68,31 @@ class Context:
             try:
                 self.lookup_failures = self.sessions.count_lookup_failure(self.token)
             except RedisError as exc:
-                log.warning("flow=%s lookup failure not counted (%s)", self.flow.name, type(exc).__name__)
+                redis_unavailable(log, "lookup failure count", exc, "not counted", flow=self.flow.name)
         return self.lookup_failures
+
+    def lookup(self, name: str, value: str, *, fresh: bool = False):
+        """Ask the business API the flow declared as ``name`` about ``value``, within this
+        request's deadline, through its cache and breaker (``fresh`` skips the cache): a
+        ``validation.lookups.LookupResult`` with ``found``, ``not_found``, ``unavailable`` and
+        ``record``."""
+        if name not in self.flow.lookups:
+            raise KeyError(f"flow {self.flow.name} does not declare lookup {name!r} (Flow(lookups=[...]))")
+        return self.deps["lookups"][name].fetch(str(value), deadline=self.deadline, flow=self.flow.name,
+                                                fresh=fresh)
+
+    def lookup_policy(self, name: str) -> str:
+        """What ``name`` does without an answer, as configured: "closed" or "open"."""
+        return self.deps["lookups"][name].policy
+
+    @property
+    def slots(self):
+        """The slot holds (``validation.slots.SlotHolds``): hold, book, release a time slot."""
+        return self.deps["slots"]
+
+    def dependency(self, name: str):
+        """Anything else the app hands handlers (``"slots"``, ``"metrics"``), by name."""
+        return self.deps[name]
 
     def carry(self, **values) -> None:
         """Keep values on the session: later screens and a recovery resend's prefill read them.
@@ -83,6 +106,27 @@ class Context:
 
 
 Handler = Callable[[Context], object]
+POLICIES = ("closed", "open")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A business API a flow's handlers call, declared with the flow so that no framework file
+    names it: config.py reads ``<settings>_URL``, ``_AUTH``, ``_POLICY``, ``_TIMEOUT`` and
+    ``_CACHE_TTL``, and production refuses to start while a served flow's lookup has no URL."""
+
+    name: str  # what handlers and Fields call it: ``ctx.lookup("members", value)``
+    settings: str  # the settings prefix, ending in _API: MEMBER_API → MEMBER_API_URL, ...
+    policy: str = "closed"  # no answer: "closed" refuses the value, "open" accepts it unverified
+    path: str = ""  # its path under LOOKUP_BASE_URL, when it has no URL of its own
+
+    def __post_init__(self):
+        if not self.settings.endswith("_API") or not self.settings.replace("_", "").isalnum() \
+                or self.settings.upper() != self.settings:
+            raise ValueError(f"lookup {self.name!r}: settings prefix {self.settings!r} must be "
+                             "upper case and end in _API (e.g. MEMBER_API)")
+        if self.policy not in POLICIES:
+            raise ValueError(f"lookup {self.name!r}: policy {self.policy!r} is not one of {POLICIES}")
 
 
 # The categories Meta's Flows API accepts for a Flow (``POST /<WABA_ID>/flows``; docs/meta-facts.md).
@@ -92,15 +136,22 @@ CATEGORIES = ("SIGN_UP", "SIGN_IN", "APPOINTMENT_BOOKING", "LEAD_GENERATION", "C
 
 class Flow:
     def __init__(self, name: str, json_path: Path, title: str | None = None, lookups: tuple = (),
+                 recovery: str | None = None, quiet_hours: str | None = None,
                  categories: tuple[str, ...] = ("OTHER",)):
         self.name = name
         self.json_path = Path(json_path)
         self.title = title or name.replace("_", " ").title()
         # What the Flow is for, as Meta files it (CATEGORIES): `flask flows deploy` creates it so.
         self.categories = tuple(categories)
-        # The business APIs its handlers call (config.LOOKUPS names): production refuses to serve
-        # the flow while one has no URL.
-        self.lookups = tuple(lookups)
+        # The business APIs its handlers call: production refuses to serve the flow while one
+        # has no URL.
+        self.declared_lookups: tuple[Lookup, ...] = tuple(lookups)
+        self.lookups = tuple(lookup.name for lookup in self.declared_lookups)
+        # Its own recovery ladder ("1h,23h") and quiet hours ("20:00-09:00"); None: the
+        # configured RECOVERY_STEPS and QUIET_HOURS.
+        self.recovery = recovery
+        self.quiet_hours = quiet_hours
+        self._on_complete: list[Callable] = []
         self._handlers: dict[tuple[str, str | None], Handler] = {}
 
     # --- registration ---------------------------------------------------------------------
@@ -119,6 +170,45 @@ class Flow:
 
     def on_back(self, screen: str):
         return self.on("BACK", screen)
+
+    def on_submit(self, screen: str, form, data: Callable[[Context], dict] | None = None):
+        """A data_exchange handler bound to a form (``validation.forms.Form``): the framework
+        checks the submitted fields (local checks, then their lookups) and, while any fails,
+        comes back to ``screen`` with every field's error by itself. The handler runs only with
+        valid values, as ``fn(ctx, result)``; a ``result.fail(field, text)`` in it also brings
+        the same screen back, with that error. ``data(ctx)`` adds what else the screen shows
+        when it comes back (a basket, a caption)::
+
+            @flow.on_submit("ORDER", ORDER)
+            def order(ctx, result):
+                return Screen("REVIEW", {...result.values...})
+        """
+        def register(fn):
+            def handler(ctx):
+                result = form.check(ctx)
+                if result.ok:
+                    reply = fn(ctx, result)
+                    if result.ok:
+                        return reply
+                return result.screen(screen, data(ctx) if data else None)
+
+            handler.__name__, handler.__wrapped__ = fn.__name__, fn
+            handler.form, handler.screen, handler.again = form, screen, data  # what the linter reads
+            self._handlers[("data_exchange", screen)] = handler
+            return fn
+
+        return register
+
+    def on_complete(self, fn: Callable) -> Callable:
+        """Run ``fn(submission_id, flow_token)`` in the completion job once this flow's
+        submission is stored, after the global POST_COMPLETION_HOOKS (workers/completion.py).
+        Like them it must be idempotent: a retried completion runs it again."""
+        self._on_complete.append(fn)
+        return fn
+
+    @property
+    def completion_hooks(self) -> list[Callable]:
+        return list(self._on_complete)
 
     def handler_for(self, action: str, screen: str | None) -> Handler | None:
         return self._handlers.get((action, screen)) or self._handlers.get((action, None))
@@ -147,6 +237,28 @@ class Flow:
 
     def has_screen(self, screen: str | None) -> bool:
         return screen in self.screen_ids
+
+    def reply_problems(self, source: str | None, action: str, screen: str, data: dict) -> list[str]:
+        """What Meta's client would reject in a reply showing ``screen`` with ``data``: keys the
+        screen does not declare, a move ``routing_model`` does not allow. The development-mode
+        check of every reply (FLOW_REPLY_CHECK), where the linter cannot read the code."""
+        target = next((s for s in self.definition.get("screens", []) if s.get("id") == screen), None)
+        if target is None:
+            return [f"screen {screen!r} is not in the Flow JSON"]
+        declared = set(target.get("data") or {}) | {"error_message"}
+        problems = [f"data key {key!r} is not declared in {screen}'s data" for key in sorted(set(data) - declared)]
+        routing = self.definition.get("routing_model") or {}
+        if routing and action == "data_exchange" and source and source != screen:
+            forward = screen in (routing.get(source) or [])
+            back, stack = set(), [screen]
+            while stack:
+                for nxt in routing.get(stack.pop()) or []:
+                    if nxt not in back:
+                        back.add(nxt)
+                        stack.append(nxt)
+            if not forward and source not in back:
+                problems.append(f"{source} → {screen} is not in routing_model")
+        return problems
 
 
 class Registry:

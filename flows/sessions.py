@@ -214,9 +214,6 @@ class SessionStore:
         pipe.hset(self.key(token), "wamid", wamid)
         pipe.execute()
 
-    def token_for_message(self, wamid: str) -> str | None:
-        return _s(self.redis.get(wamid_key(wamid)))
-
     def move(self, token: str, to: str, allowed_from=(), event: str | None = None,
              detail: str = "", now: float | None = None) -> str | None:
         """Atomic transition; returns the previous state, or None if the move was not allowed."""

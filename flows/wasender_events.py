@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flows.contacts import normalise
+from flows.identity import normalise_phone as normalise
 from flows.webhook import EnvelopeError, Parsed, Reject, clean_strings, is_text, load
 
 MESSAGE_EVENTS = ("messages.upsert", "messages.received", "messages-personal.received")

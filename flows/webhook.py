@@ -25,9 +25,6 @@ COMPLETION, INBOUND, STATUS, FLOW_EVENT = "completion", "inbound", "status", "fl
 IDENTITY = "identity"
 OBJECT = "whatsapp_business_account"
 
-# Fields Meta may send that we do not subscribe to for work: acknowledged, not enqueued.
-IGNORED = "ignored"
-
 
 class EnvelopeError(ValueError):
     """The body is not a webhook we understand; the text is the 400's reason (no values in it)."""
@@ -93,6 +90,14 @@ def is_text(value) -> bool:
     refuse it, and no cleaned form of it could name a message or a person.
     """
     return isinstance(value, str) and bool(value) and (value.isascii() or not _SURROGATE.search(value))
+
+
+def as_number(value) -> float | None:
+    """A number from an untrusted field (a timestamp, a Retry-After header), or None."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def clean_strings(value):

@@ -41,7 +41,7 @@ def template_spec(value) -> tuple[str, str] | None:
 
 
 def init_app(app) -> None:
-    from flows.correlation import Correlation
+    from stores.correlation import Correlation
     from messaging.cloud import CloudChannel
     from messaging.console import ConsoleChannel
     from messaging.graph import GraphClient

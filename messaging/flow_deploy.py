@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from flows.lint import ERROR, lint_flow
+from devtools.lint import ERROR, lint_flow
 from flows.on_meta import Deployed, FlowIdStore, StatusCache
 from flows.registry import CATEGORIES
 from messaging.flows_api import (CANNOT_UPDATE, DEPRECATED, PUBLISH_REFUSED, FlowsApi, MetaFlow,

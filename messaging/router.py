@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from flows.contacts import Contacts
+from stores.contacts import Contacts
 from flows.identity import User, masked
 from messaging import fallback
 from messaging.graph import BSUID_NOT_SUPPORTED, RETRYABLE, GraphError

@@ -2,11 +2,11 @@
 
 ``app.extensions["sender"]``. A Flow message issues its session (state ``sent``) before it goes
 out, so an endpoint request racing the send finds it, and records its wamid afterwards, so a
-completion without ``flow_token`` can still be tied to it (``flows.correlation``).
+completion without ``flow_token`` can still be tied to it (``stores.correlation``).
 """
 from __future__ import annotations
 
-from flows.correlation import Correlation
+from stores.correlation import Correlation
 from messaging import cloud
 
 

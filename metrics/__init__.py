@@ -23,8 +23,9 @@ The API other subsystems call (each call is one pipelined round trip; errors are
     m.snapshot(days=7) -> dict                           # what /dashboard/metrics.json returns
 
 Layout: ``metrics.latency`` (bucket math, Meta's thresholds), ``metrics.store`` (writes, key
-names, TTLs), ``metrics.snapshot`` (reads), ``metrics.jobs`` (RQ queue figures),
-``metrics.prometheus`` (the scrape-time collector behind GET /metrics).
+names, TTLs), ``metrics.snapshot`` (reads of these counters). What the dashboard and GET /metrics
+show of other subsystems is read in ``dashboard/`` (RQ figures: ``workers/jobs.py``), so this
+package imports nothing above it.
 """
 from __future__ import annotations
 

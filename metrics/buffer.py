@@ -24,6 +24,7 @@ import time
 from redis.exceptions import RedisError
 
 from metrics.store import Pending
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.metrics")
 
@@ -66,7 +67,7 @@ class Buffer:
             pipe.execute()
         except RedisError as exc:
             if not self._failing:
-                log.warning("metrics not written (%s): kept until Redis answers", type(exc).__name__)
+                redis_unavailable(log, "metrics", exc, "kept in memory until Redis answers")
             self._failing = True
             with self._lock:  # back in front of what arrived meanwhile, so events keep their order
                 pending.merge(self._pending)

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from flows import keys
-from flows.redact import phone as masked
+from flows.identity import mask_phone as masked
 from messaging import business_key
 from messaging.graph import GraphError, explain
 from preflight.settings import channel_of

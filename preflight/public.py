@@ -1,12 +1,12 @@
 """The public URLs Meta calls: each served flow answers an encrypted, signed ping there.
 
-``flows.selftest`` plays Meta: the ping is encrypted with this app's public key (the one Meta
+``devtools.selftest`` plays Meta: the ping is encrypted with this app's public key (the one Meta
 holds, when the meta-key check passed) and signed with WHATSAPP_APP_SECRET; a wrongly signed one
 must get 432. Only with PUBLIC_BASE_URL set: the app cannot guess its own public address.
 """
 from __future__ import annotations
 
-from flows import selftest
+from devtools import selftest
 
 TIMEOUT = 10.0
 
@@ -22,7 +22,7 @@ def check(report, app) -> None:
         return
     flows = list(app.extensions["flows"])
     if not flows:
-        report.warn("public-endpoint", "no flow is served here", "register your flows in flows/catalog")
+        report.warn("public-endpoint", "no flow is served here", "put your flows in the FLOWS_PACKAGE folder (business_flows/ by default)")
         return
     public_key = app.extensions["keyring"].public_pem
     for flow in flows:

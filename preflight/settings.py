@@ -20,8 +20,7 @@ CHANNELS = tuple(dict.fromkeys((*MODES, "none")))
 NEEDS_CLOUD = ("cloud", "hybrid")
 NEEDS_WASENDER = ("hybrid", "wasender")
 URL_SETTINGS = ("WHATSAPP_API_BASE", "WASENDER_API_BASE", "PUBLIC_BASE_URL", "COMPLETION_FORWARD_URL",
-                "HANDOFF_FORWARD_URL", "LOOKUP_BASE_URL", "RECEIPT_IMAGE_URL",
-                *(f"{prefix}_URL" for prefix, _, _ in config.LOOKUPS.values()))
+                "HANDOFF_FORWARD_URL", "LOOKUP_BASE_URL", "RECEIPT_IMAGE_URL")
 GENERATE = "openssl rand -hex 32"
 
 
@@ -186,7 +185,7 @@ def _templates(mapping: dict) -> None:
 
 def _urls(report, cfg) -> None:
     checked = 0
-    for name in URL_SETTINGS:
+    for name in _url_settings(cfg):
         value = cfg.get(name)
         if not value:
             continue
@@ -200,8 +199,14 @@ def _urls(report, cfg) -> None:
     if cfg["RECEIPT_PDF"] and not cfg["PUBLIC_BASE_URL"]:
         report.warn("PUBLIC_BASE_URL", "not set, and RECEIPT_PDF is on: every receipt fails",
                     "set it to the app's public https address")
-    if checked and not any(c.name in URL_SETTINGS and c.status != "ok" for c in report.checks):
+    if checked and not any(c.name in _url_settings(cfg) and c.status != "ok" for c in report.checks):
         report.ok("URLs", f"{checked} URL setting(s) are http(s) URLs")
+
+
+def _url_settings(cfg) -> tuple:
+    """The fixed URL settings, and each lookup's <PREFIX>_API_URL that is set."""
+    lookups = sorted(name for name in cfg if config.LOOKUP_SETTING.fullmatch(name) and name.endswith("_URL"))
+    return (*URL_SETTINGS, *lookups)
 
 
 def _short(value) -> str:

@@ -34,7 +34,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from conftest import APP_SECRET, ROOT, SECRET_KEY, RedisServer, demo_api_url, free_port, venv_bin, wait_for
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from procs import Workers, env_from_config
 from standins.graph import ACCESS_TOKEN, GraphStandIn
 from standins.meta_webhooks import body_of, completion, messages_change, signed_headers

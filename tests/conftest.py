@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from flows import keys  # noqa: E402
-from flows.simulator import FlowClient  # noqa: E402
+from devtools.simulator import FlowClient  # noqa: E402
 from standins import ServedApp  # noqa: E402
 from support import free_port, project_env, wait_for  # noqa: E402,F401  (tests import them from here)
 
@@ -117,6 +117,8 @@ def app_config(redis_url, keypair, tmp_path):
         # and their lookups must have a URL there (the demo backend on its own loopback server).
         "DEMO_FLOWS": True,
         "LOOKUP_BASE_URL": demo_api_url(),
+        # Every reply of every flow checked against its Flow JSON, as in development.
+        "FLOW_REPLY_CHECK": True,
         # Production refuses to start without Cloud API credentials unless the channel is chosen;
         # tests that talk to the Graph stand-in set FOLLOWUP_CHANNEL=cloud with the credentials.
         "FOLLOWUP_CHANNEL": "console",
@@ -137,7 +139,7 @@ def served_settings(**overrides) -> dict:
     """The environment a production process of the tests needs besides Redis and its keys (the
     same choices as ``app_config``): SECRET_KEY, a channel, the demo flows and their lookups."""
     return {"SECRET_KEY": SECRET_KEY, "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": "true",
-            "LOOKUP_BASE_URL": demo_api_url(), **overrides}
+            "LOOKUP_BASE_URL": demo_api_url(), "FLOW_REPLY_CHECK": "true", **overrides}
 
 
 class LiveServer(ServedApp):
@@ -212,7 +214,7 @@ _demo_api = None
 
 
 def demo_api_url() -> str:
-    """The demo backend (blueprints/demo_api.py) on its own loopback server, started once.
+    """The demo backend (examples/demo_api.py) on its own loopback server, started once.
 
     Production settings need a lookup URL; tests point LOOKUP_BASE_URL here (real HTTP).
     """
@@ -220,7 +222,7 @@ def demo_api_url() -> str:
     if _demo_api is None:
         from flask import Flask
 
-        from blueprints import demo_api
+        from examples import demo_api
 
         demo = Flask("demo_api")
         demo.register_blueprint(demo_api.bp)

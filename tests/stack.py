@@ -8,7 +8,7 @@ from rq.registry import ScheduledJobRegistry
 
 from app import create_app
 from conftest import APP_SECRET, LiveServer
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from procs import Workers
 from standins.graph import ACCESS_TOKEN
 from standins.meta_webhooks import body_of, messages_change, signed_headers

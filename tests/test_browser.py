@@ -14,7 +14,7 @@ import pytest
 
 from app import create_app
 from conftest import ROOT, LiveServer
-from flows.player import Player
+from devtools.player import Player
 from flows.sessions import new_token
 from workers.queues import DEFAULT, build_worker, queue
 

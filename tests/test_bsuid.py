@@ -16,10 +16,10 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from conftest import APP_SECRET, wait_for
-from flows.submissions import SubmissionStore, submission_id
+from stores.submissions import SubmissionStore, submission_id
 from flows.webhook import digest
 from messaging import fallback
-from metrics.activity import recent_sessions
+from dashboard.activity import recent_sessions
 from stack import PHONE, Stack, buttons, chain, stack_config
 from standins.graph import graph_error
 from standins.meta_webhooks import (body_of, button_reply, by_username, completion, signed_headers, status,

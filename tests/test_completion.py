@@ -11,8 +11,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from app import create_app
-from flows.contacts import Contacts
-from flows.submissions import submission_id
+from stores.contacts import Contacts
+from stores.submissions import submission_id
 from messaging import fallback
 from messaging.graph import GraphError
 from standins.graph import ACCESS_TOKEN, graph_error

@@ -1,6 +1,6 @@
 """Carried values: kept in the request until the reply, then written in the round trip that records
 the screen shown (or the completion), never read back first."""
-from flows.catalog import member_check
+from examples import member_check
 from flows.engine import Engine
 from flows.protocol import Finish, FlowRequest, Screen
 from flows.registry import Context, Flow

@@ -16,7 +16,7 @@ from app import create_app
 from conftest import RedisServer
 from flows.sessions import new_token, short
 from messaging.wasender import STATUS_KEY
-from metrics.activity import CONSOLE_OUTBOX_KEY
+from dashboard.activity import CONSOLE_OUTBOX_KEY
 from workers.queues import DEFAULT, build_worker, queue
 
 PASSWORD = "dash-pass-3x"
@@ -226,7 +226,7 @@ def test_dashboard_and_playground_say_503_when_redis_is_down(app_config):
 
 def test_the_endpoint_still_answers_when_metrics_cannot_be_written(app_config, keypair):
     from conftest import APP_SECRET, LiveServer, free_port
-    from flows.simulator import FlowClient
+    from devtools.simulator import FlowClient
 
     dead = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     with LiveServer(dead) as server:

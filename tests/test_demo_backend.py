@@ -9,9 +9,9 @@ import pytest
 import config
 from app import create_app
 from conftest import APP_SECRET, LiveServer
-from flows.catalog import DEMO
-from flows.player import Player
-from flows.simulator import FlowClient
+from examples import FLOWS as DEMO
+from devtools.player import Player
+from devtools.simulator import FlowClient
 from procs import Gunicorn
 
 

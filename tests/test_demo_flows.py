@@ -10,8 +10,8 @@ import pytest
 from app import create_app
 from conftest import APP_SECRET, LiveServer
 from metrics import Metrics
-from flows.player import Player
-from flows.simulator import FlowClient
+from devtools.player import Player
+from devtools.simulator import FlowClient
 from standins.business import BusinessStandIn, lookup_config
 
 

@@ -9,10 +9,10 @@ import redis as redis_lib
 from app import create_app
 from conftest import APP_SECRET, served_settings, wait_for
 from flows import drift
-from flows.catalog import member_check
+from examples import member_check
 from flows.engine import UNKNOWN_STEP
 from flows.protocol import FlowRequest
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from procs import Gunicorn
 from test_flows_deploy import WABA_ID, flask, meta_settings
 

@@ -13,9 +13,9 @@ from flows import crypto
 from flows.protocol import Screen
 from flows.registry import Flow
 from flows.signing import sign
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 
-MEMBER_JSON = Path(__file__).resolve().parent.parent / "flows" / "catalog" / "member_check.json"
+MEMBER_JSON = Path(__file__).resolve().parent.parent / "examples" / "member_check.json"
 
 
 def test_ping_answers_active_without_a_token(flow_client):

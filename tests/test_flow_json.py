@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from flows.catalog import CATALOG
-from flows.player import walk_components
+from examples import FLOWS as CATALOG
+from devtools.player import walk_components
 
 # Components documented with an error-message property (Dropdown, Radio and Checkbox groups have none).
 ERROR_MESSAGE_COMPONENTS = {"TextInput", "TextArea", "DatePicker", "CalendarPicker", "PhotoPicker",

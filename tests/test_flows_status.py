@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from conftest import APP_SECRET, LiveServer
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from test_flows_deploy import WABA_ID, flask, meta_settings
 
 PASSWORD = "dash-pass"

@@ -5,7 +5,7 @@ import subprocess
 
 
 from conftest import APP_SECRET, ROOT, free_port, project_env, served_settings, venv_bin
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from procs import Gunicorn
 
 

@@ -12,9 +12,9 @@ import requests
 import config
 from conftest import APP_SECRET, demo_api_url, free_port, wait_for
 from flows import keys
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from heroku import Dyno, app_json, config_vars, procfile
-from metrics.jobs import queue_figures
+from workers.jobs import queue_figures
 from standins.graph import ACCESS_TOKEN
 from standins.meta_webhooks import (USER, body_of, completion, messages_change, signed_headers,
                                     text_message)

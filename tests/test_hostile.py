@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from conftest import APP_SECRET
 from flows import crypto, keys
-from flows.catalog import CATALOG
+from examples import FLOWS as CATALOG
 from flows.engine import GENERIC_ERROR, STORAGE_UNAVAILABLE
 from flows.protocol import SUCCESS
 from flows.signing import sign

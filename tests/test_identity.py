@@ -7,7 +7,7 @@ import json
 import pytest
 
 from flows import identity
-from flows.contacts import Contacts, alias_key
+from stores.contacts import Contacts, alias_key
 from flows.identity import User
 from flows.webhook import COMPLETION, IDENTITY, INBOUND, STATUS, parse
 from standins.meta_webhooks import (by_username, completion, envelope, messages_change, status, system_change,

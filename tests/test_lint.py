@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.lint import RULES, lint, lint_flow, lint_text
+from devtools.lint import RULES, lint, lint_flow, lint_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
 sys.path.insert(0, str(FIXTURES))

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.catalog import CATALOG
-from flows.lint import RULES, lint, lint_flow
-from flows.lint import limits as L
+from flows.loader import EXAMPLES, flows_in
+from devtools.lint import RULES, lint, lint_flow
+from devtools.lint import limits as L
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
 BASE = json.loads((FIXTURES / "valid_flow.json").read_text())
-CATALOG_DIR = Path(__file__).resolve().parent.parent / "flows" / "catalog"
+CATALOG_DIR = Path(__file__).resolve().parent.parent / "examples"
+CATALOG = flows_in(EXAMPLES)
 
 
 def kids(d, i):

@@ -12,9 +12,9 @@ import pytest
 from metrics import Metrics
 
 from conftest import wait_for
-from flows import lookup_cache
+from validation import lookup_cache
 from flows.budget import Deadline
-from flows.lookups import LookupSpec, Lookups
+from validation.lookups import LookupSpec, Lookups
 from standins.business import BusinessStandIn
 
 
@@ -28,7 +28,7 @@ def make(redis_client, api, **overrides):
     spec = dict(name="members", url=f"{api.url}/members", auth="Bearer biz-token", timeout=1.0,
                 ttl=300, negative_ttl=30, stale_max_age=3600, breaker_failures=3, breaker_seconds=30)
     spec.update(overrides)
-    return Lookups([LookupSpec(**spec)], redis_client)["members"]
+    return Lookups([LookupSpec(**spec)], redis_client, metrics=Metrics(redis_client))["members"]
 
 
 def test_found_and_not_found_and_the_auth_header(redis_client, api):
@@ -172,18 +172,21 @@ def test_values_never_appear_in_redis_key_names(redis_client, api):
 
 def test_settings_come_from_the_environment_with_the_base_url_as_default():
     import config
-    from flows.lookups import specs_from_config
+    from flows import loader
+    from validation.lookups import specs_from_config
+
+    declared = loader.lookups_of(loader.flows_in("examples"))
 
     env = {"MEMBER_API_URL": "https://crm.example/members/{value}", "MEMBER_API_AUTH": "Bearer s3",
            "MEMBER_API_POLICY": " OPEN ", "MEMBER_API_TIMEOUT": "0.5", "LOOKUP_CACHE_TTL": "60",
            "INVENTORY_API_CACHE_TTL": "0", "LOOKUP_BREAKER_FAILURES": "7"}
-    specs = {s.name: s for s in specs_from_config(config.load(env), "https://api.example/v1/")}
+    specs = {s.name: s for s in specs_from_config(config.load(env), declared, "https://api.example/v1/")}
     members, inventory = specs["members"], specs["inventory"]
     assert (members.url, members.auth, members.policy, members.timeout) == (
         "https://crm.example/members/{value}", "Bearer s3", "open", 0.5)
     assert (members.ttl, inventory.ttl, inventory.breaker_failures) == (60, 0, 7)
     assert inventory.url == "https://api.example/v1/inventory?key={value}"
-    assert specs_from_config(config.load(env), None)[-1].url == ""  # no URL: the caller decides
+    assert specs_from_config(config.load(env), declared, None)[-1].url == ""  # no URL: the caller decides
     assert (inventory.policy, specs["coverage"].policy, inventory.timeout) == ("closed", "open", 1.0)
 
 
@@ -222,7 +225,7 @@ def test_more_lookups_at_once_than_pooled_connections_all_succeed(redis_client):
         spec = dict(name="members", url=f"http://127.0.0.1:{server.server_port}/members", auth=None,
                     timeout=5.0, ttl=300, negative_ttl=30, stale_max_age=3600, breaker_failures=10**6,
                     breaker_seconds=30)
-        lookup = Lookups([LookupSpec(**spec)], redis_client, pool_size=2)["members"]
+        lookup = Lookups([LookupSpec(**spec)], redis_client, pool_size=2, metrics=Metrics(redis_client))["members"]
         with ThreadPoolExecutor(40) as pool:
             outcomes = list(pool.map(lambda i: lookup.fetch(f"M{i}", fresh=True).outcome, range(400)))
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import redis as redis_lib
 
 from conftest import APP_SECRET, RedisServer, served_settings, wait_for
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from metrics import Metrics
 from metrics.buffer import Buffer
 from metrics.store import LATENCY_TOTAL_KEY, total_key

@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from conftest import LiveServer
-from flows import preview
+from devtools import preview
 from metrics.snapshot import snapshot
 
 

@@ -67,7 +67,7 @@ def test_help_lists_every_command_with_an_empty_environment():
     assert flows.returncode == 0 and flows.stderr == "", flows.stderr
     commands = flows.stdout.split("Commands:")[1].splitlines()
     described = {line.split()[0]: line.split(None, 1)[1:] for line in commands if line.strip()}
-    assert set(described) == {"deploy", "lint", "list", "send", "simulate", "status", "submissions"}
+    assert set(described) == {"deploy", "lint", "list", "new", "send", "simulate", "status", "submissions"}
     assert all(described.values()), described  # each says what it does
     assert "list, simulate." not in flows.stdout  # the group's summary names them all
 
@@ -90,7 +90,7 @@ def test_offline_commands_run_with_an_empty_environment_and_leave_no_trace(endpo
     instance = tmp_path / "instance"
     env = {"APP_ENV": app_env, "FLOWGATE_INSTANCE_DIR": str(instance)} if app_env else {}
     flow_file = tmp_path / "flow.json"
-    shutil.copy(ROOT / "flows" / "catalog" / "member_check.json", flow_file)
+    shutil.copy(ROOT / "examples" / "member_check.json", flow_file)
     before = listing(INSTANCE)
 
     runs = {
@@ -231,7 +231,7 @@ def test_channel_none_stores_completions_and_sends_nothing(app_config, graph, re
 
 
 def _submissions(app) -> int:
-    from flows.submissions import SubmissionStore
+    from stores.submissions import SubmissionStore
 
     return len(SubmissionStore(app.extensions["redis"], 3600).recent(10))
 

@@ -17,7 +17,7 @@ def row_names(line: str) -> set[str]:
     names = set()
     for token in re.findall(r"`([^`]+)`", line.split("|")[1]):
         if token.startswith("<NAME>_API"):
-            names |= {prefix + token.removeprefix("<NAME>_API") for prefix, _, _ in config.LOOKUPS.values()}
+            names.add(token)  # every lookup's own settings, read by pattern (config.LOOKUP_SETTING)
         elif NAME.fullmatch(token):
             names.add(token)
     return names

@@ -20,7 +20,7 @@ import requests
 
 from conftest import APP_SECRET, RedisServer, served_settings, wait_for
 from flows.engine import GENERIC_ERROR
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from procs import LoggedGunicorn
 from redis_budget import COOL_DOWN_SECONDS
 from standins.meta_webhooks import body_of, messages_change, signed_headers, text_message
@@ -176,7 +176,7 @@ def test_redis_down_every_flow_still_opens_and_a_needed_write_says_try_again(app
 
     from app import create_app
     from conftest import LiveServer
-    from flows.catalog import CATALOG
+    from examples import FLOWS as CATALOG
     from flows.engine import STORAGE_UNAVAILABLE
 
     down = RedisServer(tmp_path)

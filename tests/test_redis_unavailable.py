@@ -20,7 +20,7 @@ import requests
 from app import create_app
 from conftest import APP_SECRET, LiveServer, free_port, redis_server_binary, wait_for
 from flows.signing import HEADER, sign
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from standins.meta_webhooks import body_of, messages_change, signed_headers, text_message
 
 PASSWORD = "ops-pass-1"

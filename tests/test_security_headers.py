@@ -18,7 +18,7 @@ import requests
 from app import create_app
 from conftest import APP_SECRET, LiveServer, free_port
 from flows.signing import HEADER, sign
-from flows.simulator import FlowClient
+from devtools.simulator import FlowClient
 from workers.queues import DEFAULT, build_worker, queue
 
 PASSWORD = "hdr-pass-5"

@@ -7,7 +7,8 @@ import pytest
 
 from app import create_app
 from conftest import APP_SECRET, LiveServer, free_port, served_settings
-from flows import keys, selftest
+from flows import keys
+from devtools import selftest
 from standins.graph import ACCESS_TOKEN, GraphStandIn
 from procs import Gunicorn
 

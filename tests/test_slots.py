@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis as redis_lib
 
 from conftest import wait_for
-from flows.slots import SlotHolds
+from validation.slots import SlotHolds
 from test_demo_flows import api, next_weekday, served  # noqa: F401  (fixtures)
 
 

@@ -5,9 +5,9 @@ from datetime import date
 
 import pytest
 
-from flows.checks import (date_within, decimal, email, integer, length, luhn, one_of, pattern, phone,
+from validation.checks import (date_within, decimal, email, integer, length, luhn, one_of, pattern, phone,
                           required)
-from flows.validation import Field, Form, no_spaces, phone_chars, upper
+from validation.forms import Field, Form, no_spaces, phone_chars, upper
 
 SIGNUP = Form(
     Field("code", required(), pattern(r"[A-Z]{3}\d{2}"), normalise=[no_spaces, upper], echo=True),

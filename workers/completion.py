@@ -15,18 +15,17 @@ import json
 import logging
 import time
 
-import requests
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 
-from flows.correlation import Correlation
+from stores.correlation import Correlation
 from flows.identity import User, masked, of_job, session_fields, shown
 from flows.redact import wamid
 from flows.sessions import short
-from flows.signing import sign
-from flows.submissions import SubmissionStore, submission_id
-from flows.webhook import clean_strings
+from stores.submissions import SubmissionStore, submission_id
+from flows.webhook import as_number, clean_strings
 from messaging import fallback
+from messaging.forward import ForwardError, post_signed
 from messaging.graph import RETRYABLE, GraphError
 from messaging.router import Refused
 from workers import receipts
@@ -48,7 +47,6 @@ POST_COMPLETION_HOOKS: list[str] = [
 # usually got there first).
 COMPLETABLE = ("sent", "opened", "in_progress", "failed", "abandoned", "recovering", "recovered")
 UNUSED_TOKEN = "unused"  # what Meta puts in when the sender gave no token (protocol doc 9)
-SIGNATURE_HEADER = "X-Flowgate-Signature-256"
 
 
 class ForwardFailed(Exception):
@@ -97,7 +95,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     # Stored first, with what the message itself says; completed below once the session is known.
     # A re-run keeps what an earlier run stored (a forward may be reading it).
     sid = submission_id(msg_id)
-    received_at = _float(message.get("timestamp")) or time.time()
+    received_at = as_number(message.get("timestamp")) or time.time()
     store = SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"])
     document = store.get(sid)
     if document is None:
@@ -141,7 +139,7 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
         return {"submission": sid, "problem": problem}
 
     _enqueue_follow_ups(redis, cfg, sid, token)
-    _run_hooks(redis, cfg, sid, token)
+    _run_hooks(redis, cfg, sid, token, (session or {}).get("flow"))
     confirmation = _confirm(ext, cfg, user, msg_id, token, phone_number_id)
     # After the confirmation, as its own job: a receipt that fails never holds the text back.
     receipts.enqueue_receipt(redis, cfg, sid)
@@ -175,28 +173,31 @@ def _enqueue_follow_ups(redis, cfg, sid: str, token: str | None) -> None:
                  retry=retry_from(cfg))
 
 
-def _run_hooks(redis, cfg, sid: str, token: str | None) -> None:
+def _run_hooks(redis, cfg, sid: str, token: str | None, flow: str | None = None) -> None:
     """The post-completion hooks, here rather than in a job of their own: a job costs RQ ~45
     Redis commands, more than the hooks' own work. Hooks that fail are handed to that job
     (``after_completion``, retried with backoff), so they never hold the confirmation back."""
     try:
-        after_completion(sid, token)
+        after_completion(sid, token, flow)
     except JobTimeoutException:
         raise  # RQ stopping this job: not a hook's failure
     except Exception:  # noqa: BLE001 - not swallowed: logged by after_completion, retried as a job
-        enqueue_once(redis, "workers.completion.after_completion", sid, token, queue_name=LOW,
+        own = (flow,) if _flow_hooks(flow) else ()  # the flow's name only when it has hooks of its own
+        enqueue_once(redis, "workers.completion.after_completion", sid, token, *own, queue_name=LOW,
                      job_id=f"post-{sid}", retry=retry_from(cfg))
 
 
-def after_completion(sid: str, token: str | None) -> dict:
-    """Every hook of POST_COMPLETION_HOOKS in turn (inline in the completion job, or as a job of
-    its own when that failed). A hook that raises does not keep the next from running; the first
-    error is raised at the end, and as a job it is retried (every hook runs again)."""
+def after_completion(sid: str, token: str | None, flow: str | None = None) -> dict:
+    """Every hook of POST_COMPLETION_HOOKS in turn, then the flow's own (``@flow.on_complete``),
+    inline in the completion job or as a job of its own when that failed. A hook that raises does
+    not keep the next from running; the first error is raised at the end, and as a job it is
+    retried (every hook runs again)."""
     results, failed = {}, None
-    for path in POST_COMPLETION_HOOKS:
-        module, name = path.rsplit(".", 1)
+    hooks = [(path, lambda path=path: _dotted(path)) for path in POST_COMPLETION_HOOKS]
+    hooks += [(f"{flow}:{fn.__name__}", lambda fn=fn: fn) for fn in _flow_hooks(flow)]
+    for path, resolve in hooks:
         try:
-            results[path] = getattr(importlib.import_module(module), name)(sid, token)
+            results[path] = resolve()(sid, token)
         except JobTimeoutException:
             raise
         except Exception as exc:  # noqa: BLE001 - raised again below, once the other hooks ran
@@ -205,6 +206,17 @@ def after_completion(sid: str, token: str | None) -> dict:
     if failed is not None:
         raise failed
     return results
+
+
+def _flow_hooks(flow: str | None) -> list:
+    """The flow's own ``@flow.on_complete`` hooks, when it is served here."""
+    own = current_app.extensions["flows"].get(flow) if flow else None
+    return own.completion_hooks if own else []
+
+
+def _dotted(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
 
 
 def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str | None) -> str:
@@ -266,20 +278,17 @@ def forward_submission(sid: str) -> str:
     if document is None or not url:
         log.warning("forward %s skipped: %s", sid, "submission expired" if url else "no URL configured")
         return "skipped"
-    body = json.dumps({k: document.get(k) for k in (
-        "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}).encode()
-    headers = {"Content-Type": "application/json", "Idempotency-Key": sid}
-    if cfg["COMPLETION_FORWARD_SECRET"]:
-        headers[SIGNATURE_HEADER] = sign(cfg["COMPLETION_FORWARD_SECRET"], body)
+    payload = {k: document.get(k) for k in (
+        "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}
 
     def post() -> dict:
         try:
-            resp = requests.post(url, data=body, headers=headers, timeout=10)
-        except requests.RequestException as exc:
-            raise ForwardFailed(f"network: {type(exc).__name__}") from None
-        if resp.status_code >= 500 or resp.status_code in (408, 429):
-            raise ForwardFailed(f"HTTP {resp.status_code}", _float(resp.headers.get("Retry-After")))
-        return {"status": resp.status_code}
+            return {"status": post_signed(ext["forward_http"], url, cfg["COMPLETION_FORWARD_SECRET"], payload,
+                                          idempotency_key=sid)}
+        except ForwardError as exc:
+            if exc.retryable:
+                raise ForwardFailed(str(exc), exc.retry_after) from None
+            return {"status": exc.status}
 
     outcome = Effects(ext["redis"], cfg["EFFECT_LEASE_SECONDS"]).once(
         f"forward:{document['message_id']}", post, safe_to_retry=(ForwardFailed,), when_lost=RESEND)
@@ -289,10 +298,3 @@ def forward_submission(sid: str) -> str:
         log.error("forward %s rejected with HTTP %s; not retried", sid, status)
         return "rejected"
     return "forwarded" if outcome.state == "performed" else f"already_{outcome.state}"
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None

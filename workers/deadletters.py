@@ -15,7 +15,7 @@ Two kinds, one list (``overview``, the dashboard, ``flask messages deadletters``
   registry for ``FAILURE_TTL``): shown with their job arguments, which are the raw event, and
   replayed by requeueing the job; the registry's ZREM lets only one replay through.
 
-What is shown is masked (``metrics.activity.mask_text``: any run of digits that could be a phone
+What is shown is masked (``flows.identity.mask_text``: any run of digits that could be a phone
 number keeps its last four); what is logged carries ids and reasons, never values.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ from rq.serializers import JSONSerializer
 
 from flows import wasender_events, webhook
 from flows.webhook import EnvelopeError, Reject, clean_strings
-from metrics import jobs
-from metrics.activity import mask_text
+from workers import jobs
+from flows.identity import mask_text
 from workers.intake import EVENT_JOB_PREFIXES, accept, accept_wasender
 from workers.queues import QUEUES, queue, retry_from
 

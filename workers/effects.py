@@ -44,7 +44,7 @@ import requests
 from flask import current_app
 
 from flows.identity import coerce
-from flows.redact import phone
+from flows.identity import mask_phone as phone
 from messaging import fallback
 from messaging.graph import GraphError
 from messaging.outbound import Outbound

@@ -11,6 +11,7 @@ from flows.identity import of_session
 from flows.sessions import short
 from workers.queues import HIGH, enqueue_once
 from workers.recovery import job_id, schedule_ladder
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.hooks")
 
@@ -26,7 +27,7 @@ class RecoveryHooks(Hooks):
         try:  # already queued or done for this session: once is enough
             enqueue_once(self.redis, func, token, *args, queue_name=HIGH, job_id=job_id(kind, token))
         except RedisError as exc:
-            log.warning("token=%s could not enqueue %s: %s", short(token), func, type(exc).__name__)
+            redis_unavailable(log, f"enqueueing {func}", exc, token=short(token))
 
     def opened(self, flow: str, token: str) -> None:
         if self.settings["start"] != "opened":
@@ -34,7 +35,7 @@ class RecoveryHooks(Hooks):
         try:
             self.start(flow, token)
         except RedisError as exc:
-            log.warning("token=%s ladder not scheduled: %s", short(token), type(exc).__name__)
+            redis_unavailable(log, "recovery ladder", exc, "not scheduled", token=short(token))
 
     def start(self, flow: str, token: str) -> None:
         """Schedule the ladder for a session we can reach (we know its phone or BSUID) that starts a
@@ -43,7 +44,7 @@ class RecoveryHooks(Hooks):
         if of_session(session) is None or (session.get("origin") or token) != token:
             return
         schedule_ladder(self.redis, token, flow, self.ladders(flow), self.settings["quiet"](flow),
-                        session.get("tz") or self.settings["timezone"], datetime.now(timezone.utc))
+                        self.settings["timezone"], datetime.now(timezone.utc))
 
     def completed(self, flow: str, token: str) -> None:
         self._enqueue("workers.recovery.on_completed", token, kind="done")

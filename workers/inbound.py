@@ -14,7 +14,8 @@ import time
 from flask import current_app
 
 from flows import identity
-from flows.correlation import Correlation
+from flows.webhook import as_number
+from stores.correlation import Correlation
 from flows.identity import User, masked
 from flows.redact import wamid
 from messaging import fallback
@@ -48,7 +49,7 @@ def message_text(message: dict) -> str | None:
 def record_inbound(message: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
     """Any user message opens or refreshes the 24 h customer-service window (protocol doc 8.3)."""
     contacts = current_app.extensions["contacts"]
-    at = _float(message.get("timestamp")) or time.time()
+    at = as_number(message.get("timestamp")) or time.time()
     text = message_text(message)
     who = identity.of_job(message, extra)
     shared = identity.shared_phone(message)
@@ -145,10 +146,3 @@ def record_flow_event(value: dict, phone_number_id: str | None = None, extra: di
 
 def flow_events(redis, limit: int = 50) -> list[dict]:
     return [json.loads(x) for x in redis.lrange(FLOW_EVENTS, 0, limit - 1)]
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None

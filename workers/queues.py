@@ -25,10 +25,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, ShutDownImminentException
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker, WorkerStatus
+from flows.redact import redis_unavailable
 
 HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
 QUEUES = (HIGH, DEFAULT, LOW)  # priority order: a worker drains HIGH first
@@ -202,7 +203,7 @@ class FlowgateWorker(HerokuWorker):
             else:
                 self._perform_here(job, queue)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            if self._horse_pid:  # the horse still runs: do not walk away from it
+            if self.horse_pid:  # the horse still runs: do not walk away from it
                 raise
             self.log.warning("Worker %s: Redis unavailable around job %s (%s); waiting for it",
                              self.name, job.id, type(exc).__name__)
@@ -241,12 +242,15 @@ class FlowgateWorker(HerokuWorker):
 
     def _interrupt_job(self, signum, frame):
         if self._watch is not None and self._watch.interruptible:
-            self.request_force_stop_sigrtmin(signum, frame)  # raises ShutDownImminentException
+            # What HerokuWorker's horse gets at its deadline: the job fails and RQ retries it.
+            self.log.warning("Worker %s: raising ShutDownImminentException to cancel job %s", self.name,
+                             self._watch.job.id)
+            raise ShutDownImminentException(f"shut down imminent (signal {signum})", {})
 
     def kill_horse(self, sig=signal.SIGKILL):
         # RQ's killpg(getpgid(0)) would take this worker down with its group: with no horse
         # (stop-job command, cold shutdown) the job runs on to its end, its timeout or SIGKILL.
-        if self._horse_pid:
+        if self.horse_pid:
             super().kill_horse(sig)
 
     def _put_back_if_never_started(self, job, queue) -> None:
@@ -308,8 +312,8 @@ class _JobWatch(threading.Thread):
                 try:
                     self.worker.maintain_heartbeats(self.job, self.execution)
                 except RedisError as exc:  # the next beat tries again; the job goes on
-                    self.worker.log.warning("Worker %s: heartbeat for job %s failed (%s)",
-                                            self.worker.name, self.job.id, type(exc).__name__)
+                    redis_unavailable(self.worker.log, f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
+                                      exc, "the next beat tries again")
 
     def _wedged(self, running: float) -> None:
         self.worker.log.error("Worker %s: job %s still running %.0f s after it started, past its "

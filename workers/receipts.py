@@ -20,7 +20,7 @@ from flask import current_app
 from flows.identity import User
 from flows.redact import wamid
 from flows.sessions import short
-from flows.submissions import SubmissionStore
+from stores.submissions import SubmissionStore
 from messaging import fallback, pdf
 from messaging.graph import GraphError
 from messaging.outbound import Outbound

@@ -27,6 +27,7 @@ from messaging.outbound import Outbound
 from messaging.router import Refused
 from workers.effects import deliver_once, settle_delivery
 from workers.queues import enqueue_once, is_final_attempt
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.recovery")
 
@@ -52,7 +53,7 @@ def metric(flow: str, event: str, label=None, token: str | None = None) -> None:
             if token:
                 rec.session(token)
     except RedisError as exc:
-        log.warning("metric %s not recorded: %s", event, type(exc).__name__)
+        redis_unavailable(log, f"metric {event}", exc, "not recorded")
 
 
 def job_id(kind: str, token: str, step: str = "") -> str:

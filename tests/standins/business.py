@@ -1,6 +1,6 @@
 """A loopback stand-in for the business's own APIs (members, coverage, coupons, inventory,
 calendar): ``GET /<resource>/<key>`` or ``/<resource>?key=<key>`` → 200 JSON object or 404, like
-blueprints/demo_api.py.
+examples/demo_api.py.
 
 It can be told to misbehave, for every call from now on (``behave``) or for the next few
 (``fail_next``): be slow, hang, answer 500, answer non-JSON, or send a huge body. It counts calls.
@@ -13,7 +13,7 @@ import threading
 
 from flask import Response, request
 
-from blueprints import demo_api
+from examples import demo_api
 from standins import StandIn
 
 SEED = {
