@@ -1,4 +1,4 @@
-"""flask flows deploy / status: the served flows on Meta (messaging/flow_deploy.py, flow_status.py)."""
+"""flask flows deploy / status: the served flows on Meta (cli/flow_deploy.py, messaging/flow_status.py)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import click
 from flask import current_app
 
-from messaging.flow_deploy import Deployer, Report, endpoint_uri
+from cli.flow_deploy import Deployer, Report, endpoint_uri
 from messaging.flow_status import SENDABLE, describe, latency_shares, meta_metrics
 from messaging.flows_api import FlowsApi
 from messaging.graph import GraphError, explain

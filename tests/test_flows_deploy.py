@@ -13,7 +13,7 @@ from conftest import ROOT, project_env, served_settings, venv_bin
 from flows import keys
 from flows.loader import EXAMPLES, flows_in
 from messaging.console import ConsoleChannel
-from messaging.flow_deploy import Report, clone_name
+from cli.flow_deploy import Report, clone_name
 from messaging.flows_api import ValidationError, json_digest
 from devtools.lint import lint
 from standins.graph import ACCESS_TOKEN
@@ -125,7 +125,7 @@ def test_metas_error_is_set_beside_our_finding_for_the_same_path():
 def test_a_published_flow_is_not_changed_but_cloned_on_request(deploy_app, graph, meta):
     assert flask(deploy_app, "deploy", "member_check", "--publish").exit_code == 0
     old = meta.by_name("member_check")
-    ours = (ROOT / "flows" / "catalog" / "member_check.json").read_bytes()
+    ours = (ROOT / "examples" / "member_check.json").read_bytes()
     old["json"] = ours.replace(b'"Member ID"', b'"Member number"')  # the repository moved on since
     before = len(writes(graph))
     refused = flask(deploy_app, "deploy", "member_check", "--publish")

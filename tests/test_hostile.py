@@ -227,7 +227,7 @@ def test_unencodable_text_anywhere_is_400(probe, kind, place, text):
 @settings(**SETTINGS)
 @given(data=st.data())
 def test_each_flows_own_fields_with_any_value(probe, flow_name, data):
-    """Every screen of every flow in flows/catalog/, its fields (from the Flow JSON) holding any
+    """Every screen of every flow in examples/, its fields (from the Flow JSON) holding any
     JSON type, plausible values or unencodable text: 400 exactly when the text cannot be encoded,
     else a screen of the flow (or SUCCESS, or a 427 for a closed token), and no handler error."""
     flow = FLOWS[flow_name]
