@@ -191,6 +191,8 @@ def defaults() -> dict:
         "MEDIA_URL_TTL": 24 * 3600,
         "RQ_HEARTBEAT_GRACE": 60,  # RQ's own fixed grace after a job's last heartbeat
         "WORKER_PROCESSES": 1,  # `flask worker` processes per dyno (workers/pool.py)
+        "WORKER_THREADS": 48,  # jobs at once per worker process (workers/jobthreads.py)
+        "WHATSAPP_THROUGHPUT": "80/s",  # Meta's messages per second per business number
         "RQ_FORK_PER_JOB": False,  # jobs run in the worker process (workers/queues.py)
     }
 
@@ -293,6 +295,8 @@ def _load(env: _Env) -> dict:
         MEDIA_URL_TTL=_int(env.get("MEDIA_URL_TTL"), cfg["MEDIA_URL_TTL"]),
         RQ_HEARTBEAT_GRACE=_int(env.get("RQ_HEARTBEAT_GRACE"), cfg["RQ_HEARTBEAT_GRACE"]),
         WORKER_PROCESSES=max(1, _int(env.get("WORKER_PROCESSES"), cfg["WORKER_PROCESSES"])),
+        WORKER_THREADS=max(1, _int(env.get("WORKER_THREADS"), cfg["WORKER_THREADS"])),
+        WHATSAPP_THROUGHPUT=env.get("WHATSAPP_THROUGHPUT") or cfg["WHATSAPP_THROUGHPUT"],
         RQ_FORK_PER_JOB=_bool(env.get("RQ_FORK_PER_JOB"), cfg["RQ_FORK_PER_JOB"]),
     )
     if cfg["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

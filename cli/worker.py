@@ -31,7 +31,7 @@ def worker_command(burst, queue_names, name, processes):
                               maintenance_interval=cfg["RQ_MAINTENANCE_INTERVAL"],
                               job_monitoring_interval=cfg["RQ_JOB_MONITORING_INTERVAL"],
                               worker_ttl=cfg["RQ_WORKER_TTL"], heartbeat_grace=cfg["RQ_HEARTBEAT_GRACE"],
-                              fork_per_job=cfg["RQ_FORK_PER_JOB"])
+                              fork_per_job=cfg["RQ_FORK_PER_JOB"], threads=cfg["WORKER_THREADS"])
         worker.work(with_scheduler=not index, burst=burst, logging_level=cfg["LOG_LEVEL"])
 
     if processes == 1:

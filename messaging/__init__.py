@@ -45,7 +45,7 @@ def init_app(app) -> None:
     from messaging.cloud import CloudChannel
     from messaging.console import ConsoleChannel
     from messaging.graph import GraphClient
-    from messaging.ratelimit import parse_rate
+    from messaging.ratelimit import NumberThroughput, parse_rate
     from messaging.wasender import WASenderClient
     from messaging.sender import NoChannel, Sender
 
@@ -56,10 +56,19 @@ def init_app(app) -> None:
     except ValueError:
         raise ConfigError(f"WASENDER_RATE={cfg['WASENDER_RATE']!r} is not a rate (write it like 1/min, "
                           "1/5s or 256/min)") from None
+    try:
+        throughput = parse_rate(cfg["WHATSAPP_THROUGHPUT"])
+    except ValueError:
+        raise ConfigError(f"WHATSAPP_THROUGHPUT={cfg['WHATSAPP_THROUGHPUT']!r} is not a rate (write it like "
+                          "80/s, Meta's default per business number, or 1000/s once upgraded)") from None
     app.extensions["graph"] = GraphClient(
         cfg["WHATSAPP_API_BASE"], cfg["WHATSAPP_API_VERSION"], cfg["WHATSAPP_ACCESS_TOKEN"],
         cfg["WHATSAPP_PHONE_NUMBER_ID"],
+        # One pooled connection per job thread: past the pool, urllib3 closes what is given back.
+        pool_size=max(20, cfg["WORKER_THREADS"]),
     )
+    # Meta's per-number throughput and pair rate, for every sender of this process (one limiter).
+    app.extensions["graph_limits"] = NumberThroughput(app.extensions["redis"], throughput)
     app.extensions["wasender"] = WASenderClient(
         cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"], rate,
         daily_cap=cfg["WASENDER_DAILY_CAP"],
@@ -70,11 +79,16 @@ def init_app(app) -> None:
 
     import requests
 
-    app.extensions["forward_http"] = requests.Session()  # pooled, for signed POSTs to the business
+    # Pooled, for signed POSTs to the business; one connection per job thread (see the Graph pool).
+    app.extensions["forward_http"] = requests.Session()
+    app.extensions["forward_http"].mount("https://", requests.adapters.HTTPAdapter(
+        pool_maxsize=max(10, cfg["WORKER_THREADS"])))
+    app.extensions["forward_http"].mount("http://", requests.adapters.HTTPAdapter(
+        pool_maxsize=max(10, cfg["WORKER_THREADS"])))
     console = ConsoleChannel(app.extensions["redis"])
     app.extensions["router"] = Router(
         mode,
-        channels.CloudChannel(CloudChannel(app.extensions["graph"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
+        channels.CloudChannel(CloudChannel(app.extensions["graph"], app.extensions["graph_limits"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
                               remembered=app.extensions["flow_ids"]),
         channels.WASenderChannel(app.extensions["wasender"]),
         channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True,
@@ -89,7 +103,7 @@ def init_app(app) -> None:
     elif mode == "console" or not cfg["WHATSAPP_ACCESS_TOKEN"]:
         channel = console
     else:
-        channel = CloudChannel(app.extensions["graph"])
+        channel = CloudChannel(app.extensions["graph"], app.extensions["graph_limits"])
     from messaging.media import MediaStore
 
     # Signs the links of files we send (receipts), keyed from SECRET_KEY (security.secret_key).

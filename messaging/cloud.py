@@ -8,7 +8,8 @@ with a business-scoped user ID when no phone is known) and posts it through the 
 from __future__ import annotations
 
 from flows.identity import User, coerce
-from messaging.graph import PERMANENT, GraphClient, GraphError
+from messaging.graph import PERMANENT, RETRYABLE, GraphClient, GraphError
+from messaging.ratelimit import PAIR_RATE, THROUGHPUT_EXCEEDED, NumberThroughput, Throttled
 
 FLOW_MESSAGE_VERSION = "3"
 NAVIGATE, DATA_EXCHANGE = "navigate", "data_exchange"
@@ -108,20 +109,36 @@ def envelope(to: User | str, message: dict, callback: str | None = None) -> dict
 class CloudChannel:
     name = "cloud"
 
-    def __init__(self, graph: GraphClient):
+    def __init__(self, graph: GraphClient, limits: NumberThroughput | None = None):
         self.graph = graph
+        self.limits = limits  # Meta's throughput and pair rate, shared by every worker (Redis)
 
     def send(self, to: User | str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
         """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError.
 
         ``sender_id``: the business number to send from — a reply goes out from the number the
         user wrote to (the webhook's ``metadata.phone_number_id``); default WHATSAPP_PHONE_NUMBER_ID.
+        Within that number's throughput: a send held back raises a retryable GraphError with the
+        code Meta would have answered and ``retry_after`` (nothing left, so a retry may send).
         """
         sender_id = sender_id or self.graph.phone_number_id
         if not sender_id:
             # A configuration fault: no retry will fix it, so it is reported like Meta's permanent errors.
             raise GraphError(PERMANENT, 0, None, "WHATSAPP_PHONE_NUMBER_ID is not set")
-        reply = self.graph.request("POST", f"{sender_id}/messages", json=envelope(to, message, callback))
+        body = envelope(to, message, callback)
+        user = str(body.get("to") or body.get("recipient") or "")
+        if self.limits is not None:
+            try:
+                self.limits.acquire(sender_id, user)
+            except Throttled as exc:
+                code = PAIR_RATE if exc.reason.startswith("pair") else THROUGHPUT_EXCEEDED
+                raise GraphError(RETRYABLE, 0, code, f"held back here: {exc.reason}", exc.retry_after) from None
+        try:
+            reply = self.graph.request("POST", f"{sender_id}/messages", json=body)
+        except GraphError as exc:
+            if self.limits is not None and exc.code in (THROUGHPUT_EXCEEDED, PAIR_RATE):
+                self.limits.refused(sender_id, user, exc.code, exc.retry_after)
+            raise
         messages = reply.get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[0], dict):
             return str(messages[0].get("id", ""))

@@ -177,7 +177,9 @@ def test_a_worker_killed_around_a_send(name, moment, app_config, graph, wasender
     else:
         arrived = proxy.hold(f"fg:effect:{path.prefix}".encode()).is_set
     with Stack(cfg, keypair, workers=0) as stack, ExitStack() as running:
-        victim = running.enter_context(Workers({**cfg, "REDIS_URL": proxy.url}))
+        # One job at a time in the victim, so the kill lands in this path's send and nowhere else
+        # (with WORKER_THREADS it would cut every job in flight: tests/test_chaos.py covers that).
+        victim = running.enter_context(Workers({**cfg, "REDIS_URL": proxy.url, "WORKER_THREADS": 1}))
         token, jid = path.run(stack, graph)
         wait_for(arrived, timeout=30, message=f"the {name} job to reach the send")
         victim.stop(victim.procs[0], signal.SIGKILL)  # worker and scheduler, as a dyno dies

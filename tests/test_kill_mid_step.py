@@ -30,7 +30,9 @@ def test_a_step_killed_mid_send_then_superseded_is_recorded_unknown(app_config, 
     cfg = stack_config(app_config, graph, wasender, RECOVERY_STEPS="1s,2s", **FAST)
     held = graph.hold(lambda body: str(body.get("biz_opaque_callback_data", "")).endswith("-step1"), HELD)
     with Stack(cfg, keypair, workers=0) as stack, ExitStack() as running:
-        victim = running.enter_context(Workers(cfg))
+        # One job at a time: the victim sits in step1 while step2 falls due (WORKER_THREADS would
+        # run step2 beside it, and the kill would cut both).
+        victim = running.enter_context(Workers({**cfg, "WORKER_THREADS": 1}))
         token = opened(stack, graph)
         step1, step2 = job_id("rec", token, "step1"), job_id("rec", token, "step2")
         wait_for(held.is_set, timeout=30, message="step1 at the Graph API")

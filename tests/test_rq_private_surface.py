@@ -10,9 +10,9 @@ import rq
 from rq.scheduler import RQScheduler
 from rq.worker import BaseWorker, HerokuWorker
 
-from workers import queues
+from workers import jobthreads, queues
 
-SOURCE = inspect.getsource(queues)
+SOURCE = inspect.getsource(queues) + inspect.getsource(jobthreads)
 
 
 def _params(fn) -> list[str]:
@@ -47,11 +47,27 @@ def test_the_methods_the_in_process_path_calls_keep_their_shape():
     assert isinstance(inspect.getattr_static(BaseWorker, "horse_pid"), property)
 
 
+def test_the_methods_the_job_threads_lean_on_keep_their_shape():
+    # The main thread takes a job only when a thread is free: RQ's dequeue, between its loop's
+    # suspension check and execute_job; teardown ends the loop whatever ended it.
+    assert _params(BaseWorker.dequeue_job_and_maintain_ttl)[:3] == ["self", "timeout", "max_idle_time"]
+    assert "self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)" in inspect.getsource(BaseWorker.work)
+    assert "self.teardown()" in inspect.getsource(BaseWorker.work)
+    # A job that did not stop at the shutdown deadline is failed as RQ fails one that raised.
+    assert _params(BaseWorker.handle_exception)[:2] == ["self", "job"]
+    assert _params(BaseWorker.handle_job_failure) == ["self", "job", "queue", "started_job_registry",
+                                                      "exc_string", "execution"]
+    # RQ's job timeout goes through this class attribute (a signal would reach the main thread only).
+    assert "with self.death_penalty_class(timeout" in inspect.getsource(BaseWorker.perform_job)
+    # A SIGTERM while the main thread waits for a thread or a job raises StopRequested (not BUSY).
+    assert "raise StopRequested()" in inspect.getsource(BaseWorker._shutdown)
+
+
 def test_no_other_private_member_of_rq_is_used():
     """Every ``._name`` the worker reads on RQ objects is one of the pinned ones above."""
     import re
     used = set(re.findall(r"(?:self|self\.worker|self\.worker\.scheduler|super\(\))\._([a-z][a-z_]*)", SOURCE))
     used |= set(re.findall(r'getattr\([^,]+, "_([a-z_]+)"', SOURCE))
-    own = {"watch", "full_beat_at", "perform_here", "wait_for_redis", "put_back_if_never_started",
-           "interrupt_job", "done", "wedged"}  # FlowgateWorker's and _JobWatch's own
+    own = {"full_beat_at", "wait_for_redis", "put_back_if_never_started", "ride_out", "start_thread",
+           "run", "wait_for_a_slot", "slot_freed", "monitor", "app"}  # FlowgateWorker's own
     assert used - own == {"stop_requested", "process"}, rq.__version__

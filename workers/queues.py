@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 import signal
 import threading
 import time
@@ -22,14 +21,13 @@ from datetime import timedelta
 
 from flask import current_app, has_app_context
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, ShutDownImminentException
+from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker, WorkerStatus
-from flows.redact import redis_unavailable
+from workers.jobthreads import SHUTDOWN_GRACE, Monitor, Run, WatchedTimeout, fail_from_outside
 
 HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
 QUEUES = (HIGH, DEFAULT, LOW)  # priority order: a worker drains HIGH first
@@ -127,22 +125,27 @@ def is_final_attempt() -> bool:
 
 
 class FlowgateWorker(HerokuWorker):
-    """HerokuWorker that runs each job in the worker's own process, not in a fork per job.
+    """HerokuWorker that runs its jobs in the worker's own process, several at once, not in a
+    fork per job.
 
     A fork per job (RQ's model) capped this machine at ~130 no-op jobs/s, below Meta's 80
-    confirmations/s once each completion's follow-up job is counted (docs/benchmarks.md). Here
+    confirmations/s once each completion's follow-up job is counted (docs/benchmarks.md); one job
+    at a time capped a process at 1/L jobs a second when Meta answers in L seconds. Here
     ``execute_job`` does what RQ's SimpleWorker does (prepare the execution, ``perform_job`` in
-    this process) in a fresh app context, and adds what SimpleWorker lacks (``_JobWatch``):
+    this process), in a thread of its own and a fresh app context, ``threads``
+    (``WORKER_THREADS``) jobs at a time, and adds what SimpleWorker lacks
+    (``workers/jobthreads.py``):
 
-    - heartbeats while the job runs, so a long job is never declared abandoned and a SIGKILLed
-      worker's job is, ``heartbeat_grace`` after its last beat;
-    - Heroku's SIGTERM is a true warm shutdown: the job goes on and the worker stops after it. A
+    - heartbeats while a job runs, so a long job is never declared abandoned and a SIGKILLed
+      worker's jobs are, ``heartbeat_grace`` after their last beat;
+    - Heroku's SIGTERM is a true warm shutdown: the jobs go on and the worker stops after them. A
       job still running ``imminent_shutdown_delay`` later gets ShutDownImminentException (failed
       and retried, as HerokuWorker does to its horse), well before the SIGKILL at 30 s;
-    - a job wedged past its timeout + ``heartbeat_grace`` (SIGALRM could not stop it) takes the
-      process down, as RQ kills a wedged horse; the job is then recovered as abandoned.
+    - a job past its timeout gets JobTimeoutException; one wedged past its timeout +
+      ``heartbeat_grace`` takes the process down, as RQ kills a wedged horse; its jobs are then
+      recovered as abandoned.
 
-    ``fork_per_job`` (``RQ_FORK_PER_JOB``) restores RQ's horse per job.
+    ``fork_per_job`` (``RQ_FORK_PER_JOB``) restores RQ's horse per job, one at a time.
     """
 
     # Heroku sends SIGKILL 30 s after SIGTERM: 20 s lets a job that is nearly done finish and
@@ -154,7 +157,7 @@ class FlowgateWorker(HerokuWorker):
     # above RQ_JOB_MONITORING_INTERVAL plus a Redis round trip, or live jobs look abandoned.
     heartbeat_grace = 60
     fork_per_job = False
-    _watch: "_JobWatch | None" = None  # while a job runs in this process
+    threads = 1  # jobs running at once in this process (WORKER_THREADS)
     _full_beat_at = 0.0  # monotonic time of the last heartbeat with the full worker TTL
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
@@ -179,13 +182,19 @@ class FlowgateWorker(HerokuWorker):
             pipe.execute()
         return None
 
-    def work(self, *args, **kwargs):
-        if not self.fork_per_job:  # the warm-shutdown deadline arrives as SIGRTMIN (_JobWatch)
-            signal.signal(signal.SIGRTMIN, self._interrupt_job)
-        return super().work(*args, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.runs: dict[str, Run] = {}  # execution id -> the job running in its thread
+        self.shutdown_deadline: float | None = None  # monotonic; set by Heroku's SIGTERM
+        self._slot_freed = threading.Condition()
+        self._monitor: Monitor | None = None
+        self._app = None
 
     def execute_job(self, job, queue):
-        """RQ rides out a Redis outage only while it waits for a job. Two holes when one starts
+        """Hand the job to a thread of its own (``workers/jobthreads.py``) and return: the main
+        thread dequeues the next one once a slot is free (``dequeue_job_and_maintain_ttl``).
+
+        RQ rides out a Redis outage only while it waits for a job. Two holes when one starts
         during a job (a restart, a failover), both seen in tests/test_chaos.py:
 
         - the worker quit once the job ended, and its scheduler's lock kept every other
@@ -193,59 +202,108 @@ class FlowgateWorker(HerokuWorker):
         - a job taken off its queue (BLPOP: three queues, so no intermediate list) whose start
           could not be recorded was in no queue and no registry, status ``queued``: lost.
 
-        So wait for Redis here, as the dequeue does, then put back a job whose function never
-        ran; one that did run stays ``started`` and is recovered as abandoned. Maintenance then
-        restarts this worker's own scheduler under its own lock.
+        So wait for Redis here (and in the job's thread), as the dequeue does, then put back a
+        job whose function never ran; one that did run stays ``started`` and is recovered as
+        abandoned. Maintenance then restarts this worker's own scheduler under its own lock.
         """
         try:
             if self.fork_per_job:
                 super().execute_job(job, queue)
             else:
-                self._perform_here(job, queue)
+                self._start_thread(job, queue)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             if self.horse_pid:  # the horse still runs: do not walk away from it
                 raise
-            self.log.warning("Worker %s: Redis unavailable around job %s (%s); waiting for it",
-                             self.name, job.id, type(exc).__name__)
-            self._wait_for_redis()
-            self._put_back_if_never_started(job, queue)
+            self._ride_out(job, queue, exc)
 
-    def _perform_here(self, job, queue) -> None:
-        execution = self.prepare_execution(job)
-        self._watch = _JobWatch(self, job, execution)
-        self._watch.start()
+    def _ride_out(self, job, queue, exc) -> None:
+        self.log.warning("Worker %s: Redis unavailable around job %s (%s); waiting for it",
+                         self.name, job.id, type(exc).__name__)
+        self._wait_for_redis()
+        self._put_back_if_never_started(job, queue)
+
+    def _start_thread(self, job, queue) -> None:
+        if self._monitor is None:
+            self.death_penalty_class = WatchedTimeout  # SIGALRM reaches the main thread only
+            self._app = current_app._get_current_object() if has_app_context() else None
+            self._monitor = Monitor(self)
+            self._monitor.start()
+        run = Run(job, queue, self.prepare_execution(job))
+        run.thread = threading.Thread(target=self._run, args=(run,), name=f"job-{job.id}", daemon=True)
+        self.runs[run.execution.id] = run
+        run.thread.start()
+
+    def _run(self, run: Run) -> None:
         try:
             # Each job gets its own app context (``g``), as each forked horse got a copy.
-            with current_app.app_context() if has_app_context() else nullcontext():
-                self.perform_job(job, queue, execution)
+            with self._app.app_context() if self._app is not None else nullcontext():
+                self.perform_job(run.job, run.queue, run.execution)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if not run.abandoned:
+                self._ride_out(run.job, run.queue, exc)
+        except BaseException:  # noqa: BLE001 - RQ recorded the job's own failure; this is its bookkeeping
+            if not run.abandoned:
+                self.log.exception("Worker %s: job %s ended outside RQ's handling", self.name, run.job.id)
         finally:
-            watch, self._watch = self._watch, None
-            watch.stop()
-        self.set_state(WorkerStatus.IDLE)
+            if not run.abandoned:
+                self.runs.pop(run.execution.id, None)
+                with self._slot_freed:
+                    self._slot_freed.notify_all()
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """Take a job only when a thread is free for it: a job off its queue and not yet started
+        is in no queue and no registry (lost if the process dies then). In burst mode, an empty
+        queue with jobs still running is looked at again once one ends: they may enqueue more."""
+        while True:
+            self.set_state(WorkerStatus.IDLE)  # RQ's SIGTERM handler raises StopRequested here
+            self._wait_for_a_slot(self.threads)
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if result is not None or timeout is not None or not self.runs:
+                return result
+            self._wait_for_a_slot(len(self.runs))
+
+    def _wait_for_a_slot(self, busy: int) -> None:
+        """Until fewer than ``busy`` jobs run (a stop request ends the wait: RQ then stops)."""
+        with self._slot_freed:
+            while len(self.runs) >= max(busy, 1) and not self._stop_requested:
+                self._slot_freed.wait(1.0)
+                self.heartbeat()
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         # The job's function has returned or raised: from here on it is RQ's bookkeeping, which
-        # a late shutdown deadline must not interrupt.
-        if self._watch is not None:
-            self._watch.interruptible = False
+        # a late shutdown deadline or timeout must not interrupt.
+        run = next((r for r in list(self.runs.values()) if r.job is job), None)
+        if run is not None and not run.settle():
+            threading.Event().wait()  # failed from outside at the deadline: the process is exiting
         super().handle_execution_ended(job, queue, heartbeat_ttl)
 
     def handle_warm_shutdown_request(self):
         if self.fork_per_job:
             return super().handle_warm_shutdown_request()
-        if self._watch is None:
+        if not self.runs:
             self.log.info("Worker %s: warm shut down requested while idle", self.name)
             return
-        self.log.warning("Worker %s: warm shut down requested; job %s may run %d s more",
-                         self.name, self._watch.job.id, self.imminent_shutdown_delay)
-        self._watch.deadline = time.monotonic() + self.imminent_shutdown_delay
+        self.log.warning("Worker %s: warm shut down requested; %d running job(s) may run %d s more",
+                         self.name, len(self.runs), self.imminent_shutdown_delay)
+        self.shutdown_deadline = time.monotonic() + self.imminent_shutdown_delay
 
-    def _interrupt_job(self, signum, frame):
-        if self._watch is not None and self._watch.interruptible:
-            # What HerokuWorker's horse gets at its deadline: the job fails and RQ retries it.
-            self.log.warning("Worker %s: raising ShutDownImminentException to cancel job %s", self.name,
-                             self._watch.job.id)
-            raise ShutDownImminentException(f"shut down imminent (signal {signum})", {})
+    def teardown(self):
+        """Before RQ's (scheduler stopped, death registered): the running jobs end, by themselves
+        or at the shutdown deadline; one still running ``SHUTDOWN_GRACE`` after it is failed from
+        here and left to the process's exit."""
+        while self.runs:
+            deadline = self.shutdown_deadline
+            if deadline is not None and time.monotonic() > deadline + SHUTDOWN_GRACE:
+                for run in list(self.runs.values()):
+                    if run.abandon():
+                        self.runs.pop(run.execution.id, None)
+                        fail_from_outside(self, run)
+            with self._slot_freed:
+                if self.runs:
+                    self._slot_freed.wait(0.5)
+        if self._monitor is not None:
+            self._monitor.stopped.set()
+        super().teardown()
 
     def kill_horse(self, sig=signal.SIGKILL):
         # RQ's killpg(getpgid(0)) would take this worker down with its group: with no horse
@@ -278,53 +336,6 @@ class FlowgateWorker(HerokuWorker):
                 pause = min(pause * 2, longest)
 
 
-class _JobWatch(threading.Thread):
-    """What the parent of a forked horse does while it waits (RQ's ``monitor_work_horse``),
-    for a job running in the worker's own main thread: heartbeats every
-    ``job_monitoring_interval``, the warm-shutdown deadline, the wedged-job limit."""
-
-    def __init__(self, worker: FlowgateWorker, job, execution):
-        super().__init__(name=f"watch-{job.id}", daemon=True)
-        self.worker, self.job, self.execution = worker, job, execution
-        self.started = time.monotonic()
-        self.deadline: float | None = None  # set by a warm shutdown request
-        self.interruptible = True
-        self._done = threading.Event()
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
-
-    def run(self) -> None:
-        every = max(self.worker.job_monitoring_interval, 1)
-        limit = (self.job.timeout + self.worker.heartbeat_grace) if (self.job.timeout or -1) > 0 else None
-        next_beat = self.started + every
-        # One-second steps: a shutdown deadline is seen within a second of being set.
-        while not self._done.wait(min(1.0, max(next_beat - time.monotonic(), 0.0))):
-            now = time.monotonic()
-            if self.deadline is not None and now >= self.deadline and self.interruptible:
-                self.deadline = None
-                os.kill(os.getpid(), signal.SIGRTMIN)
-            if limit is not None and now - self.started > limit:
-                self._wedged(now - self.started)
-            if now >= next_beat:
-                next_beat = now + every
-                try:
-                    self.worker.maintain_heartbeats(self.job, self.execution)
-                except RedisError as exc:  # the next beat tries again; the job goes on
-                    redis_unavailable(self.worker.log, f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
-                                      exc, "the next beat tries again")
-
-    def _wedged(self, running: float) -> None:
-        self.worker.log.error("Worker %s: job %s still running %.0f s after it started, past its "
-                              "timeout; killing this worker so the job is recovered elsewhere",
-                              self.worker.name, self.job.id, running)
-        scheduler = getattr(self.worker.scheduler, "_process", None)
-        if scheduler is not None and scheduler.pid:
-            os.kill(scheduler.pid, signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def import_job_modules() -> None:
     for module in JOB_MODULES:
         importlib.import_module(module)
@@ -333,7 +344,7 @@ def import_job_modules() -> None:
 def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
                  maintenance_interval: int = 600, job_monitoring_interval: int = 30,
                  worker_ttl: int = 420, heartbeat_grace: int = 60,
-                 fork_per_job: bool = False) -> FlowgateWorker:
+                 fork_per_job: bool = False, threads: int = 1) -> FlowgateWorker:
     """Recovery after a worker is SIGKILLed depends on three RQ timings (rq-redis-heroku.md):
 
     - a job is declared abandoned ``job_monitoring_interval`` + 60 s after its last heartbeat;
@@ -358,4 +369,5 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
     )
     worker.heartbeat_grace = heartbeat_grace
     worker.fork_per_job = fork_per_job
+    worker.threads = max(1, threads)
     return worker

@@ -2,6 +2,7 @@
 and the Flows API (graph_flows.py), with Meta's error shapes."""
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import random
@@ -102,6 +103,9 @@ class GraphStandIn(StandIn):
         self.apps: dict[str, str] = {}  # app id → app secret: GET /<APP_ID>/subscriptions takes ID|SECRET
         self.app_subscriptions: dict[str, list[dict]] = {}  # app id → its webhook subscriptions
         self._holds: list[tuple[object, float, threading.Event]] = []
+        self._mps: float | None = None  # set by throughput(): Meta's per-number limit, enforced
+        self._sends: dict[str, collections.deque] = {}  # phone number id -> times of recent sends
+        self.throughput_refusals = 0
         self.meta_flows = MetaFlows(self)  # the Flows API (standins/graph_flows.py)
         super().__init__()
 
@@ -152,6 +156,25 @@ class GraphStandIn(StandIn):
         is fixed by ``seed``; which request gets which draw depends on arrival order."""
         self._chaos = (random.Random(seed), retryable, permanent)
         self._latency = latency
+
+    def throughput(self, per_second: float | None) -> None:
+        """Answer 130429 (HTTP 429) to a send from a number that already had ``per_second`` in the
+        last second, as Meta does past a number's throughput (docs/meta-facts.md)."""
+        self._mps = per_second
+
+    def _over_throughput(self, phone_id: str) -> bool:
+        if self._mps is None:
+            return False
+        at = time.monotonic()
+        with self._lock:
+            recent = self._sends.setdefault(phone_id, collections.deque())
+            while recent and recent[0] <= at - 1.0:
+                recent.popleft()
+            if len(recent) >= self._mps:
+                self.throughput_refusals += 1
+                return True
+            recent.append(at)
+            return False
 
     def _draw(self):
         if self._chaos is None:
@@ -226,6 +249,8 @@ class GraphStandIn(StandIn):
             entry = self.record(request)
             self._held(request.get_json(silent=True) or {})
             drawn = self._draw() if request.headers.get("Authorization") == f"Bearer {self.access_token}" else None
+            if drawn is None and self._over_throughput(phone_id):
+                drawn = 429, graph_error(130429, "Rate limit hit"), {}
             response = _json(*drawn) if drawn is not None else answer(ok, entry)
             with self._lock:
                 self.answers.append((entry, response.status_code))
