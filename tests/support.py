@@ -32,7 +32,7 @@ def project_env(**overrides) -> dict:
     """A child's environment (gunicorn, flask worker): ours minus any Flowgate setting, plus
     exactly what the caller sets (None: leave unset)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_", "WEB_CONCURRENCY", "GUNICORN_"))}
+           if not k.startswith(("FLOW_", "WHATSAPP_", "REDIS_", "WEB_CONCURRENCY", "GUNICORN_", "WORKER_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in overrides.items() if v is not None})
     return env

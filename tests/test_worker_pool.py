@@ -24,7 +24,8 @@ def children(pid: int) -> list[int]:
 @pytest.fixture
 def pool(redis_url, keypair, tmp_path):
     env = project_env(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
-                      WHATSAPP_APP_SECRET=APP_SECRET, WORKER_PROCESSES=3, **served_settings())
+                      WHATSAPP_APP_SECRET=APP_SECRET, WORKER_PROCESSES=3, **served_settings(),
+                      WORKER_THREADS=1)  # one job per process: each process's share is visible
     log = open(tmp_path / "pool.log", "w")
     proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -71,3 +72,28 @@ def test_a_dead_worker_is_replaced_and_sigterm_lets_every_running_job_finish(poo
     assert pool.wait(timeout=30) == 0, pool.log_path.read_text()
     assert [j.get_status(refresh=True) for j in jobs(redis_client, ids)] == ["finished"] * 3
     assert "cold shut down" not in pool.log_path.read_text()
+
+
+def test_one_worker_process_runs_its_jobs_at_once_and_sigterm_lets_them_all_finish(redis_url, keypair,
+                                                                                  redis_client, tmp_path):
+    """The shipped default (WORKER_THREADS): one `flask worker` process, several jobs in flight."""
+    env = project_env(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
+                      WHATSAPP_APP_SECRET=APP_SECRET, **served_settings())
+    log_path = tmp_path / "worker.log"
+    proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=env,
+                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "Listening on" in log_path.read_text(), timeout=30, message="the worker")
+        ids = sleeps(redis_client, 4, 3.0)
+        wait_for(lambda: all(j.get_status(refresh=True) == "started" for j in jobs(redis_client, ids)),
+                 timeout=20, message="four jobs running at once in one process")
+        assert len({j.worker_name for j in jobs(redis_client, ids)}) == 1
+        assert len(children(proc.pid)) == 1  # its scheduler: the jobs are threads, not processes
+        os.killpg(proc.pid, signal.SIGTERM)  # Heroku: every process of the dyno
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+        assert [j.get_status(refresh=True) for j in jobs(redis_client, ids)] == ["finished"] * 4
+        assert "cold shut down" not in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -23,10 +23,10 @@ from flask import current_app, has_app_context
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, StopRequested
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
-from rq.worker import HerokuWorker, WorkerStatus
+from rq.worker import HerokuWorker
 from workers.jobthreads import SHUTDOWN_GRACE, Monitor, Run, WatchedTimeout, fail_from_outside
 
 HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
@@ -255,8 +255,9 @@ class FlowgateWorker(HerokuWorker):
         is in no queue and no registry (lost if the process dies then). In burst mode, an empty
         queue with jobs still running is looked at again once one ends: they may enqueue more."""
         while True:
-            self.set_state(WorkerStatus.IDLE)  # RQ's SIGTERM handler raises StopRequested here
             self._wait_for_a_slot(self.threads)
+            if self._stop_requested:  # asked while jobs ran (RQ's BUSY): no new one, not even a wait
+                raise StopRequested()
             result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
             if result is not None or timeout is not None or not self.runs:
                 return result
