@@ -144,8 +144,9 @@ class Workers:
 
     def __init__(self, env: dict, count: int, logdir: str, burst: bool = False):
         cmd = [sys.executable, "-m", "flask", "--app", "app", "worker"] + (["--burst"] if burst else [])
-        self.procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(Path(logdir) / f"worker{i}.log", "a"),
-                                       stderr=subprocess.STDOUT) for i in range(count)]
+        self.procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.STDOUT,
+                                       stdout=open(Path(logdir) / f"worker{i}.log", "a"))
+                      for i in range(count)]
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -335,12 +336,14 @@ def main() -> dict:
     return report(ctx["rows"], ceilings, ack, rate, processes, threads, latency)
 
 
-def report(rows: list[dict], ceilings: dict, ack: dict, rate: float, processes, threads, latency: float) -> dict:
+def report(rows: list[dict], ceilings: dict, ack: dict, rate: float, processes, threads,
+           latency: float) -> dict:
     for row in rows:
         ceiling = ceilings.get(row["dynos"], {}).get("jobs_per_s")
         row["x_meta_80"] = round(row["messages_per_s"] / FLOOR, 2)
         row["of_rq_ceiling"] = round(row["jobs_per_s"] / ceiling, 2) if ceiling else None
-        same = [r for r in rows if r["dynos"] == row["dynos"] and r["graph_ms"] == 0 and r["throughput"] == "1000/s"]
+        same = [r for r in rows
+                if r["dynos"] == row["dynos"] and r["graph_ms"] == 0 and r["throughput"] == "1000/s"]
         row["of_0ms"] = round(row["messages_per_s"] / same[0]["messages_per_s"], 2) if same else None
     result = {"webhook_ack": ack, "rows": rows, "rq_noop_ceiling": ceilings,
               "worker_processes": processes, "worker_threads": threads, "cpus": os.cpu_count(),

@@ -88,7 +88,8 @@ def init_app(app) -> None:
     console = ConsoleChannel(app.extensions["redis"])
     app.extensions["router"] = Router(
         mode,
-        channels.CloudChannel(CloudChannel(app.extensions["graph"], app.extensions["graph_limits"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
+        channels.CloudChannel(CloudChannel(app.extensions["graph"], app.extensions["graph_limits"]),
+                              cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
                               remembered=app.extensions["flow_ids"]),
         channels.WASenderChannel(app.extensions["wasender"]),
         channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True,

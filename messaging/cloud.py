@@ -132,7 +132,8 @@ class CloudChannel:
                 self.limits.acquire(sender_id, user)
             except Throttled as exc:
                 code = PAIR_RATE if exc.reason.startswith("pair") else THROUGHPUT_EXCEEDED
-                raise GraphError(RETRYABLE, 0, code, f"held back here: {exc.reason}", exc.retry_after) from None
+                raise GraphError(RETRYABLE, 0, code, f"held back here: {exc.reason}",
+                                 exc.retry_after) from None
         try:
             reply = self.graph.request("POST", f"{sender_id}/messages", json=body)
         except GraphError as exc:
