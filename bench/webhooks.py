@@ -142,8 +142,8 @@ class Workers:
     """``count`` worker dynos, each one `flask worker` as the Procfile runs it (its processes and
     threads as shipped, scheduler included)."""
 
-    def __init__(self, env: dict, count: int, logdir: str, burst: bool = False):
-        cmd = [sys.executable, "-m", "flask", "--app", "app", "worker"] + (["--burst"] if burst else [])
+    def __init__(self, env: dict, count: int, logdir: str):
+        cmd = [sys.executable, "-m", "flask", "--app", "app", "worker"]
         self.procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.STDOUT,
                                        stdout=open(Path(logdir) / f"worker{i}.log", "a"))
                       for i in range(count)]
@@ -237,20 +237,27 @@ def steady(base: str, graph: GraphStandIn, work: Queues, rate: float, seconds: f
             "settled_after_s": round(settled_after, 2), "ack_p99_ms": ack["p99_ms"]}
 
 
-def rq_ceiling(env: dict, redis_url: str, jobs: int, dynos: int, logdir: str) -> dict:
+def rq_ceiling(env: dict, work: Queues, jobs: int, dynos: int, logdir: str) -> dict:
     """The same dynos draining no-op jobs: what RQ's machinery alone allows here, so the
-    confirmation figures can be read against it."""
-    import redis
+    confirmation figures can be read against it. Started suspended, like the drains: a dyno that
+    boots sooner than the others does not take the whole queue alone."""
     from rq.job import Job
     from rq.serializers import JSONSerializer
+    from rq.suspension import resume, suspend
 
     from workers.queues import HIGH, enqueue
 
-    connection = redis.Redis.from_url(redis_url)
+    connection = work.redis
     connection.flushall()
+    suspend(connection)
     ids = [enqueue(connection, "os.getpid", queue_name=HIGH).id for _ in range(jobs)]
-    for proc in Workers(env, dynos, logdir, burst=True).procs:
-        proc.wait(timeout=600)
+    workers = Workers(env, dynos, logdir)
+    try:
+        wait_for(lambda: connection.scard("rq:workers") >= dynos, timeout=60, message="the dynos")
+        resume(connection)
+        wait_for(lambda: work.backlog() == 0, timeout=600, message="the no-op jobs")
+    finally:
+        workers.stop()
     done = [j for j in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer) if j and j.ended_at]
     span = max(j.ended_at for j in done).timestamp() - min(j.started_at for j in done).timestamp()
     return {"jobs": len(done), "jobs_per_s": round(len(done) / span, 1) if span > 0 else None}
@@ -289,9 +296,9 @@ def main() -> dict:
     rate = float(os.environ.get("BENCH_RATE", "200"))
     seconds = float(os.environ.get("BENCH_SECONDS", "5"))
     steady_rate = float(os.environ.get("BENCH_STEADY_RATE", "80"))
-    steady_seconds = float(os.environ.get("BENCH_STEADY_SECONDS", "10"))
+    steady_seconds = float(os.environ.get("BENCH_STEADY_SECONDS", "8"))
     dyno_counts = [int(n) for n in os.environ.get("BENCH_DYNOS", "1,2,4").split(",")]
-    per_dyno = int(os.environ.get("BENCH_COMPLETIONS", "600"))
+    per_dyno = int(os.environ.get("BENCH_COMPLETIONS", "400"))
     latency = float(os.environ.get("BENCH_GRAPH_LATENCY_MS", "300")) / 1000
     import config
 
@@ -328,7 +335,7 @@ def main() -> dict:
             for dynos in dyno_counts:
                 for lat in (0.0, latency):
                     run_row(ctx, f"{dynos} dyno(s), upgraded number", lat, dynos, "1000/s", per_dyno * dynos)
-                ceilings[dynos] = rq_ceiling(env, redis_server.url, per_dyno * dynos * 2, dynos, tmp)
+                ceilings[dynos] = rq_ceiling(env, ctx["work"], per_dyno * dynos * 2, dynos, tmp)
         finally:
             web.send_signal(signal.SIGTERM)
             web.wait(timeout=30)
