@@ -152,8 +152,9 @@ class Monitor(threading.Thread):
             self.wedged(run, running)
         if at >= run.next_beat:
             run.next_beat = at + max(worker.job_monitoring_interval, 1)
-            if run.interruptible:
-                worker.maintain_heartbeats(job, run.execution)
+            with run.lock:  # not once the job ends: a late beat would put its execution back
+                if run.interruptible:
+                    worker.maintain_heartbeats(job, run.execution)
 
     def wedged(self, run: Run, running: float) -> None:
         worker = self.worker

@@ -229,6 +229,7 @@ class FlowgateWorker(HerokuWorker):
             self._monitor = Monitor(self)
             self._monitor.start()
         run = Run(job, queue, self.prepare_execution(job))
+        run.next_beat = run.started + max(self.job_monitoring_interval, 1)  # the start was a beat
         run.thread = threading.Thread(target=self._run, args=(run,), name=f"job-{job.id}", daemon=True)
         self.runs[run.execution.id] = run
         run.thread.start()
