@@ -269,7 +269,10 @@ class FlowgateWorker(HerokuWorker):
         with self._slot_freed:
             while len(self.runs) >= max(busy, 1) and not self._stop_requested:
                 self._slot_freed.wait(1.0)
-                self.heartbeat()
+                try:
+                    self.heartbeat()
+                except (RedisConnectionError, RedisTimeoutError):
+                    pass  # the jobs' own calls meet it too; the dequeue below rides it out
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         # The job's function has returned or raised: from here on it is RQ's bookkeeping, which
@@ -282,12 +285,13 @@ class FlowgateWorker(HerokuWorker):
     def handle_warm_shutdown_request(self):
         if self.fork_per_job:
             return super().handle_warm_shutdown_request()
+        # Set even when idle: a job being handed to its thread right now gets the same deadline.
+        self.shutdown_deadline = time.monotonic() + self.imminent_shutdown_delay
         if not self.runs:
             self.log.info("Worker %s: warm shut down requested while idle", self.name)
             return
         self.log.warning("Worker %s: warm shut down requested; %d running job(s) may run %d s more",
                          self.name, len(self.runs), self.imminent_shutdown_delay)
-        self.shutdown_deadline = time.monotonic() + self.imminent_shutdown_delay
 
     def teardown(self):
         """Before RQ's (scheduler stopped, death registered): the running jobs end, by themselves
