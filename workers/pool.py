@@ -1,8 +1,8 @@
 """Several worker processes in one dyno (``flask worker --processes N``, ``WORKER_PROCESSES``).
 
-A worker runs one job at a time, so against Meta's API a confirmation that takes L seconds caps a
-worker at 1/L messages a second: Meta's 80/s per number needs ~80 × L of them (docs/benchmarks.md).
-One dyno can hold several: this parent forks N workers, keeps N running (a worker that dies is
+A worker process runs ``WORKER_THREADS`` jobs at once (workers/jobthreads.py), so waiting on Meta
+no longer calls for more processes; its one core (the GIL) is what caps it. On a dyno with more
+cores, one process per core: this parent forks N workers, keeps N running (a worker that dies is
 replaced a second later) and stops them on SIGTERM/SIGINT.
 
 - Only worker 0 runs RQ's scheduler: one scheduler process per dyno rather than one per worker
@@ -65,7 +65,7 @@ def run_pool(processes: int, run_one: Callable[[int], None], burst: bool = False
     signal.signal(signal.SIGINT, stop)
     # What the parent imported (the app, RQ, the job modules) is shared with every child until
     # written to; the collector's bookkeeping writes to every object it scans. Frozen, those
-    # pages stay shared: a dyno holds ~32 workers in its 512 MB (docs/benchmarks.md).
+    # pages stay shared: 32 single-job workers fitted in 444–467 MiB (docs/benchmarks.md).
     gc.freeze()
     for index in range(processes):
         spawn(index)
