@@ -59,6 +59,10 @@ def test_the_methods_the_job_threads_lean_on_keep_their_shape():
                                                       "exc_string", "execution"]
     # RQ's job timeout goes through this class attribute (a signal would reach the main thread only).
     assert "with self.death_penalty_class(timeout" in inspect.getsource(BaseWorker.perform_job)
+    # The main thread's own Redis steps wait for Redis instead of ending the loop.
+    assert _params(BaseWorker.check_for_suspension) == ["self", "burst"]
+    assert _params(BaseWorker.run_maintenance_tasks) == ["self"]
+    assert "self.check_for_suspension(burst)" in inspect.getsource(BaseWorker.work)
     # A SIGTERM while the main thread waits for a thread or a job raises StopRequested (not BUSY).
     assert "raise StopRequested()" in inspect.getsource(BaseWorker._shutdown)
 
@@ -69,5 +73,5 @@ def test_no_other_private_member_of_rq_is_used():
     used = set(re.findall(r"(?:self|self\.worker|self\.worker\.scheduler|super\(\))\._([a-z][a-z_]*)", SOURCE))
     used |= set(re.findall(r'getattr\([^,]+, "_([a-z_]+)"', SOURCE))
     own = {"full_beat_at", "wait_for_redis", "put_back_if_never_started", "ride_out", "start_thread",
-           "run", "wait_for_a_slot", "slot_freed", "monitor", "app"}  # FlowgateWorker's own
+           "run", "wait_for_a_slot", "slot_freed", "monitor", "app", "redis_gone"}  # FlowgateWorker's own
     assert used - own == {"stop_requested", "process"}, rq.__version__

@@ -177,10 +177,37 @@ class FlowgateWorker(HerokuWorker):
         self._full_beat_at = now
         if pipeline is not None:
             return super().heartbeat(None, pipeline)
-        with self.connection.pipeline(transaction=False) as pipe:
-            super().heartbeat(None, pipe)
-            pipe.execute()
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(None, pipe)
+                pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError):
+            self._full_beat_at = 0.0  # the worker key outlives a missed beat by minutes: next loop
         return None
+
+    def check_for_suspension(self, burst):
+        """With jobs in threads, the main thread goes on looping while Redis is away (it used to
+        sit inside the job): RQ's loop quits on a Redis error outside its dequeue, so its own
+        Redis steps wait for Redis here instead (suspension check, maintenance, the dequeue's
+        bookkeeping)."""
+        while True:
+            try:
+                return super().check_for_suspension(burst)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                self._redis_gone("the suspension check", exc)
+                if self._stop_requested:
+                    return None
+
+    def run_maintenance_tasks(self):
+        try:
+            super().run_maintenance_tasks()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self._redis_gone("maintenance", exc)  # it runs again at the next interval
+
+    def _redis_gone(self, where: str, exc) -> None:
+        self.log.warning("Worker %s: Redis unavailable in %s (%s); waiting for it", self.name, where,
+                         type(exc).__name__)
+        self._wait_for_redis()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -259,7 +286,11 @@ class FlowgateWorker(HerokuWorker):
             self._wait_for_a_slot(self.threads)
             if self._stop_requested:  # asked while jobs ran (RQ's BUSY): no new one, not even a wait
                 raise StopRequested()
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # its state write, not its pop
+                self._redis_gone("the dequeue", exc)
+                continue
             if result is not None or timeout is not None or not self.runs:
                 return result
             self._wait_for_a_slot(len(self.runs))
