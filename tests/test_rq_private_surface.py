@@ -59,6 +59,11 @@ def test_the_methods_the_job_threads_lean_on_keep_their_shape():
                                                       "exc_string", "execution"]
     # RQ's job timeout goes through this class attribute (a signal would reach the main thread only).
     assert "with self.death_penalty_class(timeout" in inspect.getsource(BaseWorker.perform_job)
+    # A job id popped just before Redis went away goes back: RQ names it on the error.
+    from rq import Queue
+    assert "e.job_id = job_id" in inspect.getsource(Queue._fetch_dequeued_job)
+    assert "e.queue = queue" in inspect.getsource(Queue._fetch_dequeued_job)
+    assert "self.queue_class.dequeue_any(" in inspect.getsource(BaseWorker.dequeue_job_and_maintain_ttl)
     # The main thread's own Redis steps wait for Redis instead of ending the loop.
     assert _params(BaseWorker.check_for_suspension) == ["self", "burst"]
     assert _params(BaseWorker.run_maintenance_tasks) == ["self"]

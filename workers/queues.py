@@ -124,6 +124,37 @@ def is_final_attempt() -> bool:
     return job is not None and not job.retries_left
 
 
+class _ReliableDequeue(Queue):
+    """RQ's dequeue pops a job's id (BLPOP), then reads the job: Redis going away between the two
+    (a restart) lost the job — off its queue, in no registry, ``queued`` for good — while RQ's loop
+    just retried the pop. Seen in tests/test_chaos.py once the worker's main thread spent its time
+    dequeuing (jobs in threads). RQ names the popped id on the error: once Redis is back, it goes
+    back to the front of its queue, exactly once (removed first, in case the pop was never
+    persisted)."""
+
+    @classmethod
+    def dequeue_any(cls, *args, **kwargs):
+        try:
+            return super().dequeue_any(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            job_id, popped_from = getattr(exc, "job_id", None), getattr(exc, "queue", None)
+            if job_id and popped_from is not None:
+                _push_back(popped_from, job_id)
+            raise
+
+
+def _push_back(popped_from: Queue, job_id: str, pause: float = 0.5, tries: int = 120) -> None:
+    for _ in range(tries):  # about a minute: longer than a Redis restart or failover takes
+        try:
+            with popped_from.connection.pipeline() as pipe:
+                pipe.lrem(popped_from.key, 0, job_id)
+                pipe.lpush(popped_from.key, job_id)
+                pipe.execute()
+            return
+        except (RedisConnectionError, RedisTimeoutError):
+            time.sleep(pause)
+
+
 class FlowgateWorker(HerokuWorker):
     """HerokuWorker that runs its jobs in the worker's own process, several at once, not in a
     fork per job.
@@ -158,6 +189,7 @@ class FlowgateWorker(HerokuWorker):
     heartbeat_grace = 60
     fork_per_job = False
     threads = 1  # jobs running at once in this process (WORKER_THREADS)
+    queue_class = _ReliableDequeue
     _full_beat_at = 0.0  # monotonic time of the last heartbeat with the full worker TTL
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
