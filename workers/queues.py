@@ -427,7 +427,8 @@ def build_worker(connection, queue_names=QUEUES, name: str | None = None, *,
     """
     import_job_modules()
     worker = FlowgateWorker(
-        [queue(connection, n) for n in queue_names],
+        [_ReliableDequeue(n, connection=connection, serializer=JSONSerializer, default_timeout=JOB_TIMEOUT)
+         for n in queue_names],
         connection=connection,
         serializer=JSONSerializer,
         name=name,
