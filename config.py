@@ -418,6 +418,7 @@ LOOKUP_PARTS = tuple(s.name.removeprefix("<NAME>_API_") for s in PER_LOOKUP)
 LOOKUP_SETTING = re.compile(rf"([A-Z][A-Z0-9_]*_API)_({'|'.join(LOOKUP_PARTS)})")
 # What gunicorn.conf.py needs (server()): read without the rest, so it starts on its own settings.
 SERVER = ("APP_ENV", "PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS")
+_UNSET = object()  # no variable for it: its default (or fallback) applies
 
 
 def _value(setting: Setting, env, names: tuple = ()) -> Any:
@@ -434,9 +435,6 @@ def _value(setting: Setting, env, names: tuple = ()) -> Any:
             raise ConfigError(f"{name}={str(raw)[:40]!r} is not a valid number "
                               "(use a number like its default in the README's configuration table)") from None
     return _UNSET
-
-
-_UNSET = object()
 
 
 def _read(env, settings) -> dict:
