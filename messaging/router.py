@@ -96,7 +96,7 @@ class Router:
             return self._send(self.console, out, in_window)
         if self.mode == "wasender" or via == "wasender":
             if not user.phone:
-                self.unreachable(user, "WASender needs one", sender_id=out.sender_id, token=out.flow_token)
+                self._unreachable(user, "WASender needs one", sender_id=out.sender_id, token=out.flow_token)
             return self._wasender(out, in_window)
         try:
             return self._send(self.cloud, out, in_window)
@@ -104,7 +104,7 @@ class Router:
             if exc.kind == RETRYABLE and not final_attempt:
                 raise
             if not user.phone:  # WASender cannot help: say so, and ask for the number
-                self.unreachable(user, f"cloud {exc.kind} (code {exc.code})", code=exc.code,
+                self._unreachable(user, f"cloud {exc.kind} (code {exc.code})", code=exc.code,
                                  sender_id=out.sender_id, token=out.flow_token, error=exc)
             if self.mode == "cloud":
                 if exc.kind == RETRYABLE:
@@ -121,11 +121,12 @@ class Router:
             raise Refused("user opted out")
 
     def _send(self, channel, out: Outbound, in_window: bool) -> Delivery:
-        """The only place a message is handed to a channel."""
+        """The only place a message is handed to a channel (the user's consent to it was checked
+        by ``_may_message`` at the top of ``deliver``)."""
         return channel.send(out, in_window)
 
-    def unreachable(self, user: User, cause: str, code: int | None = None, sender_id: str | None = None,
-                    token: str | None = None, message_id: str | None = None, error=None):
+    def _unreachable(self, user: User, cause: str, code: int | None = None, sender_id: str | None = None,
+                     token: str | None = None, error=None):
         """A user with no known phone number whom the Cloud API cannot reach: ask for the number
         (CONTACT_INFO_TEMPLATE, once per person), put the case on the fallback list, refuse."""
         asked = self._ask_for_phone(user, sender_id)
@@ -133,7 +134,7 @@ class Router:
         if code == BSUID_NOT_SUPPORTED:
             detail = f"BSUID recipients not supported for this message; {detail}"
         fallback.hand_over(self.contacts.redis, None, reason="unreachable_no_phone", to=user, token=token,
-                           message_id=message_id, code=code, detail=detail)
+                           code=code, detail=detail)
         raise Refused(f"{UNREACHABLE} ({detail})", error)
 
     def _ask_for_phone(self, user: User, sender_id: str | None) -> str:
