@@ -313,7 +313,8 @@ class _JobWatch(threading.Thread):
                 try:
                     self.worker.maintain_heartbeats(self.job, self.execution)
                 except RedisError as exc:  # the next beat tries again; the job goes on
-                    redis_unavailable(self.worker.log, f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
+                    redis_unavailable(self.worker.log,
+                                      f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
                                       exc, "the next beat tries again")
 
     def _wedged(self, running: float) -> None:
