@@ -73,7 +73,8 @@ def post_webhooks(base_url: str, rate: float, seconds: float, tag: str, prefix: 
     user (``prefix`` + a number). Returns the latency summary and user → time it was sent."""
     total = int(rate * seconds)
     users = [f"{prefix}{i:08d}" for i in range(total)]
-    bodies = [body_of(messages_change([completion(token=f"fg_{tag}{i}", user=users[i])])) for i in range(total)]
+    bodies = [body_of(messages_change([completion(token=f"fg_{tag}{i}", user=users[i])]))
+              for i in range(total)]
     local = threading.local()
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
@@ -258,7 +259,8 @@ def rq_ceiling(env: dict, work: Queues, jobs: int, dynos: int, logdir: str) -> d
         wait_for(lambda: work.backlog() == 0, timeout=600, message="the no-op jobs")
     finally:
         workers.stop()
-    done = [j for j in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer) if j and j.ended_at]
+    done = [j for j in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer)
+            if j and j.ended_at]
     span = max(j.ended_at for j in done).timestamp() - min(j.started_at for j in done).timestamp()
     return {"jobs": len(done), "jobs_per_s": round(len(done) / span, 1) if span > 0 else None}
 

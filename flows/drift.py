@@ -17,6 +17,7 @@ from functools import lru_cache
 from redis.exceptions import RedisError
 
 from flows.protocol import ERROR_KEYS, FlowRequest
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.drift")
 
@@ -94,8 +95,8 @@ class DriftLog:
                     "(request version %s, served data_api_version %s; screen %s%s). "
                     "Fix: flask flows deploy %s (logged once an hour; counted on the dashboard)",
                     flow.name, ", ".join(kinds), req.version[:10], served, (req.screen or "-")[:60],
-                    f"; unknown data keys {', '.join(k[:40] for k in unknown[:_MAX_NAMES])}" if unknown else "",
-                    flow.name)
+                    (f"; unknown data keys {', '.join(k[:40] for k in unknown[:_MAX_NAMES])}"
+                     if unknown else ""), flow.name)
         return True
 
 
@@ -105,4 +106,4 @@ def note_quietly(drift_log: DriftLog | None, flow, req: FlowRequest, kinds) -> N
     try:
         drift_log.note(flow, req, kinds)
     except RedisError as exc:
-        log.debug("drift log unavailable (%s)", type(exc).__name__)
+        redis_unavailable(log, "drift log", exc, "not noted", level=logging.DEBUG)

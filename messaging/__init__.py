@@ -21,8 +21,8 @@ def channel_mode(cfg) -> str:
     if mode in ("cloud", "hybrid"):
         missing = [n for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID") if not cfg[n]]
         if missing:
-            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so the "
-                              f"Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
+            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so "
+                              f"the Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
                               "FOLLOWUP_CHANNEL=none for an endpoint-only deployment, console for staging)")
     if mode in ("wasender", "hybrid") and not cfg["WASENDER_API_KEY"]:
         raise ConfigError(f"WASENDER_API_KEY is not set, so FOLLOWUP_CHANNEL={mode} cannot send through "
@@ -41,13 +41,16 @@ def template_spec(value) -> tuple[str, str] | None:
 
 
 def init_app(app) -> None:
-    from stores.correlation import Correlation
-    from messaging.cloud import CloudChannel
+    import requests
+
+    from messaging.channels import CloudChannel, WASenderChannel
+    from messaging.cloud import CloudApi
     from messaging.console import ConsoleChannel
     from messaging.graph import GraphClient
+    from messaging.media import MediaStore
     from messaging.ratelimit import NumberThroughput, parse_rate
+    from messaging.router import Router
     from messaging.wasender import WASenderClient
-    from messaging.sender import NoChannel, Sender
 
     cfg = app.config
     mode = channel_mode(cfg)
@@ -67,50 +70,31 @@ def init_app(app) -> None:
         # One pooled connection per job thread: past the pool, urllib3 closes what is given back.
         pool_size=max(20, cfg["WORKER_THREADS"]),
     )
-    # Meta's per-number throughput and pair rate, for every sender of this process (one limiter).
+    # Meta's per-number throughput and pair rate, for every Cloud API send of this process.
     app.extensions["graph_limits"] = NumberThroughput(app.extensions["redis"], throughput)
     app.extensions["wasender"] = WASenderClient(
         cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"], rate,
         daily_cap=cfg["WASENDER_DAILY_CAP"],
     )
-
-    from messaging import channels
-    from messaging.router import Router
-
-    import requests
-
     # Pooled, for signed POSTs to the business; one connection per job thread (see the Graph pool).
     app.extensions["forward_http"] = requests.Session()
-    app.extensions["forward_http"].mount("https://", requests.adapters.HTTPAdapter(
-        pool_maxsize=max(10, cfg["WORKER_THREADS"])))
-    app.extensions["forward_http"].mount("http://", requests.adapters.HTTPAdapter(
-        pool_maxsize=max(10, cfg["WORKER_THREADS"])))
-    console = ConsoleChannel(app.extensions["redis"])
+    for scheme in ("https://", "http://"):
+        app.extensions["forward_http"].mount(scheme, requests.adapters.HTTPAdapter(
+            pool_maxsize=max(10, cfg["WORKER_THREADS"])))
+    # Every message to a user goes through the router: the one place that picks its channel.
+    shapes = {"templates": cfg["FLOW_TEMPLATES"], "flow_ids": cfg["FLOW_IDS"],
+                "remembered": app.extensions["flow_ids"]}
     app.extensions["router"] = Router(
         mode,
-        channels.CloudChannel(CloudChannel(app.extensions["graph"], app.extensions["graph_limits"]),
-                              cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
-                              remembered=app.extensions["flow_ids"]),
-        channels.WASenderChannel(app.extensions["wasender"]),
-        channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True,
-                              remembered=app.extensions["flow_ids"]),
+        CloudChannel(CloudApi(app.extensions["graph"], app.extensions["graph_limits"]), **shapes),
+        WASenderChannel(app.extensions["wasender"]),
+        CloudChannel(ConsoleChannel(app.extensions["redis"]), **shapes, always_in_window=True),
         app.extensions["contacts"],
         contact_info=template_spec(cfg["CONTACT_INFO_TEMPLATE"]),
     )
-    # Confirmations: nothing with `none`; the console outbox instead of Meta with `console` or
-    # without an access token (make run).
-    if mode == "none":
-        channel = NoChannel()
-    elif mode == "console" or not cfg["WHATSAPP_ACCESS_TOKEN"]:
-        channel = console
-    else:
-        channel = CloudChannel(app.extensions["graph"], app.extensions["graph_limits"])
-    from messaging.media import MediaStore
-
     # Signs the links of files we send (receipts), keyed from SECRET_KEY (security.secret_key).
     app.extensions["media"] = MediaStore(app.extensions["redis"], cfg["SECRET_KEY"], cfg["PUBLIC_BASE_URL"],
                                          cfg["MEDIA_URL_TTL"])
-    app.extensions["sender"] = Sender(channel, Correlation(app.extensions["redis"], app.extensions["sessions"]))
     log.info("followup channel: %s", DESCRIPTIONS[mode])
 
 

@@ -1,6 +1,6 @@
 """Cloud API messages (protocol doc 8): text, template with a FLOW button, interactive Flow.
 
-The builders return the type-specific part of a message; ``CloudChannel.send`` wraps it in the
+The builders return the type-specific part of a message; ``CloudApi.send`` wraps it in the
 envelope (``messaging_product`` and the recipient: ``to`` with a phone number, or ``recipient``
 with a business-scoped user ID when no phone is known) and posts it through the shared
 ``GraphClient``, which raises ``GraphError`` classified as retryable / needs_template / permanent.
@@ -99,21 +99,26 @@ def media(kind: str, link: str, caption: str | None = None, file_name: str | Non
 
 def envelope(to: User | str, message: dict, callback: str | None = None) -> dict:
     """``to``: a ``User`` (``to`` with its phone, else ``recipient`` with its BSUID) or a phone."""
-    body = {"messaging_product": "whatsapp", "recipient_type": "individual", **coerce(to).address(), **message}
+    body = {"messaging_product": "whatsapp", "recipient_type": "individual",
+            **coerce(to).address(), **message}
     if callback:
         # Echoed back in this message's status webhooks: lets a status be tied to our effect key.
         body["biz_opaque_callback_data"] = callback[:512]
     return body
 
 
-class CloudChannel:
+class CloudApi:
+    """The Cloud API's messages edge: posts one ready message. Which messages go here, and in
+    what shape, is ``messaging.channels.CloudChannel``'s and ``messaging.router``'s to decide."""
+
     name = "cloud"
 
     def __init__(self, graph: GraphClient, limits: NumberThroughput | None = None):
         self.graph = graph
         self.limits = limits  # Meta's throughput and pair rate, shared by every worker (Redis)
 
-    def send(self, to: User | str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
+    def send(self, to: User | str, message: dict, callback: str | None = None,
+             sender_id: str | None = None) -> str:
         """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError.
 
         ``sender_id``: the business number to send from — a reply goes out from the number the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from rq import Queue
@@ -20,6 +21,7 @@ from standins.meta_webhooks import USER, completion, new_wamid, status, text_mes
 from standins.receiver import ReceiverStandIn
 from workers import completion as completion_jobs
 from workers import inbound as inbound_jobs
+from workers import sending
 from workers.queues import LOW
 
 API_TOKEN = "api-token-xyz"
@@ -35,13 +37,24 @@ def receiver():
 @pytest.fixture
 def app(app_config, graph, receiver):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "FOLLOWUP_CHANNEL": "cloud", "API_TOKEN": API_TOKEN,
-                       "COMPLETION_FORWARD_URL": receiver.endpoint, "COMPLETION_FORWARD_SECRET": FORWARD_SECRET})
+                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "FOLLOWUP_CHANNEL": "cloud",
+                       "API_TOKEN": API_TOKEN, "COMPLETION_FORWARD_URL": receiver.endpoint,
+                       "COMPLETION_FORWARD_SECRET": FORWARD_SECRET})
 
 
 def run(app, message):
     with app.app_context():
         return completion_jobs.process_completion(message, "106540352242922")
+
+
+def sent_flow(app, token: str) -> str:
+    """A member_check Flow sent to USER the way `flask flows send` sends it (workers.sending,
+    through the router), inside the window USER's last message opened; returns its wamid."""
+    with app.app_context():
+        app.extensions["contacts"].inbound(USER, new_wamid(), time.time(), "text")
+        app.extensions["sessions"].issue(token, "member_check", USER)
+        assert sending.deliver_flow(token) == "sent"
+        return app.extensions["sessions"].get(token)["wamid"]
 
 
 def test_completion_closes_the_session_stores_and_confirms(app, graph, flow_client):
@@ -81,10 +94,7 @@ def test_unknown_token_is_stored_confirmed_and_then_refused(app, graph, flow_cli
 
 
 def test_missing_token_falls_back_to_the_flow_messages_wamid(app, graph):
-    with app.app_context():
-        flow_wamid = app.extensions["sender"].flow(
-            USER, flow_token="fg_ctx", session_flow="member_check", flow_name="member_check",
-            cta="Open", body="Please")
+    flow_wamid = sent_flow(app, "fg_ctx")
     result = run(app, completion(token=None, context_id=flow_wamid))
     assert result["flow_token"] == "fg_ctx"
     assert app.extensions["sessions"].get("fg_ctx")["state"] == "completed"
@@ -97,7 +107,8 @@ def test_malformed_response_json_is_stored_not_confirmed(app, graph, raw):
     result = run(app, completion(response_json=raw))
     assert result["problem"] in ("response_json is not JSON", "response_json is not an object")
     with app.test_client() as c:
-        doc = c.get(f"/api/submissions/{result['submission']}", headers={"Authorization": f"Bearer {API_TOKEN}"}).json
+        doc = c.get(f"/api/submissions/{result['submission']}",
+                    headers={"Authorization": f"Bearer {API_TOKEN}"}).json
     assert doc["raw"] == raw and doc["response"] is None
     assert graph.sent_messages() == []
 
@@ -221,9 +232,8 @@ def test_inbound_text_opens_the_window_and_is_kept_for_opt_out(app):
 
 
 def test_failed_status_goes_to_the_fallback(app):
+    flow_wamid = sent_flow(app, "fg_st")
     with app.app_context():
-        flow_wamid = app.extensions["sender"].flow(
-            USER, flow_token="fg_st", session_flow="member_check", flow_id="1", cta="Open", body="b")
         assert inbound_jobs.record_status(status(flow_wamid, "failed", code=131047)) == "failed"
         assert inbound_jobs.record_status(status(new_wamid(), "delivered")) == "delivered"
     (case,) = fallback.pending(app.extensions["redis"])
@@ -249,7 +259,8 @@ def test_missing_phone_number_id_is_a_permanent_failure_not_a_crash(app_config, 
 
 def test_flow_events_are_recorded_for_the_dashboard(app):
     with app.app_context():
-        inbound_jobs.record_flow_event({"event": "ENDPOINT_LATENCY", "flow_id": "9", "alert_state": "ACTIVATED",
+        inbound_jobs.record_flow_event({"event": "ENDPOINT_LATENCY", "flow_id": "9",
+                                        "alert_state": "ACTIVATED",
                                         "p90_latency": 7000}, None, {"waba_id": "1", "time": 1})
     result = app.test_cli_runner().invoke(args=["messages", "events"])
     assert '"event": "ENDPOINT_LATENCY"' in result.output
@@ -263,7 +274,8 @@ def test_api_requires_the_bearer_token(app):
     assert c.get("/api/submissions", headers={"Authorization": "Bearer wrong"}).status_code == 401
     listed = c.get("/api/submissions", headers={"Authorization": f"Bearer {API_TOKEN}"}).json
     assert listed["count"] == 1 and listed["submissions"][0]["flow_token"] == "fg_api"
-    assert c.get("/api/submissions?limit=0", headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 400
+    assert c.get("/api/submissions?limit=0",
+                 headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 400
     missing = c.get("/api/submissions/sub_nope", headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert missing.status_code == 404 and missing.json["error"] == "Not Found"
 

@@ -58,7 +58,8 @@ def probes(base: str, keypair) -> dict:
         "health.health": get("/health"),
         "home.index": get("/"),
         "dashboard.replay_dead_letter": post("/dashboard/deadletters/dl-x/replay", headers=BASIC),
-        "send_api.send_flow": post("/api/flows/member_check/send", json={"to": "+15550001234"}, headers=BEARER),
+        "send_api.send_flow": post("/api/flows/member_check/send", json={"to": "+15550001234"},
+                                   headers=BEARER),
         "wasender_webhook.wasender_webhook": post("/webhooks/wasender", data=wasender_body,
                                                   headers={"X-Webhook-Signature": WASENDER_SECRET,
                                                            "Content-Type": "application/json"}),
@@ -75,7 +76,8 @@ def probes(base: str, keypair) -> dict:
         "playground.restart": post("/playground/member_check/restart", headers=BASIC),
         "webhooks.verify": get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1"),
         "webhooks.receive": post("/webhooks/whatsapp", data=cloud,
-                                 headers={**signed_headers(cloud, APP_SECRET), "Content-Type": "application/json"}),
+                                 headers={**signed_headers(cloud, APP_SECRET),
+                                          "Content-Type": "application/json"}),
         "submissions.list_submissions": get("/api/submissions?limit=5", headers=BEARER),
         "submissions.get_submission": get("/api/submissions/abc", headers=BEARER),
         "media.media": None,  # needs a link signed by the app: built in check_every_route
@@ -186,5 +188,5 @@ def test_every_route_while_redis_is_loading(app_config, keypair, tmp_path, caplo
         check_every_route(app, keypair)
         with pytest.raises(redis_lib.exceptions.BusyLoadingError):  # still loading at the end
             redis_lib.Redis.from_url(loading.url).ping()
-    assert "Redis unavailable (BusyLoadingError) on GET /api/submissions" in caplog.text
+    assert "GET /api/submissions: Redis unavailable (BusyLoadingError)" in caplog.text
     assert "Exception on" not in caplog.text

@@ -75,7 +75,8 @@ def test_the_methods_the_job_threads_lean_on_keep_their_shape():
 def test_no_other_private_member_of_rq_is_used():
     """Every ``._name`` the worker reads on RQ objects is one of the pinned ones above."""
     import re
-    used = set(re.findall(r"(?:self|self\.worker|self\.worker\.scheduler|super\(\))\._([a-z][a-z_]*)", SOURCE))
+    used = set(re.findall(r"(?:self|self\.worker|self\.worker\.scheduler|super\(\))\._([a-z][a-z_]*)",
+                          SOURCE))
     used |= set(re.findall(r'getattr\([^,]+, "_([a-z_]+)"', SOURCE))
     own = {"full_beat_at", "wait_for_redis", "put_back_if_never_started", "ride_out", "start_thread",
            "run", "wait_for_a_slot", "slot_freed", "monitor", "app", "redis_gone"}  # FlowgateWorker's own

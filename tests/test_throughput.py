@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from messaging import cloud
-from messaging.cloud import CloudChannel
+from messaging.cloud import CloudApi
 from messaging.graph import RETRYABLE, GraphClient, GraphError
 from messaging.ratelimit import PAIR_RATE, THROUGHPUT_EXCEEDED, NumberThroughput
 from standins.graph import ACCESS_TOKEN, graph_error
@@ -22,7 +22,7 @@ OTHER_NUMBER = "106540352249999"
 def channel(graph, redis_client):
     redis_client.flushdb()
     limits = NumberThroughput(redis_client, per_second=16, max_wait=5.0)
-    return CloudChannel(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID, pool_size=8), limits)
+    return CloudApi(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID, pool_size=8), limits)
 
 
 def test_many_senders_at_once_stay_within_the_numbers_throughput(graph, channel):

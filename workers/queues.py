@@ -12,6 +12,7 @@ Facts behind the choices are in shared/docs/rq-redis-heroku.md:
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import signal
 import threading
@@ -27,6 +28,7 @@ from rq.exceptions import DuplicateJobError, StopRequested
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
+from flows.redact import redis_unavailable
 from workers.jobthreads import SHUTDOWN_GRACE, Monitor, Run, WatchedTimeout, fail_from_outside
 
 HIGH, DEFAULT, LOW = "flowgate-high", "flowgate-default", "flowgate-low"
@@ -237,8 +239,7 @@ class FlowgateWorker(HerokuWorker):
             self._redis_gone("maintenance", exc)  # it runs again at the next interval
 
     def _redis_gone(self, where: str, exc) -> None:
-        self.log.warning("Worker %s: Redis unavailable in %s (%s); waiting for it", self.name, where,
-                         type(exc).__name__)
+        redis_unavailable(self.log, f"Worker {self.name}: {where}", exc, "waiting for it")
         self._wait_for_redis()
 
     def __init__(self, *args, **kwargs):
@@ -276,8 +277,7 @@ class FlowgateWorker(HerokuWorker):
             self._ride_out(job, queue, exc)
 
     def _ride_out(self, job, queue, exc) -> None:
-        self.log.warning("Worker %s: Redis unavailable around job %s (%s); waiting for it",
-                         self.name, job.id, type(exc).__name__)
+        redis_unavailable(self.log, f"Worker {self.name}: job {job.id}", exc, "waiting for it")
         self._wait_for_redis()
         self._put_back_if_never_started(job, queue)
 
@@ -393,7 +393,8 @@ class FlowgateWorker(HerokuWorker):
                 pipe.execute()
             self.log.warning("Worker %s: job %s never ran; put back on %s", self.name, job.id, queue.name)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            self.log.error("Worker %s: job %s could not be put back (%s)", self.name, job.id, type(exc).__name__)
+            redis_unavailable(self.log, f"Worker {self.name}: job {job.id}", exc, "not put back",
+                              level=logging.ERROR)
 
     def _wait_for_redis(self, pause: float = 0.5, longest: float = 30.0) -> None:
         while not self._stop_requested:
