@@ -251,9 +251,11 @@ class GraphStandIn(StandIn):
                         "messages": [{"id": f"wamid.standin{next(self._ids)}"}]}
             entry = self.record(request)
             self._held(request.get_json(silent=True) or {})
+            # Counted on arrival, as Meta counts a number's sends (before any latency played here).
+            over = self._over_throughput(phone_id)
             drawn = (self._draw() if request.headers.get("Authorization") == f"Bearer {self.access_token}"
                      else None)
-            if drawn is None and self._over_throughput(phone_id):
+            if drawn is None and over:
                 drawn = 429, graph_error(130429, "Rate limit hit"), {}
             response = _json(*drawn) if drawn is not None else answer(ok, entry)
             with self._lock:
