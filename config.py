@@ -250,7 +250,8 @@ SETTINGS = (
     Setting("WHATSAPP_THROUGHPUT", "80/s", text,
             "Meta's throughput per business number (80 messages/s by default, `1000/s` once Meta upgrades "
             "the number, `20/s` for a number shared with the WhatsApp Business app): every send from a "
-            "number takes a token from one Redis bucket shared by all workers on all dynos; a 130429 holds "
+            "number takes a token from one Redis bucket shared by all workers on all dynos, paced at 95 % of "
+            "it; a 130429 holds "
             "that number off, a 131056 that user only (`messaging/ratelimit.py`)"),
     Setting("WASENDER_RATE", "1/min", text,
             "the plan's send rate, shared by all workers through a Redis token bucket (`1/min` trial, "
