@@ -48,9 +48,10 @@ class Breaker:
         """Count a failure; True when the breaker is (now) open."""
         return bool(self._fail(keys=self.keys, args=[f"{time.time():.3f}", self.failures, self.open_seconds]))
 
-    def success(self) -> None:
-        # Only a breaker that counted failures has state to clear: the common path costs one DEL.
-        self.redis.delete(*self.keys)
+    def success(self, pipe=None) -> None:
+        # Only a breaker that counted failures has state to clear: the common path costs one DEL,
+        # queued on ``pipe`` when the caller sends other writes with it.
+        (self.redis if pipe is None else pipe).delete(*self.keys)
 
     def state(self) -> str:
         until = self.redis.hget(self.keys[0], "open_until")

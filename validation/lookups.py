@@ -98,11 +98,12 @@ class Lookup:
         self.breaker = Breaker(redis, spec.name, spec.breaker_failures, spec.breaker_seconds)
 
     def fetch(self, value: str, *, deadline: Deadline | None = None, flow: str = "-",
-              fresh: bool = False) -> LookupResult:
-        """The answer for ``value``; ``fresh=True`` skips the cache (a final re-check)."""
+              fresh: bool = False, before_call=None) -> LookupResult:
+        """The answer for ``value``; ``fresh=True`` skips the cache (a final re-check).
+        ``before_call`` runs before the API is called (not for a cached answer) and may raise."""
         deadline = deadline or Deadline(self.spec.timeout + RESERVE_SECONDS)
         started = time.perf_counter()
-        result = self._fetch(value, deadline, fresh)
+        result = self._fetch(value, deadline, fresh, before_call)
         # Every outcome and its latency go to the shared metrics (dashboard, /metrics).
         self._quietly(self.metrics.lookup, flow, self.name, result.outcome, time.perf_counter() - started)
         if result.outcome not in ("hit", "miss"):
@@ -110,10 +111,12 @@ class Lookup:
                      result.status)
         return result
 
-    def _fetch(self, value: str, deadline: Deadline, fresh: bool) -> LookupResult:
+    def _fetch(self, value: str, deadline: Deadline, fresh: bool, before_call) -> LookupResult:
         cached = None if fresh else self._quietly(self.cache.get, value)
         if cached is not None and self.cache.is_fresh(cached):
             return LookupResult(cached.status, cached.record, "hit")
+        if before_call is not None:
+            before_call()
         if self._quietly(self.breaker.allow, self.spec.timeout, default=True) is False:
             return self._fallback(cached, "breaker_open")
         budget = min(self.spec.timeout, deadline.remaining() - RESERVE_SECONDS)
@@ -125,9 +128,17 @@ class Lookup:
             log.warning("lookup=%s call failed: %s", self.name, failure)
             self._quietly(self.breaker.failure)
             return self._fallback(cached, failure.outcome)
-        self._quietly(self.breaker.success)
-        self._quietly(self.cache.put, value, status, record)
+        self._quietly(self._succeeded, value, status, record)
         return LookupResult(status, record, "miss")
+
+    def _succeeded(self, value: str, status: str, record: dict | None) -> None:
+        """The breaker's reset and the answer's caching: one round trip, not two."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.breaker.success(pipe)
+        self.cache.put(value, status, record, pipe)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                raise result
 
     def _fallback(self, cached, outcome: str) -> LookupResult:
         if cached is not None and self.cache.is_servable_stale(cached):
