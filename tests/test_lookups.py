@@ -261,3 +261,12 @@ def test_memory_never_serves_what_redis_no_longer_calls_fresh(redis_client, api)
     assert lookup.fetch("MEM123", fresh=True).outcome == "miss"  # fresh=True skips memory too
     assert api.calls("members") == 4  # NOPE twice, MEM123 once, and the fresh one
 
+
+
+def test_a_closed_breaker_is_read_with_the_cache_and_runs_no_script(redis_client, api):
+    lookup = make(redis_client, api)
+    scripts = _commands(redis_client, "evalsha") + _commands(redis_client, "eval")
+    assert lookup.fetch("MEM123").outcome == "miss"
+    assert lookup.fetch("NOPE", fresh=True).not_found
+    assert _commands(redis_client, "evalsha") + _commands(redis_client, "eval") == scripts
+    assert _commands(redis_client, "hget") >= 2  # the breaker's state was read, each time

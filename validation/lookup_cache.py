@@ -43,16 +43,31 @@ class AnswerCache:
         return f"fg:lookup:{self.name}:{digest}"
 
     def get(self, value: str) -> Cached | None:
-        key = self.key(value)
-        local = self._local.get(key)
+        cached = self.remembered(value)
+        if cached is not None:
+            return cached
+        pipe = self.redis.pipeline(transaction=False)
+        self.queue_get(pipe, value)
+        return self.parse(value, pipe.execute()[0])
+
+    def remembered(self, value: str) -> Cached | None:
+        """A fresh answer this process read or wrote less than LOCAL_SECONDS ago, or None."""
+        local = self._local.get(self.key(value))
         if local is not None and local[0] > time.monotonic():
             cached = _parse(local[1])  # parsed each time: a handler may change the record it gets
             if cached is not None and self.is_fresh(cached):
                 return cached
-        raw = self.redis.get(key)
+        return None
+
+    def queue_get(self, pipe, value: str) -> None:
+        """The Redis read, queued on the caller's pipeline (validation.lookups sends the breaker's
+        state with it); ``parse`` reads its answer."""
+        pipe.get(self.key(value))
+
+    def parse(self, value: str, raw) -> Cached | None:
         if raw is None:
             return None
-        self._remember(key, raw)
+        self._remember(self.key(value), raw)
         return _parse(raw)
 
     def _remember(self, key: str, raw) -> None:
