@@ -1,6 +1,9 @@
 """Where a request's CPU goes, without HTTP: each app called as WSGI in this process.
 
-    .venv/bin/python -m bench.breakdown
+    .venv/bin/python -m bench.breakdown [--profile]
+
+``--profile``: then Flowgate's exchange under cProfile, 1,000 calls, the top of the cumulative
+times (docs/benchmarks.md, "Profile first").
 
 Subtracting these from the server CPU per request that bench.endpoint measures under gunicorn
 gives gunicorn's own share (HTTP parsing, gthread's poller and thread pool, the access log).
@@ -69,7 +72,21 @@ def _serve_demo_api():
     return server
 
 
-def main() -> None:
+def profile(call, n: int = 1000, top: int = 40) -> None:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        call()
+    profiler.disable()
+    print(f"\nFlowgate's exchange under cProfile, {n} calls, by cumulative time:")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+def main(argv=None) -> None:
+    argv = argv or []
     private_pem, public_pem = keys.generate()
     private_key, public_key = keys.load_private_key(private_pem), keys.load_public_key(public_pem)
     with tempfile.TemporaryDirectory(prefix="flowgate-breakdown-") as tmp, RedisServer(Path(tmp)) as redis:
@@ -110,6 +127,8 @@ def main() -> None:
                 for name in apps:
                     us = median(runs[name])
                     rows.append([f"{name} app, {kind}", kind, us, rsa / us, us / floor])
+            if "--profile" in argv:
+                profile(_wsgi_call(apps["flowgate"], *_environ(payloads["exchange"], public_key)))
         finally:  # before this Redis goes: `python -m bench` runs on in this process
             flush_this_process(apps["flowgate"])
     print_table("CPU per request inside the app (WSGI call, no HTTP server; µs of this process's CPU; "
@@ -118,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
