@@ -26,7 +26,8 @@ TIMED = ["--rounds", ROUNDS, "--duration", DURATION]
 PLAN = (
     ("bench.endpoint", TIMED, "business API 0 ms (in-process), vs pywa and the floor", {}),
     ("bench.breakdown", None, "business API 0 ms, in-process WSGI calls", {}),
-    ("bench.latency", [*TIMED, "--api-ms", "0", "--warmup", "1"], "business API 0 ms, over loopback HTTP", {}),
+    ("bench.latency", [*TIMED, "--api-ms", "0", "--warmup", "1"], "business API 0 ms, over loopback HTTP",
+     {}),
     ("bench.latency", [*TIMED, "--api-ms", "200"], "business API 200 ms", {}),
     ("bench.lookups", [], "business API 0 ms, and one that hangs past the deadline", {}),
     ("bench.webhooks", None, "Graph API 0 ms",

@@ -133,7 +133,8 @@ def main(argv=None) -> None:
             flush_this_process(apps["flowgate"])
     print_table("CPU per request inside the app (WSGI call, no HTTP server; µs of this process's CPU; "
                 f"business API 0 ms, a cached lookup; medians of {ROUNDS} interleaved rounds; load average "
-                f"{os.getloadavg()[0]:.2f})", ["what", "kind", "CPU µs/req", "RSA share", "÷ floor app"], rows)
+                f"{os.getloadavg()[0]:.2f})",
+                ["what", "kind", "CPU µs/req", "RSA share", "÷ floor app"], rows)
 
 
 if __name__ == "__main__":

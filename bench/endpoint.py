@@ -121,7 +121,8 @@ def one_run(target: Gunicorn, redis: RedisServer, pool, args, single: float) -> 
         "errors": errors, "reconnects": result.reconnects,
         "server_cores": cpu["server"], "redis_cores": cpu["redis"], "client_cores": client,
         "other_cores": max(0.0, cpu["machine"] - cpu["server"] - cpu["redis"] - client),
-        "refused": result.refused, "server_us": server_us, "rsa_share": (1e6 / single) / server_us if result.rps else float("nan"),
+        "refused": result.refused, "server_us": server_us,
+        "rsa_share": (1e6 / single) / server_us if result.rps else float("nan"),
     }
 
 
@@ -157,15 +158,15 @@ def main(argv=None) -> dict:
     pools = {kind: sealed_pool(kind, public_key) for kind in args.kinds.split(",")}
     print(f"machine: {CORES} cores; gunicorn: {workers} workers x {threads} threads (gthread); "
           f"load: {args.processes} processes x {args.conns} keep-alive connections, closed loop; "
-          f"{args.rounds} interleaved rounds of {args.warmup:.0f}+{args.duration:.0f} s per kind; business API "
-          f"0 ms (in-process); load average {os.getloadavg()[0]:.2f}")
+          f"{args.rounds} interleaved rounds of {args.warmup:.0f}+{args.duration:.0f} s per kind; "
+          f"business API 0 ms (in-process); load average {os.getloadavg()[0]:.2f}")
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="flowgate-bench-") as tmp, RedisServer(Path(tmp)) as redis:
         def env():
             return project_env(APP_ENV="production", FLOW_PRIVATE_KEY=keys.one_line(private_pem),
                                WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, PORT=free_port(),
-                               WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads, SECRET_KEY="bench-secret-key",
-                               FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
+                               WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads,
+                               SECRET_KEY="bench-secret-key", FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
                                # member_check's lookup: the demo backend in-process (a cache hit
                                # after the first request either way)
                                LOOKUP_BASE_URL="demo://api/demo-api")
@@ -195,9 +196,9 @@ def main(argv=None) -> dict:
                         single = rsa_rate(private_key, public_key)
                         run = one_run(target, redis, pool, args, single)
                         results.setdefault((kind, target.name), []).append(run)
-                        print(f"  API 0 ms  {kind:8s} round {rnd + 1} {target.name:8s} {run['rps']:7.0f} req/s "
-                              f"p50 {run['p50']:5.2f} ms p99 {run['p99']:6.2f} ms  server CPU "
-                              f"{run['server_us']:5.0f} µs/req  errors {run['errors']}  "
+                        print(f"  API 0 ms  {kind:8s} round {rnd + 1} {target.name:8s} "
+                              f"{run['rps']:7.0f} req/s p50 {run['p50']:5.2f} ms p99 {run['p99']:6.2f} ms  "
+                              f"server CPU {run['server_us']:5.0f} µs/req  errors {run['errors']}  "
                               f"load {os.getloadavg()[0]:.2f}", flush=True)
             rss = {t.name: t.rss_kib() for t in targets}
         finally:
@@ -249,7 +250,8 @@ def report(results, rss, workers) -> None:
             aim = aims.get("pywa", 1.0)
             met = row["rps/pywa"] >= aim and row["cheap/pywa"] >= aim
             print(f"API 0 ms {kind}: Flowgate vs pywa: req/s x{row['rps/pywa']:.2f}, CPU per request "
-                  f"x{row['cheap/pywa']:.2f} (pywa's ÷ Flowgate's; aim ≥ {aim}) → {'met' if met else 'NOT met'}")
+                  f"x{row['cheap/pywa']:.2f} (pywa's ÷ Flowgate's; aim ≥ {aim}) → "
+                  f"{'met' if met else 'NOT met'}")
         if "cpu/floor" in row:
             aim = aims.get("floor", 1.3)
             print(f"API 0 ms {kind}: Flowgate's CPU per request ÷ the floor's = {row['cpu/floor']:.2f} "

@@ -17,7 +17,8 @@ MAX_LIMIT = 500
 
 
 def _store() -> SubmissionStore:
-    return SubmissionStore(current_app.extensions["redis"], current_app.config["SUBMISSION_RETENTION_SECONDS"])
+    return SubmissionStore(current_app.extensions["redis"],
+                           current_app.config["SUBMISSION_RETENTION_SECONDS"])
 
 
 @bp.get("")

@@ -19,8 +19,8 @@ from messaging.console import ConsoleChannel
 from workers import deadletters
 from workers.inbound import flow_events
 
-messages_group = AppGroup("messages", help="Outbound messages: console outbox, fallback cases, Flow events, "
-                                           "dead letters.")
+messages_group = AppGroup("messages", help="Outbound messages: console outbox, fallback "
+                                           "cases, Flow events, dead letters.")
 
 
 @click.command("submissions")
@@ -29,7 +29,8 @@ messages_group = AppGroup("messages", help="Outbound messages: console outbox, f
 @with_appcontext
 def submissions_command(submission_id, limit):
     """List completed Flow submissions (newest first), or print one in full by id."""
-    store = SubmissionStore(current_app.extensions["redis"], current_app.config["SUBMISSION_RETENTION_SECONDS"])
+    store = SubmissionStore(current_app.extensions["redis"],
+                            current_app.config["SUBMISSION_RETENTION_SECONDS"])
     if submission_id:
         document = store.get(submission_id)
         if document is None:
@@ -42,7 +43,8 @@ def submissions_command(submission_id, limit):
                    f"{current_app.config['SUBMISSION_RETENTION_SECONDS'] // 86400} days)")
     for doc in documents:
         fields = ", ".join(sorted((doc.get("response") or {}).keys())) or doc.get("problem") or "-"
-        click.echo(f"{doc['id']}  {doc.get('flow') or '?':16} from {phone(doc.get('from'))}  fields: {fields}")
+        click.echo(f"{doc['id']}  {doc.get('flow') or '?':16} from "
+                   f"{phone(doc.get('from'))}  fields: {fields}")
 
 
 @messages_group.command("console")

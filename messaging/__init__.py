@@ -21,8 +21,8 @@ def channel_mode(cfg) -> str:
     if mode in ("cloud", "hybrid"):
         missing = [n for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID") if not cfg[n]]
         if missing:
-            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so the "
-                              f"Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
+            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so "
+                              f"the Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
                               "FOLLOWUP_CHANNEL=none for an endpoint-only deployment, console for staging)")
     if mode in ("wasender", "hybrid") and not cfg["WASENDER_API_KEY"]:
         raise ConfigError(f"WASENDER_API_KEY is not set, so FOLLOWUP_CHANNEL={mode} cannot send through "
@@ -95,7 +95,8 @@ def init_app(app) -> None:
     # Signs the links of files we send (receipts), keyed from SECRET_KEY (security.secret_key).
     app.extensions["media"] = MediaStore(app.extensions["redis"], cfg["SECRET_KEY"], cfg["PUBLIC_BASE_URL"],
                                          cfg["MEDIA_URL_TTL"])
-    app.extensions["sender"] = Sender(channel, Correlation(app.extensions["redis"], app.extensions["sessions"]))
+    app.extensions["sender"] = Sender(channel,
+                                      Correlation(app.extensions["redis"], app.extensions["sessions"]))
     log.info("followup channel: %s", DESCRIPTIONS[mode])
 
 
