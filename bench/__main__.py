@@ -40,7 +40,7 @@ PLAN = (
 
 
 def main() -> int:
-    started = time.monotonic()
+    started, failed = time.monotonic(), []
     for name, argv, latency, env in PLAN:
         module = importlib.import_module(name)
         print(f"\n== {name} — {latency} (load average {os.getloadavg()[0]:.2f})", flush=True)
@@ -49,14 +49,18 @@ def main() -> int:
                            if key.endswith("LATENCY_MS") or key not in os.environ})
         try:
             module.main() if argv is None else module.main(argv)
+        except Exception as exc:  # one benchmark that fails must not hide the others' figures
+            failed.append(f"{name} ({latency})")
+            print(f"\n== {name} — {latency}: FAILED: {type(exc).__name__}: {exc}", flush=True)
         finally:
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    print(f"\nmake bench: done in {time.monotonic() - started:.0f} s")
-    return 0
+    print(f"\nmake bench: done in {time.monotonic() - started:.0f} s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -86,7 +86,17 @@ def profile(call, n: int = 1000, top: int = 40) -> None:
 
 
 def main(argv=None) -> None:
-    argv = argv or []
+    # Its settings go through os.environ (config.load() reads nothing else); put them back after,
+    # or `python -m bench` hands FOLLOWUP_CHANNEL=console to the webhooks benchmark's workers.
+    saved = dict(os.environ)
+    try:
+        _main(argv or [])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _main(argv: list) -> None:
     private_pem, public_pem = keys.generate()
     private_key, public_key = keys.load_private_key(private_pem), keys.load_public_key(public_pem)
     with tempfile.TemporaryDirectory(prefix="flowgate-breakdown-") as tmp, RedisServer(Path(tmp)) as redis:
