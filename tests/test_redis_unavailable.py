@@ -188,5 +188,5 @@ def test_every_route_while_redis_is_loading(app_config, keypair, tmp_path, caplo
         check_every_route(app, keypair)
         with pytest.raises(redis_lib.exceptions.BusyLoadingError):  # still loading at the end
             redis_lib.Redis.from_url(loading.url).ping()
-    assert "Redis unavailable (BusyLoadingError) on GET /api/submissions" in caplog.text
+    assert "GET /api/submissions: Redis unavailable (BusyLoadingError)" in caplog.text
     assert "Exception on" not in caplog.text
