@@ -76,6 +76,7 @@ def start(app: Flask) -> Flask:
     storage.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
+    domain.init_records(app)
     domain.init_app(app)
     playground.init_app(app)
     init_messaging(app)

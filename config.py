@@ -91,6 +91,21 @@ def _ints(value: str | None, default: tuple) -> tuple:
     return default if value in (None, "") else tuple(int(v) for v in value.split(",") if v.strip())
 
 
+def database_url(value: str | None) -> str | None:
+    """Heroku Postgres hands out ``postgres://``, a scheme SQLAlchemy refuses: named here as the
+    psycopg 3 driver's, like ``postgresql://``."""
+    value = (value or "").strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix):]
+    return value or None
+
+
+def development_database(instance_dir: str) -> str:
+    """``make run``'s records: a SQLite file next to the embedded Redis, created on first start."""
+    return f"sqlite:///{Path(instance_dir) / 'flowgate.sqlite3'}"
+
+
 def _pem(value: str | None) -> str | None:
     # Heroku config vars are one line: tolerate literal "\n" escapes in pasted PEM text.
     if not value:
@@ -176,7 +191,10 @@ def defaults() -> dict:
         "COMPLETION_FORWARD_SECRET": None,
         "CONFIRMATION_TEXT": "Thank you! We have received your answers.",
         "WEBHOOK_DEDUPE_SECONDS": 8 * 24 * 3600,  # longer than Meta's 7-day retry window
-        "SUBMISSION_RETENTION_SECONDS": 30 * 24 * 3600,
+        # The records store (records/): PostgreSQL in production; None in development means a SQLite
+        # file under INSTANCE_DIR (filled in by load()).
+        "DATABASE_URL": None,
+        "RECORDS_RETENTION_DAYS": 0,  # submissions and the message log; 0 keeps them for ever
         "JOB_MAX_RETRIES": 5,
         "JOB_RETRY_BACKOFF": (10, 30, 120, 600, 1800),
         "EFFECT_LEASE_SECONDS": 90,  # longer than a job may run (60 s), so a live job keeps it
@@ -277,8 +295,8 @@ def _load(env: _Env) -> dict:
         COMPLETION_FORWARD_SECRET=env.get("COMPLETION_FORWARD_SECRET") or None,
         CONFIRMATION_TEXT=env.get("CONFIRMATION_TEXT") or cfg["CONFIRMATION_TEXT"],
         WEBHOOK_DEDUPE_SECONDS=_int(env.get("WEBHOOK_DEDUPE_SECONDS"), cfg["WEBHOOK_DEDUPE_SECONDS"]),
-        SUBMISSION_RETENTION_SECONDS=_int(env.get("SUBMISSION_RETENTION_SECONDS"),
-                                          cfg["SUBMISSION_RETENTION_SECONDS"]),
+        DATABASE_URL=database_url(env.get("DATABASE_URL")),
+        RECORDS_RETENTION_DAYS=max(0, _int(env.get("RECORDS_RETENTION_DAYS"), cfg["RECORDS_RETENTION_DAYS"])),
         JOB_MAX_RETRIES=_int(env.get("JOB_MAX_RETRIES"), cfg["JOB_MAX_RETRIES"]),
         JOB_RETRY_BACKOFF=_ints(env.get("JOB_RETRY_BACKOFF"), cfg["JOB_RETRY_BACKOFF"]),
         EFFECT_LEASE_SECONDS=_int(env.get("EFFECT_LEASE_SECONDS"), cfg["EFFECT_LEASE_SECONDS"]),

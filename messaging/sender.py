@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from stores.correlation import Correlation
 from messaging import cloud
+from messaging.router import Refused
 
 
 class NotSent(Exception):
@@ -24,16 +25,23 @@ class NoChannel:
 
 
 class Sender:
-    def __init__(self, channel, correlation: Correlation):
+    def __init__(self, channel, correlation: Correlation, opted_out=None):
         self.channel = channel
         self.correlation = correlation
+        # The consent check every send passes (stores.contacts.Contacts.opted_out: the ledger).
+        self.opted_out = opted_out
 
     @property
     def channel_name(self) -> str:
         return self.channel.name
 
     def text(self, to: str, body: str, callback: str | None = None, sender_id: str | None = None) -> str:
+        self._consent(to)
         return self.channel.send(to, cloud.text(body), callback, sender_id)
+
+    def _consent(self, to) -> None:
+        if self.opted_out is not None and self.opted_out(to):
+            raise Refused("user opted out")
 
     def flow(self, to: str, *, flow_token: str, session_flow: str, callback: str | None = None,
              **message) -> str:
@@ -52,6 +60,7 @@ class Sender:
                   callback: str | None, event: str) -> str:
         """Send a message that carries a Flow: its session exists before it leaves, its wamid is
         remembered after (a completion without flow_token names it by context.id)."""
+        self._consent(to)
         self.correlation.issue(flow_token, session_flow)
         wamid = self.channel.send(to, payload, callback)
         self.correlation.remember(wamid, flow_token)

@@ -60,7 +60,7 @@ def check(report, cfg) -> None:
         report.ok("redis-policy", "maxmemory-policy noeviction")
     if memory.level == "full":
         report.fail("redis-memory", f"{memory.describe()}: Redis refuses writes",
-                    "a larger Redis plan, or lower SUBMISSION_RETENTION_SECONDS / FLOW_SESSION_LIFETIME")
+                    "a larger Redis plan, or lower FLOW_SESSION_LIFETIME")
     elif memory.share is not None and memory.share > storage.MEMORY_WARN_SHARE:
         report.warn("redis-memory", f"{memory.describe()}: above {storage.MEMORY_WARN_SHARE:.0%}",
                     "a larger Redis plan before it fills (writes are refused when it is full)")

@@ -231,9 +231,7 @@ def test_channel_none_stores_completions_and_sends_nothing(app_config, graph, re
 
 
 def _submissions(app) -> int:
-    from stores.submissions import SubmissionStore
-
-    return len(SubmissionStore(app.extensions["redis"], 3600).recent(10))
+    return len(app.extensions["records"].submissions.recent(10))
 
 
 # --- 3. no demo in production: see test_demo_backend.py; refusal without lookup URLs above ---------

@@ -271,4 +271,4 @@ def test_worker_killed_mid_send_is_recovered_without_a_second_confirmation(
     (case,) = fallback.pending(redis_client)
     assert case["reason"] == "unknown_outcome" and case["flow_token"] == "fg_kill"
     assert app.extensions["sessions"].get("fg_kill")["state"] == "completed"
-    assert redis_client.exists(f"fg:submission:sub_{digest(message['id'])[:24]}")
+    assert app.extensions["records"].submissions.get(f"sub_{digest(message['id'])[:24]}") is not None

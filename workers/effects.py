@@ -234,7 +234,22 @@ def deliver_once(out: Outbound, *, token: str | None, final: bool = False, via: 
         safe_to_retry=nothing_sent, when_lost=SKIP)
     if outcome.state == "lost":
         _hand_over_unknown(out.key, out.to, token)
+    record_sent(outcome.result, out.to, key=out.key, token=token or out.flow_token)
     return outcome
+
+
+def record_sent(delivery: dict | None, to, *, key: str, token: str | None) -> None:
+    """Into the outbound message log (SQL), after the effect: written by every run that finds the
+    message sent (this one or an earlier one), so a database error here fails the job, RQ retries
+    it, the effect is found done and the row is written then, once (unique on the message id)."""
+    message_id = (delivery or {}).get("message_id") or (delivery or {}).get("wamid")
+    if not message_id:
+        return
+    user = coerce(to) if to else None
+    current_app.extensions["records"].messages.sent(
+        str(message_id), channel=str(delivery.get("channel") or "-"), kind=delivery.get("detail") or delivery.get("kind"),
+        template=delivery.get("template"), key=key, flow_token=token,
+        phone=user.phone if user else None, user_id=(user.bsuid or user.parent_bsuid) if user else None)
 
 
 def settle_delivery(key: str, to, *, token: str | None) -> str | None:
