@@ -47,7 +47,7 @@ def submissions_command(submission_id, limit, flow, since, until, user, csv_path
     chosen = Filters(flow=flow, since=_moment(since, "--since"), until=_moment(until, "--until"),
                      user=user.removeprefix("+") if user else None)
     if csv_path:
-        with click.open_file(csv_path, "w", encoding="utf-8", newline="") as out:
+        with click.open_file(csv_path, "w", encoding="utf-8") as out:  # rows end in \r\n (RFC 4180)
             for chunk in export.rows(store, chosen):
                 out.write(chunk)
         return

@@ -50,6 +50,7 @@ from messaging.graph import GraphError
 from messaging.outbound import Outbound
 from messaging.router import Refused
 from messaging.wasender import WASenderError
+from records import DatabaseError
 
 SKIP, RESEND = "skip", "resend"
 KEEP_SECONDS = 8 * 24 * 3600  # longer than Meta's webhook retry window: a redelivery finds "done"
@@ -206,11 +207,12 @@ class Effects:
 
 
 def nothing_sent(exc: BaseException) -> bool:
-    """True when a failed send certainly did not reach the user: the router refused it, or the API
-    answered with an error, or could not be reached. False for a read timeout, where the request
-    left and no answer came back (the transports raise their error inside the ``except`` for the
-    ``requests`` exception, so it is the error's context)."""
-    if isinstance(exc, Refused):
+    """True when a failed send certainly did not reach the user: the router refused it, the API
+    answered with an error or could not be reached, or the consent check before it could not read
+    the database. False for a read timeout, where the request left and no answer came back (the
+    transports raise their error inside the ``except`` for the ``requests`` exception, so it is
+    the error's context)."""
+    if isinstance(exc, (Refused, DatabaseError)):  # the consent ledger is read before a send, never after
         return True
     if isinstance(exc, (GraphError, WASenderError)):
         return not isinstance(exc.__context__, requests.ReadTimeout)
