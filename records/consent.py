@@ -14,7 +14,9 @@ from sqlalchemy.engine import Engine
 from records.schema import consent as table
 from records.sql import insert_new
 
-OPT_OUT, OPT_IN = "opt_out", "opt_in"
+# released: the identifier stopped being this person's (a number they gave up, which a carrier may
+# give to someone else): whatever it said before no longer holds for it.
+OPT_OUT, OPT_IN, RELEASED = "opt_out", "opt_in", "released"
 
 
 def subjects(phone: str | None = None, bsuid: str | None = None, parent_bsuid: str | None = None) -> list[str]:
@@ -30,8 +32,8 @@ class ConsentLedger:
         """Write the event for each identifier; True if it changed the person's state (an
         opt-out of someone who was not opted out). Writing the same event for the same cause
         again (a retried job) writes nothing."""
-        if event not in (OPT_OUT, OPT_IN) or not subjects_:
-            raise ValueError("an opt_out or opt_in, for at least one identifier")
+        if event not in (OPT_OUT, OPT_IN, RELEASED) or not subjects_:
+            raise ValueError("an opt_out, opt_in or released, for at least one identifier")
         at = time.time() if at is None else at
         cause = message_id or f"at:{at:.3f}"
         with self.engine.begin() as conn:
@@ -40,7 +42,7 @@ class ConsentLedger:
                 conn.execute(insert_new(self.engine, table).values(
                     subject=subject, event=event, channel=channel[:32], at=at,
                     message_id=message_id, dedupe=f"{event}|{subject}|{cause}"[:600]))
-        return (before or OPT_IN) != event
+        return (before == OPT_OUT) != (event == OPT_OUT)
 
     @staticmethod
     def _latest(conn, subjects_: list[str]) -> str | None:

@@ -152,11 +152,25 @@ class Contacts:
         phone number does not (a carrier may give it to someone else)."""
         before, after = coerce(before), coerce(after)
         old = self.resolve(before).key
+        was_out = self.ledger is not None and self.ledger.opted_out(self.subjects(before))
         ids = _ids(after) + [i for i in _ids(before) if i[0] == "b" and i not in _ids(after)]
         # A new number is named when there is one (user_changed_number); a BSUID-only change keeps it.
         dropped = [alias_key("p", before.phone)] if before.phone and after.phone and before.phone != after.phone else []
         key = self._link(ids, after, also=[old], drop=dropped)
-        return self.resolve(replace(after, key=key), enrich=True)
+        moved = self.resolve(replace(after, key=key), enrich=True)
+        if self.ledger is not None:
+            self._carry_consent(before, moved, was_out, dropped)
+        return moved
+
+    def _carry_consent(self, before: User, moved: User, was_out: bool, dropped: list[str]) -> None:
+        """The ledger follows the person: their opt-out holds for their new identifiers, and a
+        number they gave up is released (its next owner has not opted out)."""
+        cause = f"rename:{'|'.join(v for _, v in _ids(before))}"[:200]
+        if was_out:
+            self.ledger.record([f"{k}:{v}" for k, v in _ids(moved)], "opt_out", "identity_change",
+                               message_id=cause)
+        if dropped and before.phone:
+            self.ledger.record([f"p:{before.phone}"], "released", "identity_change", message_id=cause)
 
     def _link(self, ids: list[tuple[str, str]], profile: User, also=(), drop=()) -> str:
         aliases = [alias_key(*i) for i in ids]
