@@ -85,6 +85,7 @@ def start(app: Flask) -> Flask:
     from workers.effects import Effects
     app.extensions["router"].effects = Effects(app.extensions["redis"], app.config["EFFECT_LEASE_SECONDS"])
     auth.init_app(app)
+    domain.prepare_records(app)
     app.extensions["started"] = True
     return app
 

@@ -93,18 +93,24 @@ def init_records(app) -> None:
     url = cfg.get("DATABASE_URL")
     if not url:
         if not is_development(cfg):
-            raise ConfigError("DATABASE_URL is not set (add Postgres: heroku addons:create heroku-postgresql; "
-                              "a dyno's disk is wiped at every restart, so production keeps no SQLite file)")
+            raise ConfigError("DATABASE_URL is not set (add Postgres: heroku addons:create "
+                              "heroku-postgresql; a dyno's disk is wiped at every restart, so "
+                              "production keeps no SQLite file)")
         url = cfg["DATABASE_URL"] = config.development_database(cfg["INSTANCE_DIR"])
     try:
         records = Records.open(url)
     except ValueError as exc:
         raise ConfigError(f"DATABASE_URL is not usable: {exc} (use postgres://user:pass@host/db, or "
                           "sqlite:///path for a single machine)") from None
-    if records.backend == "sqlite":
-        # One file on this machine: every process may create or upgrade it (under a file lock).
-        log.info("records: %s", records.upgrade())
     app.extensions["records"] = records
+
+
+def prepare_records(app) -> None:
+    """A SQLite file is on this machine: every process may create or upgrade it (under a file
+    lock), once every setting was accepted (a refused start writes nothing and logs one line)."""
+    records = app.extensions["records"]
+    if records.backend == "sqlite":
+        log.info("records: %s", records.upgrade())
 
 
 def init_app(app) -> None:

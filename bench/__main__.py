@@ -7,7 +7,8 @@ import time
 
 # (module, required): every benchmark of the product, in the order the README reports them.
 MODULES = (("bench.endpoint", True), ("bench.breakdown", True), ("bench.lookups", True),
-           ("bench.webhooks", True), ("bench.recovery", True), ("bench.dashboard", True))
+           ("bench.webhooks", True), ("bench.records", True), ("bench.recovery", True),
+           ("bench.dashboard", True))
 
 
 def main() -> int:

@@ -69,7 +69,8 @@ def init_app(app) -> None:
         else:
             log.error("database refused a statement on %s %s: answering 503", request.method, route,
                       exc_info=exc)
-        response = jsonify(error="Service Unavailable", description="records store unavailable; try again shortly")
+        response = jsonify(error="Service Unavailable",
+                           description="records store unavailable; try again shortly")
         response.headers["Retry-After"] = str(REDIS_RETRY_AFTER)
         return response, 503
 

@@ -46,5 +46,6 @@ def list_submissions():
 def get_submission(sid: str):
     document = current_app.extensions["records"].submissions.get(sid[:64]) if sid.isprintable() else None
     if document is None:
-        return jsonify(error="Not Found", description="no such submission (or erased, or past retention)"), 404
+        return jsonify(error="Not Found",
+                       description="no such submission (or erased, or past retention)"), 404
     return jsonify(document)

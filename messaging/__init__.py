@@ -95,8 +95,8 @@ def init_app(app) -> None:
     # Signs the links of files we send (receipts), keyed from SECRET_KEY (security.secret_key).
     app.extensions["media"] = MediaStore(app.extensions["redis"], cfg["SECRET_KEY"], cfg["PUBLIC_BASE_URL"],
                                          cfg["MEDIA_URL_TTL"])
-    app.extensions["sender"] = Sender(channel, Correlation(app.extensions["redis"], app.extensions["sessions"]),
-                                      opted_out=app.extensions["contacts"].opted_out)
+    correlation = Correlation(app.extensions["redis"], app.extensions["sessions"])
+    app.extensions["sender"] = Sender(channel, correlation, opted_out=app.extensions["contacts"].opted_out)
     log.info("followup channel: %s", DESCRIPTIONS[mode])
 
 

@@ -19,7 +19,8 @@ from records.sql import insert_new
 OPT_OUT, OPT_IN, RELEASED = "opt_out", "opt_in", "released"
 
 
-def subjects(phone: str | None = None, bsuid: str | None = None, parent_bsuid: str | None = None) -> list[str]:
+def subjects(phone: str | None = None, bsuid: str | None = None,
+             parent_bsuid: str | None = None) -> list[str]:
     return [f"{kind}:{value}" for kind, value in (("p", phone), ("b", bsuid), ("b", parent_bsuid)) if value]
 
 

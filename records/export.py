@@ -41,8 +41,8 @@ def rows(store: SubmissionRecords, filters: Filters | None = None):
     writer.writerow([*FIXED, *(f"response.{k}" for k in fields)])
     for n, doc in enumerate(store.each(filters), 1):
         response = doc.get("response") or {}
-        writer.writerow([_when(doc["received_at"]) if k == "received_at" else _cell(doc.get(k)) for k in FIXED]
-                        + [_cell(response.get(k)) for k in fields])
+        fixed = [_when(doc["received_at"]) if k == "received_at" else _cell(doc.get(k)) for k in FIXED]
+        writer.writerow(fixed + [_cell(response.get(k)) for k in fields])
         if n % 200 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

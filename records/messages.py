@@ -44,8 +44,9 @@ class MessageLog:
         if ids:
             for s in conn.execute(sa.select(statuses).where(statuses.c.message_id.in_(ids))
                                   .order_by(statuses.c.at, statuses.c.seq)):
-                by_id.setdefault(s.message_id, []).append(
-                    {"status": s.status, "at": s.at, "error_code": s.error_code, "error_title": s.error_title})
+                by_id.setdefault(s.message_id, []).append({"status": s.status, "at": s.at,
+                                                           "error_code": s.error_code,
+                                                           "error_title": s.error_title})
         for m in found:
             m.pop("seq", None)
             m["statuses"] = by_id.get(m["message_id"], [])

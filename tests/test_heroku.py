@@ -103,7 +103,8 @@ def test_a_bad_config_fails_the_release_in_one_line(redis_url, postgres_url, key
     assert "Traceback" not in output and "paste the key here" not in output
 
 
-def test_deploy_release_web_worker_then_a_flow_completed_and_confirmed_once(redis_url, postgres_url, keypair, graph):
+def test_deploy_release_web_worker_then_a_flow_completed_and_confirmed_once(redis_url, postgres_url, keypair,
+                                                                            graph):
     graph.add_phone_number(PHONE_ID)
     port = free_port()
     web_url = f"http://127.0.0.1:{port}"

@@ -33,7 +33,8 @@ def filled(app) -> Records:
     records = app.extensions["records"]
     for i in range(25):
         records.submissions.add({
-            "id": f"sub_{i:03d}", "message_id": f"wamid.{i}", "flow": "member_check" if i % 2 else "appointment",
+            "id": f"sub_{i:03d}", "message_id": f"wamid.{i}",
+            "flow": "member_check" if i % 2 else "appointment",
             "from": "15550001111" if i < 20 else "15550002222", "received_at": T0 + i * DAY,
             "response": {"member_id": f"MEM{i}", "note": "=HYPERLINK(\"x\")" if i == 3 else "ok"}})
     return records
@@ -100,7 +101,8 @@ def test_csv_from_the_dashboard_and_the_cli_holds_every_row_and_field(app, fille
     three = next(r for r in rows if r["id"] == "sub_003")
     assert three["response.note"].startswith("'=")  # a formula shown as text, never run
     out = tmp_path / "all.csv"
-    result = app.test_cli_runner().invoke(args=["flows", "submissions", "--csv", str(out), "--user", "15550002222"])
+    result = app.test_cli_runner().invoke(
+        args=["flows", "submissions", "--csv", str(out), "--user", "15550002222"])
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in csv.DictReader(out.open())] == [f"sub_{i:03d}" for i in (24, 23, 22, 21, 20)]
     bad = app.test_cli_runner().invoke(args=["flows", "submissions", "--since", "soon"])
@@ -124,6 +126,7 @@ def test_the_session_timeline_shows_messages_sent_and_their_statuses(app):
     row = next(r for r in rows if r["flow"] == "member_check")
     (message,) = row["messages"]
     assert message["template"] == "resume_flow" and message["channel"] == "cloud"
-    assert [(s["status"], s["error_code"]) for s in message["statuses"]] == [("delivered", None), ("failed", 131026)]
+    assert [(s["status"], s["error_code"]) for s in message["statuses"]] == [
+        ("delivered", None), ("failed", 131026)]
     page = app.test_client().get("/dashboard").get_data(as_text=True)
     assert "resume_flow" in page and "131026" in page and "Download submissions (CSV)" in page

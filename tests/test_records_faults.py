@@ -45,12 +45,14 @@ def test_a_stop_on_wasender_blocks_a_later_cloud_api_send(app_config, database_u
         token = stack.send()  # a Flow by the Cloud API, as FOLLOWUP_CHANNEL=hybrid sends first
         wait_for(lambda: stack.sessions.get(token)["state"] == "failed", message="the send refused")
     assert graph.sent_messages() == []
-    assert [e["detail"] for e in stack.sessions.timeline(token) if e["event"] == "send_refused"] == ["user opted out"]
+    refusals = [e["detail"] for e in stack.sessions.timeline(token) if e["event"] == "send_refused"]
+    assert refusals == ["user opted out"]
     (row,) = ledger.history([f"p:{PHONE}"])
     assert (row["event"], row["channel"], row["message_id"]) == ("opt_out", "wasender", "ws-stop-1")
 
 
-def test_postgres_restarted_mid_run_loses_and_doubles_nothing(app_config, own_cluster, keypair, graph, wasender):
+def test_postgres_restarted_mid_run_loses_and_doubles_nothing(app_config, own_cluster, keypair, graph,
+                                                               wasender):
     url = own_cluster.create_database()
     cfg = stack_config({**app_config, "DATABASE_URL": url}, graph, wasender, FOLLOWUP_CHANNEL="cloud",
                        JOB_MAX_RETRIES=30, JOB_RETRY_BACKOFF=(1,))

@@ -288,7 +288,8 @@ def forward_submission(sid: str) -> str:
     document = ext["records"].submissions.get(sid)
     url = cfg["COMPLETION_FORWARD_URL"]
     if document is None or not url:
-        log.warning("forward %s skipped: %s", sid, "submission erased or purged" if url else "no URL configured")
+        log.warning("forward %s skipped: %s", sid,
+                    "submission erased or purged" if url else "no URL configured")
         return "skipped"
     payload = {k: document.get(k) for k in (
         "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}

@@ -249,8 +249,9 @@ def record_sent(delivery: dict | None, to, *, key: str, token: str | None) -> No
         return
     user = coerce(to) if to else None
     current_app.extensions["records"].messages.sent(
-        str(message_id), channel=str(delivery.get("channel") or "-"), kind=delivery.get("detail") or delivery.get("kind"),
-        template=delivery.get("template"), key=key, flow_token=token,
+        str(message_id), channel=str(delivery.get("channel") or "-"),
+        kind=delivery.get("detail") or delivery.get("kind"), template=delivery.get("template"), key=key,
+        flow_token=token,
         phone=user.phone if user else None, user_id=(user.bsuid or user.parent_bsuid) if user else None)
 
 
