@@ -170,6 +170,9 @@ def test_erase_removes_one_user_from_redis_and_sql_and_keeps_the_opt_out(app, re
     with app.app_context():
         inbound_jobs.record_inbound(text_message("STOP"), "106540352242922")
     assert redis_client.exists(f"fg:contact:{USER}")
+    redis_client.set(f"fg:effect:stop-{USER}", "{}")  # an exactly-once record named after them
+    redis_client.set(f"fg:submission:{submission_id('wamid.legacy')}", json.dumps({"from": USER}))
+    redis_client.zadd("fg:submissions", {submission_id("wamid.legacy"): 1.0})
     result = app.test_cli_runner().invoke(args=["records", "erase", f"+{USER}", "--yes"])
     assert result.exit_code == 0, result.output
     assert USER not in result.output  # masked
@@ -177,6 +180,7 @@ def test_erase_removes_one_user_from_redis_and_sql_and_keeps_the_opt_out(app, re
     assert count(records, "submissions") == 1
     assert records.messages.for_user([USER]) == [] and len(records.messages.for_user([other])) == 1
     assert not [k for k in redis_client.scan_iter("*") if USER.encode() in k]
+    assert redis_client.zcard("fg:submissions") == 0
     assert app.extensions["contacts"].opted_out(USER), "the consent ledger keeps the STOP"
 
 
