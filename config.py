@@ -86,6 +86,8 @@ def _mapping(value: str | None) -> dict:
     """'a=1,b=2' → {'a': '1', 'b': '2'}."""
     pairs = (item.split("=", 1) for item in (value or "").split(",") if "=" in item)
     return {k.strip(): v.strip() for k, v in pairs}
+
+
 def _ints(value: str | None, default: tuple) -> tuple:
     # "10,30,120" -> (10, 30, 120): retry waits in seconds.
     return default if value in (None, "") else tuple(int(v) for v in value.split(",") if v.strip())
@@ -314,7 +316,8 @@ def _load(env: _Env) -> dict:
         RQ_FORK_PER_JOB=_bool(env.get("RQ_FORK_PER_JOB"), cfg["RQ_FORK_PER_JOB"]),
     )
     if cfg["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"LOG_LEVEL={cfg['LOG_LEVEL']!r} is not a level (use DEBUG, INFO, WARNING or ERROR)")
+        raise ConfigError(f"LOG_LEVEL={cfg['LOG_LEVEL']!r} is not a level (use "
+                          "DEBUG, INFO, WARNING or ERROR)")
     for prefix in sorted({m.group(1) for m in map(LOOKUP_SETTING.fullmatch, env.env) if m}):
         cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None
         cfg[f"{prefix}_AUTH"] = env.get(f"{prefix}_AUTH") or None

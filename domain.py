@@ -73,7 +73,8 @@ def _parsed(cfg, name: str, parse):
     try:
         return parse(cfg[name])
     except ValueError as exc:
-        raise ConfigError(f"{name}={cfg[name]!r} is not valid: {exc} (see the README's configuration table)") from None
+        raise ConfigError(f"{name}={cfg[name]!r} is not valid: {exc} (see "
+                          "the README's configuration table)") from None
 
 
 def _served(cfg) -> list:
@@ -116,7 +117,8 @@ def prepare_records(app) -> None:
 def init_app(app) -> None:
     cfg = app.config
     if cfg["FLOW_TOKEN_POLICY"] not in ("open", "strict"):
-        raise ConfigError(f"FLOW_TOKEN_POLICY={cfg['FLOW_TOKEN_POLICY']!r} is not a policy (use open or strict)")
+        raise ConfigError(f"FLOW_TOKEN_POLICY={cfg['FLOW_TOKEN_POLICY']!r} is "
+                          "not a policy (use open or strict)")
     if cfg["RECOVERY_START"] not in ("opened", "sent"):
         raise ConfigError(f"RECOVERY_START={cfg['RECOVERY_START']!r} is not a start (use opened or sent)")
     registry = Registry(_served(cfg))
@@ -167,7 +169,8 @@ def init_app(app) -> None:
         sessions, build_deps(app), deadline_seconds=cfg["FLOW_DEADLINE_SECONDS"],
         max_reply_bytes=cfg["FLOW_MAX_RESPONSE_BYTES"], hooks=hooks,
         drift_log=DriftLog(app.extensions["redis"]),
-        check_replies=is_development(cfg) if cfg.get("FLOW_REPLY_CHECK") is None else bool(cfg["FLOW_REPLY_CHECK"]),
+        check_replies=(is_development(cfg) if cfg.get("FLOW_REPLY_CHECK") is None
+                       else bool(cfg["FLOW_REPLY_CHECK"])),
     )
     # The flows on Meta, per environment (the WABA): Flow IDs `flask flows deploy` remembers for
     # sending, and the last status read for the dashboard (flows/on_meta.py).

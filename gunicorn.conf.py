@@ -29,7 +29,8 @@ graceful_timeout = 20
 # The Heroku router keeps idle connections 90 s; staying open longer makes it the side that closes.
 keepalive = 95
 accesslog = "-"
-access_log_format = 'method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_us=%(D)s request_id=%({x-request-id}i)s'
+access_log_format = ('method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_us=%(D)s '
+                     'request_id=%({x-request-id}i)s')
 # Load the app once in the master and fork: less memory, keys parsed once for all workers, and a
 # configuration error (config.ConfigError) stops gunicorn with one line (wsgi.py) before any
 # worker boots; without it each worker fails in turn, traceback after traceback. Also in

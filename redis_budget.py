@@ -137,7 +137,8 @@ class _Bounded:
     def _breaker(self) -> _Breaker:
         breaker = self.__dict__.get("_flowgate_breaker")
         if breaker is None:  # one per server address, shared by every connection to it
-            breaker = self.__dict__["_flowgate_breaker"] = _breakers.setdefault(self._host_error(), _Breaker())
+            breaker = self.__dict__["_flowgate_breaker"] = _breakers.setdefault(
+                self._host_error(), _Breaker())
         return breaker
 
     def _timed_out(self, budget: Budget | None) -> None:

@@ -84,7 +84,8 @@ class Gunicorn:
 
         def healthy():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited; see "
+                                   f"{self.log_path}:\n{self.log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
                     return resp.status == 200
@@ -100,7 +101,8 @@ class Gunicorn:
 
     def cpu_seconds(self) -> float:
         """Master + live workers + workers already reaped (recycled by max_requests)."""
-        return process_cpu(self.proc.pid, with_reaped=True) + sum(process_cpu(p) for p in children(self.proc.pid))
+        return (process_cpu(self.proc.pid, with_reaped=True)
+                + sum(process_cpu(p) for p in children(self.proc.pid)))
 
     def rss_kib(self) -> dict:
         return {pid: rss_kib(pid) for pid in [self.proc.pid, *children(self.proc.pid)]}

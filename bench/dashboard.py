@@ -139,8 +139,8 @@ def main(argv=None) -> int:
         private, _ = keys.generate()
         app = create_app({"APP_ENV": "production", "REDIS_URL": url, "INSTANCE_DIR": workdir,
                           "FLOW_PRIVATE_KEY": private, "WHATSAPP_APP_SECRET": "bench-secret",
-                          "DASHBOARD_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench-secret-key",
-                          "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": True,
+                          "DASHBOARD_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING",
+                          "SECRET_KEY": "bench-secret-key", "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": True,
                           "LOOKUP_BASE_URL": "demo://api/demo-api"})
         now = time.time()
         took = record(client, args.sessions, now)
@@ -158,7 +158,8 @@ def main(argv=None) -> int:
         s_bytes, s_keys = memory(client, "fg:session:*")
         print(f"\nmetrics in Redis: {m_bytes / 1024:,.0f} KiB in {m_keys} keys "
               f"({m_bytes / args.sessions:.1f} bytes per session)")
-        print(f"sessions + timelines (for scale, not metrics): {s_bytes / 1024 / 1024:,.1f} MiB in {s_keys:,} keys")
+        print("sessions + timelines (for scale, not metrics): "
+              f"{s_bytes / 1024 / 1024:,.1f} MiB in {s_keys:,} keys")
         through, buffered, ping = hot_path(client)
         print(f"\nhot path: one request's metric writes {through:.0f} µs written through (one pipelined "
               f"round trip, x{through / ping:.1f} a PING of {ping:.0f} µs), {buffered:.0f} µs buffered as in "

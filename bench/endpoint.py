@@ -113,7 +113,8 @@ def one_run(target: Gunicorn, redis: RedisServer, pool, args, bound: float, sing
         "bound": bound, "ratio": result.rps / bound, "errors": errors, "reconnects": result.reconnects,
         "server_cores": cpu["server"], "redis_cores": cpu["redis"], "client_cores": client,
         "other_cores": max(0.0, cpu["machine"] - cpu["server"] - cpu["redis"] - client),
-        "refused": result.refused, "server_us": server_us, "rsa_share": (1e6 / single) / server_us if result.rps else float("nan"),
+        "refused": result.refused, "server_us": server_us,
+        "rsa_share": (1e6 / single) / server_us if result.rps else float("nan"),
     }
 
 
@@ -155,8 +156,8 @@ def main(argv=None) -> dict:
         def env():
             return project_env(APP_ENV="production", FLOW_PRIVATE_KEY=keys.one_line(private_pem),
                                WHATSAPP_APP_SECRET=APP_SECRET, REDIS_URL=redis.url, PORT=free_port(),
-                               WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads, SECRET_KEY="bench-secret-key",
-                               FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
+                               WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads,
+                               SECRET_KEY="bench-secret-key", FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
                                # member_check's lookup: the demo backend in-process (a cache hit
                                # after the first request either way)
                                LOOKUP_BASE_URL="demo://api/demo-api")

@@ -122,7 +122,8 @@ def one_run(server: Gunicorn, redis: RedisServer, api: SlowAPI, pool, users: int
         def sample():
             with open("/proc/stat") as f:
                 parts = [int(x) for x in f.readline().split()[1:]]
-            return server.cpu_seconds(), process_cpu(redis.proc.pid), api.calls.value, sum(parts), parts[3] + parts[4]
+            return (server.cpu_seconds(), process_cpu(redis.proc.pid), api.calls.value, sum(parts),
+                    parts[3] + parts[4])
         time.sleep(max(0.0, start - time.monotonic()))
         first = sample()
         time.sleep(max(0.0, end - time.monotonic()))
@@ -146,7 +147,8 @@ def _failed_lookups(server: Gunicorn) -> int:
     """Lookups that timed out or failed (each logs one line): a miss run with any is suspect, and
     five in a row open the breaker, after which answers are fast and wrong."""
     server.log.flush()
-    lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if "call failed" in line]
+    lines = [line for line in server.log_path.read_text(errors="replace").splitlines()
+             if "call failed" in line]
     if lines and os.environ.get("BENCH_VERBOSE"):
         print("    e.g. " + "\n    e.g. ".join(sorted({line.split("call failed")[1] for line in lines})[:5]))
     return len(lines)
@@ -192,11 +194,13 @@ def main(argv=None) -> dict:
                                   FOLLOWUP_CHANNEL="console", DEMO_FLOWS="true",
                                   LOOKUP_BASE_URL="demo://api/demo-api",
                                   MEMBER_API_URL=f"http://127.0.0.1:{api.port}/members", **extra)
-                servers[model] = Gunicorn(env, Path(tmp) / f"{model}.log", name=model, config=conf).__enter__()
+                servers[model] = Gunicorn(env, Path(tmp) / f"{model}.log", name=model,
+                                          config=conf).__enter__()
             cached = sealed(public_key, "C", 64)
             # Enough distinct requests for the fastest run: 4 × what the users could do at once
             # per API latency over the whole run, with room to spare.
-            per_run = min(8000, int(args.users / (args.api_ms / 1000 or 0.05) * (args.warmup + args.duration + 2)))
+            per_run = min(8000,
+                          int(args.users / (args.api_ms / 1000 or 0.05) * (args.warmup + args.duration + 2)))
             for rnd in range(args.rounds):
                 for model, server in servers.items():
                     for kind in ("miss", "cached"):
@@ -205,9 +209,9 @@ def main(argv=None) -> dict:
                         run = one_run(server, redis, api, pool, args.users, args, distinct=(kind == "miss"))
                         results.setdefault((model, kind), []).append(run)
                         print(f"  round {rnd + 1} {model:14s} {kind:6s} {run['rps']:6.0f} req/s  "
-                              f"p50 {run['p50']:6.0f} ms  p90 {run['p90']:6.0f} ms  p99 {run['p99']:6.0f} ms  "
-                              f"API calls/req {run['calls_per_req']:.2f}  failed lookups {run['failed_lookups']}  "
-                              f"errors {run['errors']}  "
+                              f"p50 {run['p50']:6.0f} ms  p90 {run['p90']:6.0f} ms  p99 {run['p99']:6.0f} "
+                              f"ms  API calls/req {run['calls_per_req']:.2f}  failed lookups "
+                              f"{run['failed_lookups']}  errors {run['errors']}  "
                               f"load {os.getloadavg()[0]:.2f}", flush=True)
         finally:
             for server in servers.values():
@@ -223,10 +227,11 @@ def report(results, args) -> None:
         m = {key: median([r[key] for r in runs]) for key in runs[0]}
         by[(model, kind)] = m
         rows.append([model, kind, m["rps"], m["p50"], m["p90"], m["p99"], m["calls_per_req"],
-                     sum(r["failed_lookups"] for r in runs), sum(r["errors"] for r in runs), m["server_cores"], m["machine_cores"]])
+                     sum(r["failed_lookups"] for r in runs), sum(r["errors"] for r in runs),
+                     m["server_cores"], m["machine_cores"]])
     print_table(f"Member API at {args.api_ms:.0f} ms, {args.users} users (medians of {args.rounds} rounds)",
-                ["model", "lookups", "req/s", "p50 ms", "p90 ms", "p99 ms", "API calls/req", "failed lookups", "errors",
-                 "server cores", "machine cores"], rows)
+                ["model", "lookups", "req/s", "p50 ms", "p90 ms", "p99 ms", "API calls/req", "failed lookups",
+                 "errors", "server cores", "machine cores"], rows)
     for model in dict.fromkeys(m for m, _ in by):
         miss, hit = by[(model, "miss")], by[(model, "cached")]
         ratio = miss["rps"] / hit["rps"] if hit["rps"] else float("nan")

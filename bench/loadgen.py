@@ -167,7 +167,8 @@ def _drive(port, requests, conns, offset, start_at, warmup, duration, step, out)
 
 
 def run_load(port: int, requests: list[bytes], *, processes: int = 2, conns: int = 4,
-             warmup: float = 1.0, duration: float = 5.0, on_window=None, distinct: bool = False) -> LoadResult:
+             warmup: float = 1.0, duration: float = 5.0, on_window=None,
+             distinct: bool = False) -> LoadResult:
     """Drive ``processes × conns`` connections; ``on_window(start, end)`` (monotonic times) lets
     the caller sample server CPU over exactly the measured window. ``distinct``: no request is
     sent twice while fewer than ``len(requests)`` have been sent (every lookup a cache miss)."""
@@ -175,7 +176,8 @@ def run_load(port: int, requests: list[bytes], *, processes: int = 2, conns: int
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     start_at = time.monotonic() + 0.3
-    procs = [ctx.Process(target=_client, args=(port, requests, conns, p * (conns if distinct else 101), start_at, warmup,
+    procs = [ctx.Process(target=_client,
+                         args=(port, requests, conns, p * (conns if distinct else 101), start_at, warmup,
                                                    duration, step, out))
              for p in range(processes)]
     for p in procs:

@@ -48,7 +48,8 @@ class Served:
     def __init__(self, wsgi):
         self.server = make_server("127.0.0.1", 0, wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
 
     def stop(self):
         self.server.shutdown()
@@ -74,7 +75,8 @@ class BusinessAPI:
 def no_lookup_twin() -> Flow:
     """member_check's first screen with the same validation minus the lookup."""
     twin = Flow("bench_no_lookup", member_check.flow.json_path)
-    form = Form(*[Field(f.name, *f.checks, normalise=f.normalise, echo=f.echo) for f in member_check.LOOKUP.fields])
+    form = Form(*[Field(f.name, *f.checks, normalise=f.normalise, echo=f.echo)
+                  for f in member_check.LOOKUP.fields])
 
     @twin.on_exchange("MEMBER_LOOKUP")
     def lookup(ctx):

@@ -82,7 +82,8 @@ def lookup(_: WhatsApp, req: FlowRequest) -> FlowResponse:
     member_id = str(req.data.get("member_id", "")).strip().upper()[:40]
     member = MEMBERS.get(member_id)
     if member is None:
-        return req.respond(screen="MEMBER_LOOKUP", data={"member_id_error": NOT_FOUND, "member_id_value": member_id},
+        return req.respond(screen="MEMBER_LOOKUP",
+                           data={"member_id_error": NOT_FOUND, "member_id_value": member_id},
                            error_message=f"{NOT_FOUND}. Check your card and try again.")
     return req.respond(screen="CONFIRM", data={"member_id": member_id, "member_name": member["name"],
                                                "tier": member["tier"]})

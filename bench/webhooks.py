@@ -69,7 +69,8 @@ def post_webhooks(base_url: str, rate: float, seconds: float, tag: str, prefix: 
     user (``prefix`` + a number). Returns the latency summary and user → time it was sent."""
     total = int(rate * seconds)
     users = [f"{prefix}{i:08d}" for i in range(total)]
-    bodies = [body_of(messages_change([completion(token=f"fg_{tag}{i}", user=users[i])])) for i in range(total)]
+    bodies = [body_of(messages_change([completion(token=f"fg_{tag}{i}", user=users[i])]))
+              for i in range(total)]
     local = threading.local()
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
@@ -242,7 +243,8 @@ def rq_ceiling(env: dict, redis_url: str, jobs: int, dynos: int) -> dict:
              for _ in range(dynos)]
     for proc in procs:
         proc.wait(timeout=600)
-    done = [j for j in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer) if j and j.ended_at]
+    done = [j for j in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer)
+            if j and j.ended_at]
     span = max(j.ended_at for j in done).timestamp() - min(j.started_at for j in done).timestamp()
     return {"jobs": len(done), "jobs_per_s": round(len(done) / span, 1) if span > 0 else None}
 
@@ -300,16 +302,19 @@ def main() -> dict:
             redis_server.__exit__(None, None, None)
     # Other processes on the machine change every figure: say how busy it was.
     result = {"webhook_ack": ack, "confirmations": thru, "steady": flow, "rq_noop_ceiling": ceiling,
-              "fork_per_job": fork, "graph_latency_ms": latency * 1000, "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+              "fork_per_job": fork, "graph_latency_ms": latency * 1000, "cpus": os.cpu_count(),
+              "load_average_1m": round(os.getloadavg()[0], 2)}
     mode = "a fork per job" if fork else "jobs in the worker process"
     print(f"webhook ack   {ack['requests']} requests at {ack['achieved_rate']}/s (target {rate}/s): "
           f"p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, max {ack['max_ms']} ms "
           f"(Meta: median <= 250 ms; aim p99 <= 20 ms)  statuses {ack['statuses']}")
     print(f"confirmations {thru['completions']} completions + follow-ups ({thru['jobs']} jobs) via "
-          f"{dynos} dyno(s) x {per_dyno} worker processes = {thru['workers']} ({mode}{f', Graph answering in {latency * 1000:.0f} ms' if latency else ''}) in {thru['seconds']} s: {thru['messages_per_s']} messages/s "
-          f"sustained, {thru['messages_per_s'] / FLOOR:.2f}x the floor of {FLOOR:.0f}/s "
-          f"(confirmations alone {thru['confirmations_only_per_s']}/s) on {os.cpu_count()} CPUs, "
-          f"load average {result['load_average_1m']}; peak memory per dyno (PSS) {thru['dyno_memory_mib']} MiB")
+          f"{dynos} dyno(s) x {per_dyno} worker processes = {thru['workers']} "
+          f"({mode}{f', Graph answering in {latency * 1000:.0f} ms' if latency else ''}) in "
+          f"{thru['seconds']} s: {thru['messages_per_s']} messages/s sustained, "
+          f"{thru['messages_per_s'] / FLOOR:.2f}x the floor of {FLOOR:.0f}/s (confirmations alone "
+          f"{thru['confirmations_only_per_s']}/s) on {os.cpu_count()} CPUs, load average "
+          f"{result['load_average_1m']}; peak memory per dyno (PSS) {thru['dyno_memory_mib']} MiB")
     print(f"steady        {flow['webhooks']} webhooks at {flow['achieved_rate']}/s with the workers running: "
           f"{flow['confirmed']} confirmed, webhook -> confirmation p50 {flow['latency_p50_ms']} ms, "
           f"p99 {flow['latency_p99_ms']} ms; backlog max {flow['backlog_max']} jobs, "

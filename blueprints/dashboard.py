@@ -97,7 +97,8 @@ def _on_meta(snap: dict) -> list[dict]:
         rows.append({"flow": name, "flow_id": doc.get("flow_id"), "status": doc.get("status"),
                      "bad": doc.get("status") in UNWELL, "health": doc.get("can_send_message"),
                      "validation": len(doc.get("validation_errors") or []), "window": doc.get("window"),
-                     "meta": meta, "ours": ours, "drift": sum(drift.values()), "preview_url": doc.get("preview_url"),
+                     "meta": meta, "ours": ours, "drift": sum(drift.values()),
+                     "preview_url": doc.get("preview_url"),
                      "checked_at": charts.when(doc.get("checked_at")) if doc.get("checked_at") else None})
     return sorted(rows, key=lambda r: (not r["bad"], r["flow"]))
 
@@ -148,7 +149,8 @@ def replay_dead_letter(item_id: str):
     ext = current_app.extensions
     result = deadletters.replay(_redis(), current_app.config, ext["wasender"], item_id[:128])
     log.info("dashboard replay of %s: %s", result.id[:64], result.state)
-    return redirect(url_for("dashboard.index", replayed=f"{result.id[:64]}: {result.state}") + "#deadletters", 303)
+    return redirect(url_for("dashboard.index", replayed=f"{result.id[:64]}: {result.state}")
+                    + "#deadletters", 303)
 
 
 @bp.route("/dashboard/login", methods=["GET", "POST"])
@@ -167,7 +169,8 @@ def login():
         except TooManyRequests as exc:  # the same throttle as basic auth (blueprints/auth.py)
             error, status = "Too many attempts; wait a few minutes.", 429
             headers = {"Retry-After": str(exc.retry_after)}
-    return render_template("dashboard/login.html", next=target, error=error, **page_context()), status, headers
+    return render_template("dashboard/login.html", next=target, error=error,
+                           **page_context()), status, headers
 
 
 @bp.post("/dashboard/logout")

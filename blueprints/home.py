@@ -13,11 +13,13 @@ PAGE = """<!doctype html>
 <h1>Flowgate <small style="font-weight:normal">(development)</small></h1>
 <ul>
   <li><a href="/dashboard">Dashboard</a>: funnels, latency, queues, the console outbox</li>
-  {% if flows %}<li>Playground: {% for name in flows %}<a href="/playground/{{ name }}">{{ name }}</a>{{ ", " if not loop.last }}{% endfor %}</li>{% endif %}
+  {% if flows %}<li>Playground: {% for name in flows %}<a href="/playground/{{ name }}">{{ name }}</a>
+  {{- ", " if not loop.last }}{% endfor %}</li>{% endif %}
   <li><a href="/health">Health</a></li>
 </ul>
 <p>Flow endpoints (register with Meta as the endpoint URI):</p>
-<ul>{% for name in flows %}<li><code>/flows/{{ name }}</code></li>{% else %}<li>none served</li>{% endfor %}</ul>
+<ul>{% for name in flows %}<li><code>/flows/{{ name }}</code></li>
+{%- else %}<li>none served</li>{% endfor %}</ul>
 </body></html>
 """
 

@@ -2,7 +2,8 @@
 
 | status | when |
 | 202 | session issued, delivery queued: ``{"flow_token", "flow", "state"}`` |
-| 400 | body not a JSON object (or nested too deep); ``to`` not a phone number or a BSUID; ``data`` not an object |
+| 400 | body not a JSON object (or nested too deep); ``to`` not a phone number or a BSUID; |
+|     | ``data`` not an object |
 | 401 / 403 | bearer token missing or wrong / API_TOKEN not set (the API is off) |
 | 404 | unknown flow |
 | 503 | Redis unavailable (``errors.py``) |

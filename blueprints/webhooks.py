@@ -68,7 +68,8 @@ def receive():
         result = accept(redis, parsed.items, retry_from(cfg), cfg["WEBHOOK_DEDUPE_SECONDS"])
         kept = DeadLetters(redis).keep(CLOUD, parsed.rejects)
     except RedisError as exc:
-        redis_unavailable(log, "webhook", exc, "not stored, answering 503 so Meta redelivers", level=logging.ERROR)
+        redis_unavailable(log, "webhook", exc, "not stored, answering 503 so Meta redelivers",
+                          level=logging.ERROR)
         return jsonify(error="storage unavailable"), 503
     answer = dict(enqueued=result.enqueued, duplicates=result.duplicates, ignored=parsed.ignored)
     if kept.total:

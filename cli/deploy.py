@@ -18,7 +18,8 @@ def _served(names) -> list:
     registry = current_app.extensions["flows"]
     for name in names:
         if registry.get(name) is None:
-            raise click.BadParameter(f"{name!r} is not a served flow (served: {', '.join(registry.names()) or 'none'})",
+            raise click.BadParameter(f"{name!r} is not a served flow (served: "
+                                     f"{', '.join(registry.names()) or 'none'})",
                                      param_hint="NAME")
     return [registry.get(n) for n in names] if names else list(registry)
 
@@ -38,7 +39,8 @@ def _graph_failure(exc: GraphError) -> click.ClickException:
 
 @click.command("deploy")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option("--publish", is_flag=True, help="Publish each flow once our lint and Meta's validation are clean.")
+@click.option("--publish", is_flag=True,
+              help="Publish each flow once our lint and Meta's validation are clean.")
 @click.option("--clone", is_flag=True,
               help="A flow published on Meta whose JSON changed: create a new Flow cloned from it "
                    "(clone_flow_id) with the new JSON; new messages open it.")
@@ -48,7 +50,8 @@ def deploy_command(names, publish, clone):
     flows = _served(names)
     api = _api("PUBLIC_BASE_URL")
     ext, cfg = current_app.extensions, current_app.config
-    deployer = Deployer(api, ext["flow_ids"], ext["meta_status"], cfg["PUBLIC_BASE_URL"], publish=publish, clone=clone)
+    deployer = Deployer(api, ext["flow_ids"], ext["meta_status"], cfg["PUBLIC_BASE_URL"],
+                        publish=publish, clone=clone)
     failed, writes = False, 0
     try:
         for report in deployer.run(flows):
@@ -152,18 +155,22 @@ def _print_status(d: dict) -> None:
     health = d.get("can_send_message") or "-"
     click.echo(f"{name}: Flow {d['flow_id']} ({d['meta_name']}) {d['status']}, health {health}")
     if d["status"] == "THROTTLED":
-        click.echo("  ✗ THROTTLED: Meta lets 10 messages of this Flow out an hour until the endpoint is healthy")
+        click.echo("  ✗ THROTTLED: Meta lets 10 messages of this Flow out an "
+                   "hour until the endpoint is healthy")
     elif d["status"] in ("BLOCKED", "DEPRECATED"):
         click.echo(f"  ✗ {d['status']}: this Flow cannot be sent")
     for code, text in d.get("health_errors") or []:
         click.echo(f"  health {code}: {text}")
     expected = d.get("expected_endpoint_uri")
-    mark = "" if not expected else ("  (as this app's)" if d.get("endpoint_uri") == expected else f"  ≠ {expected}")
+    mark = "" if not expected else ("  (as this app's)" if d.get("endpoint_uri") == expected
+                                    else f"  ≠ {expected}")
     click.echo(f"  endpoint_uri {d.get('endpoint_uri') or '-'}{mark}")
-    click.echo(f"  Flow JSON {d.get('json_version') or '-'}, data_api_version {d.get('data_api_version') or '-'}; "
-               f"validation errors: {len(d.get('validation_errors') or []) or 'none'}")
+    click.echo(f"  Flow JSON {d.get('json_version') or '-'}, data_api_version "
+               f"{d.get('data_api_version') or '-'}; validation errors: "
+               f"{len(d.get('validation_errors') or []) or 'none'}")
     for e in d.get("validation_errors") or []:
-        click.echo(f"    {e['error']} at {', '.join(e['paths']) or 'line ' + str(e.get('line'))}: {e['message']}")
+        click.echo(f"    {e['error']} at {', '.join(e['paths']) or 'line ' + str(e.get('line'))}: "
+                   f"{e['message']}")
     if d.get("preview_url"):
         click.echo(f"  preview {d['preview_url']}")
     window, meta, ours = d["window"], d["metrics"], d["ours"]
@@ -180,11 +187,13 @@ def _print_status(d: dict) -> None:
     click.echo(row.format("errors", rate(meta["errors"], meta["requests"]) if meta else "-",
                           rate(ours["errors"], ours["requests"])))
     if meta.get("error_types"):
-        click.echo("      Meta's error types: " + ", ".join(f"{k} {v}" for k, v in meta["error_types"].items()))
+        click.echo("      Meta's error types: "
+                   + ", ".join(f"{k} {v}" for k, v in meta["error_types"].items()))
     click.echo(f"    latency: Meta {latency_shares(meta.get('latency') or {})}; "
                f"Flowgate {latency_shares(ours['latency'])}")
     if meta.get("availability"):
-        click.echo("    availability checks by Meta: " + ", ".join(f"{k} {v}" for k, v in meta["availability"].items()))
+        click.echo("    availability checks by Meta: "
+                   + ", ".join(f"{k} {v}" for k, v in meta["availability"].items()))
     click.echo("    (Meta counts its own days; Flowgate's are UTC days)")
     drift = ours.get("drift") or {}
     if drift:

@@ -102,9 +102,10 @@ def demo() -> int:
     run_file = Path(cfg["INSTANCE_DIR"]) / RUN_FILE
     if run_file.exists():
         running = json.loads(run_file.read_text())
-    url = f"http://127.0.0.1:{env['PORT']}" if env.get("PORT") else running.get("url", "http://127.0.0.1:5000")
-    command = [str(Path(sys.executable).parent / "flask"), "--app", "app", "flows", "simulate", "member_check",
-               "--field", "member_id=MEM123", "--url", f"{url}/flows/member_check"]
+    url = (f"http://127.0.0.1:{env['PORT']}" if env.get("PORT")
+           else running.get("url", "http://127.0.0.1:5000"))
+    command = [str(Path(sys.executable).parent / "flask"), "--app", "app", "flows", "simulate",
+               "member_check", "--field", "member_id=MEM123", "--url", f"{url}/flows/member_check"]
     if running.get("public_key"):
         command += ["--public-key", running["public_key"]]
     return subprocess.call(command, cwd=ROOT, env=env)

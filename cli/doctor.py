@@ -40,7 +40,8 @@ def _marks() -> dict:
 
 @click.command("doctor")
 @click.option("--offline", is_flag=True,
-              help="Only what needs no call to Meta, WASender or the public URL: settings, Redis, the app's start.")
+              help="Only what needs no call to Meta, WASender or the public URL: "
+                   "settings, Redis, the app's start.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor_command(offline, as_json):
     """Check these settings against production: one line per check, exit 1 on any failure."""

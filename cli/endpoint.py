@@ -29,8 +29,10 @@ MARK = {True: "ok  ", False: "FAIL", None: "--  "}
 @click.option("--requests", "count", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Pings for the latency figures.")
 @click.option("--public-key", "public_key_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Public key to encrypt with (default: this app's own key; use the key registered with Meta).")
-@click.option("--app-secret", default=None, help="Meta app secret to sign with (default: WHATSAPP_APP_SECRET).")
+              help="Public key to encrypt with (default: this app's own key; use "
+                   "the key registered with Meta).")
+@click.option("--app-secret", default=None,
+              help="Meta app secret to sign with (default: WHATSAPP_APP_SECRET).")
 @click.option("--token", default=None, help="Flow token for INIT (default: a fresh one).")
 @click.option("--timeout", type=float, default=selftest.META_TIMEOUT, show_default=True,
               help="Seconds to wait for each answer.")

@@ -52,7 +52,8 @@ class Report:
     def ours_at(self, error: ValidationError) -> list:
         """Our findings at the place Meta's error points to (the same node, or inside it)."""
         return [f for f in self.findings for p in error.paths
-                if f.path == p or f.path.startswith((p + ".", p + "[")) or p.startswith((f.path + ".", f.path + "["))]
+                if f.path == p or f.path.startswith((p + ".", p + "["))
+                   or p.startswith((f.path + ".", f.path + "["))]
 
 
 class Deployer:
@@ -130,7 +131,8 @@ class Deployer:
             found = next((m for m in self.listing if m.id == remembered.flow_id), None)
             if found:
                 return found
-            report.notes.append(f"the remembered Flow {remembered.flow_id} is not on this WABA: found by name")
+            report.notes.append(f"the remembered Flow {remembered.flow_id} is "
+                                "not on this WABA: found by name")
         for name in (clone_name(flow.name, digest, endpoint_uri(self.base_url, flow.name)), flow.name):
             found = next((m for m in self.listing if m.name == name), None)
             if found:
@@ -160,7 +162,8 @@ class Deployer:
         existing = next((m for m in self.listing if m.name == name), None)
         meta = existing or self._create(flow, name, uri, report, clone_of=old.id)
         report.notes.append(f"Flow {old.id} ({old.name}) stays {old.status} for the messages already sent; "
-                            f"deprecate it once they have expired (Flow Builder, or POST /{old.id}/deprecate)")
+                            "deprecate it once they have expired (Flow Builder, or POST "
+                            f"/{old.id}/deprecate)")
         return meta
 
     def _same_json(self, meta: MetaFlow, content: bytes, digest: str, remembered: Deployed | None,
@@ -210,7 +213,8 @@ class Deployer:
 
 def _immutable(flow: str, meta: MetaFlow, what: str, publish: bool, refused: GraphError | None = None) -> str:
     flags = " --clone" + (" --publish" if publish else "")
-    said = f" (Meta answered error {refused.code}: {refused.user_message or refused.message})" if refused else ""
+    said = (f" (Meta answered error {refused.code}: {refused.user_message or refused.message})"
+            if refused else "")
     if what == "status":
         return (f"{meta.name} (Flow {meta.id}) is DEPRECATED on Meta: it can no longer be sent or opened. "
                 f"A new Flow is needed: flask flows deploy {flow}{flags}")

@@ -16,15 +16,16 @@ from flows import loader
 from flows.sessions import new_token
 from devtools.simulator import FlowClient
 
-flows_group = AppGroup("flows", help="Flows: list the served ones, lint, deploy to Meta and read their status "
-                                     "there, simulate, send, read submissions.")
+flows_group = AppGroup("flows", help="Flows: list the served ones, lint, deploy to Meta and read their "
+                                     "status there, simulate, send, read submissions.")
 
 
 @flows_group.command("list")
 def list_flows():
     """The flows this app serves, with their endpoint paths."""
     if not current_app.extensions["flows"].names():
-        click.echo("no flows served (the demo flows need DEMO_FLOWS=true; add your own in the FLOWS_PACKAGE folder, business_flows/ by default)")
+        click.echo("no flows served (the demo flows need DEMO_FLOWS=true; add your own in the FLOWS_PACKAGE "
+                   "folder, business_flows/ by default)")
     for flow in current_app.extensions["flows"]:
         click.echo(f"{flow.name:20} /flows/{flow.name}  screens: {', '.join(flow.screen_ids)}")
 
@@ -46,7 +47,8 @@ def _fields(pairs) -> dict:
 @click.option("--token", default=None, help="Flow token to use (default: a fresh one).")
 @click.option("--public-key", "public_key_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="The endpoint's public key (default: this app's own key).")
-@click.option("--app-secret", default=None, help="Meta app secret to sign with (default: WHATSAPP_APP_SECRET).")
+@click.option("--app-secret", default=None,
+              help="Meta app secret to sign with (default: WHATSAPP_APP_SECRET).")
 @click.option("--json", "as_json", is_flag=True, help="Print each step as a JSON line.")
 @offline
 def simulate(flow_name, url, fields, token, public_key_path, app_secret, as_json):

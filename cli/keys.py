@@ -13,7 +13,8 @@ from flows import keys
 from messaging import business_key
 from messaging.graph import GraphError, explain
 
-keys_group = AppGroup("keys", help="The Flow endpoint's RSA key pair: generate, upload to Meta, status, rotate.")
+keys_group = AppGroup("keys",
+                      help="The Flow endpoint's RSA key pair: generate, upload to Meta, status, rotate.")
 
 
 @keys_group.command("generate")
@@ -154,17 +155,20 @@ def rotate(passphrase, out_dir, heroku_app, do_upload):
     # The old key is copied on Heroku's side, so it is never printed here.
     settings = [f'FLOW_PRIVATE_KEY_PREVIOUS="$(heroku config:get FLOW_PRIVATE_KEY{app_flag})"']
     if current_app.config["FLOW_PRIVATE_KEY_PASSPHRASE"]:
-        settings.append(f'FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE="$(heroku config:get FLOW_PRIVATE_KEY_PASSPHRASE{app_flag})"')
+        settings.append('FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE="$(heroku config:get '
+                        f'FLOW_PRIVATE_KEY_PASSPHRASE{app_flag})"')
     settings.append(f"FLOW_PRIVATE_KEY='{keys.one_line(private)}'")
     if passphrase:
         settings.append(f"FLOW_PRIVATE_KEY_PASSPHRASE='{passphrase}'")
-    click.echo("# 1. Install the new key, keeping the current one as the previous (one release, no downtime):")
+    click.echo("# 1. Install the new key, keeping the current one as the "
+               "previous (one release, no downtime):")
     click.echo(f"heroku config:set {' '.join(settings)}{app_flag}")
     if current_app.config["FLOW_PRIVATE_KEY_PASSPHRASE"] and not passphrase:
         click.echo(f"heroku config:unset FLOW_PRIVATE_KEY_PASSPHRASE{app_flag}")
     click.echo("# 2. Then register the new public key with Meta (flask keys upload --public-key FILE):")
     click.echo(public, nl=False)
     click.echo("# 3. When flask keys status shows the new key and traffic is healthy, retire the old one:")
-    click.echo(f"heroku config:unset FLOW_PRIVATE_KEY_PREVIOUS FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE{app_flag}")
+    click.echo("heroku config:unset FLOW_PRIVATE_KEY_PREVIOUS "
+               f"FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE{app_flag}")
     if do_upload:
         _upload(public)

@@ -15,7 +15,8 @@ from flows.registry import Registry
 
 
 def _targets(names) -> list[tuple[str, list]]:
-    registry = Registry(loader.known(current_app.config.get("FLOWS_PACKAGE")))  # every flow the code knows, served here or not
+    # every flow the code knows, served here or not
+    registry = Registry(loader.known(current_app.config.get("FLOWS_PACKAGE")))
     if not names:
         return [(flow.name, lint_flow(flow)) for flow in registry]
     out = []
@@ -47,7 +48,8 @@ def lint_command(targets, fmt, strict):
     failed = any(f.severity in failing for _, found in results for f in found)
     if fmt == "json":
         click.echo(json.dumps({"ok": not failed, "results": [
-            {"target": name, "findings": [f.to_dict() for f in found]} for name, found in results]}, indent=2))
+            {"target": name, "findings": [f.to_dict() for f in found]}
+            for name, found in results]}, indent=2))
     else:
         for name, found in results:
             _print_text(name, found)

@@ -21,8 +21,8 @@ from messaging.console import ConsoleChannel
 from workers import deadletters
 from workers.inbound import flow_events
 
-messages_group = AppGroup("messages", help="Outbound messages: console outbox, fallback cases, Flow events, "
-                                           "dead letters.")
+messages_group = AppGroup("messages", help="Outbound messages: console outbox, fallback "
+                                           "cases, Flow events, dead letters.")
 
 
 @click.command("submissions")
@@ -56,7 +56,8 @@ def submissions_command(submission_id, limit, flow, since, until, user, csv_path
         click.echo("no submissions (a completed Flow's webhook stores one)")
     for doc in documents:
         fields = ", ".join(sorted((doc.get("response") or {}).keys())) or doc.get("problem") or "-"
-        click.echo(f"{doc['id']}  {doc.get('flow') or '?':16} from {phone(doc.get('from'))}  fields: {fields}")
+        click.echo(f"{doc['id']}  {doc.get('flow') or '?':16} from "
+                   f"{phone(doc.get('from'))}  fields: {fields}")
 
 
 def _moment(value: str | None, option: str) -> float | None:

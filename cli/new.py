@@ -12,7 +12,8 @@ from devtools.scaffold import scaffold
 
 @click.command("new")
 @click.argument("name")
-@click.option("--lookup", default=None, help="Check the field against your API: the lookup's name (e.g. members).")
+@click.option("--lookup", default=None,
+              help="Check the field against your API: the lookup's name (e.g. members).")
 @click.option("--package", default=None, help="Where to write it (default: FLOWS_PACKAGE, business_flows).")
 @offline
 def new_command(name, lookup, package):

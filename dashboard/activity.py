@@ -44,7 +44,8 @@ def recent_sessions(redis, limit: int = 20, records=None) -> list[dict]:
             continue
         session = {k.decode(): v.decode() for k, v in raw.items()}
         # The user: masked phone and masked username (a username user may have no phone at all).
-        user = shown(of_session(session)) or mask_phone(next((session[f] for f in PHONE_FIELDS if session.get(f)), ""))
+        user = (shown(of_session(session))
+                or mask_phone(next((session[f] for f in PHONE_FIELDS if session.get(f)), "")))
         events = []
         for item in timeline:
             entry = json.loads(item)
@@ -92,7 +93,8 @@ def console_outbox(redis, limit: int = 20) -> list[dict]:
             continue
         body = entry.get("body") if isinstance(entry.get("body"), dict) else entry
         rows.append({"at": _when(entry.get("at")),
-                     "to": mask_phone(body.get("to")) if body.get("to") else mask_bsuid(body.get("recipient")),
+                     "to": (mask_phone(body.get("to")) if body.get("to")
+                            else mask_bsuid(body.get("recipient"))),
                      "channel": str(body.get("type") or entry.get("channel", ""))[:20],
                      "text": _message_text(body)[:200]})
     return rows

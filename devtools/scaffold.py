@@ -38,8 +38,8 @@ def flow_json() -> dict:
 
 def handler_module(name: str, lookup: str | None) -> str:
     title = name.replace("_", " ").capitalize()
-    declared = (f',\n            lookups=[Lookup("{lookup}", settings="{lookup.upper()}_API", policy="closed",'
-                f' path="/{lookup}")]' if lookup else "")
+    declared = (f',\n            lookups=[Lookup("{lookup}", settings="{lookup.upper()}_API", '
+                f'policy="closed", path="/{lookup}")]' if lookup else "")
     field_lookup = f', lookup="{lookup}"' if lookup else ""
     checked = f"checked against the {lookup} API" if lookup else "checked"
     return f'''"""{name}: one code, {checked}, then done. Edit {name}.json and this module."""
@@ -53,7 +53,8 @@ from validation.forms import Field, Form, no_spaces, upper
 flow = Flow("{name}", Path(__file__).with_suffix(".json"), title="{title}"{declared})
 
 FORM = Form(Field(
-    "code", required(), length(max=20), pattern(r"[A-Z0-9-]+"), normalise=[no_spaces, upper]{field_lookup}, echo=True,
+    "code", required(), length(max=20), pattern(r"[A-Z0-9-]+"),
+    normalise=[no_spaces, upper]{field_lookup}, echo=True,
     messages={{"pattern": "Use only letters and digits", "not_found": "We couldn't find this code"}},
 ))
 
@@ -72,7 +73,8 @@ def submit(ctx, result):
 def test_module(name: str, package: str, lookup: str | None) -> str:
     if lookup:
         setup = (f'    business_api.records["{lookup}"]["ABC123"] = {{"status": "active"}}\n'
-                 f'    app = flowgate(FLOWS_PACKAGE="{package}", {lookup.upper()}_API_URL=business_api.url("{lookup}"))\n')
+                 f'    app = flowgate(FLOWS_PACKAGE="{package}", '
+                 f'{lookup.upper()}_API_URL=business_api.url("{lookup}"))\n')
         unknown = f'''
 
 def test_an_unknown_code_comes_back_with_its_error(flowgate, business_api):
@@ -116,7 +118,8 @@ def scaffold(root: Path, package: str, name: str, lookup: str | None = None) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         init = path.parent / "__init__.py"
         if path.parent == folder and not init.exists():
-            init.write_text(f'"""The business\'s own flows (FLOWS_PACKAGE={package}): one NAME.json + NAME.py each."""\n')
+            init.write_text(f'"""The business\'s own flows (FLOWS_PACKAGE={package}): one NAME.json + '
+                            'NAME.py each."""\n')
             written.append(init)
         path.write_text(text)
         written.append(path)

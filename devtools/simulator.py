@@ -36,7 +36,8 @@ class FlowClient:
     def __init__(self, url: str, public_key, app_secret: str | None = None,
                  timeout: float = 10.0, session: requests.Session | None = None):
         self.url = url
-        self.public_key = keys.load_public_key(public_key) if isinstance(public_key, (str, bytes)) else public_key
+        self.public_key = (keys.load_public_key(public_key) if isinstance(public_key, (str, bytes))
+                           else public_key)
         self.app_secret = app_secret
         self.timeout = timeout
         self.http = session or requests.Session()

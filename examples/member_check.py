@@ -50,7 +50,8 @@ def confirm(ctx):
     if not result.ok:
         return result.screen("MEMBER_LOOKUP", {"member_id_value": ""})
     member_id = result.values["member_id"]
-    return Finish({"member_id": member_id, "member_name": _name(result.records.get("member_id") or {}, member_id)})
+    return Finish({"member_id": member_id,
+                   "member_name": _name(result.records.get("member_id") or {}, member_id)})
 
 
 def _name(member: dict, member_id: str) -> str:

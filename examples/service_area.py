@@ -54,4 +54,5 @@ def send_lead(ctx):
 
 
 def _area_text(code: str, area: str | None) -> str:
-    return f"Good news: we serve {area}." if area else f"We'll confirm that we serve {code} and get back to you."
+    return (f"Good news: we serve {area}." if area
+            else f"We'll confirm that we serve {code} and get back to you.")

@@ -17,7 +17,8 @@ ORDER = Form(
     Field("sku", required(), pattern(r"[A-Z0-9-]{2,20}"), normalise=[no_spaces, upper],
           lookup="inventory", policy="closed", echo=True, verify=lambda item: _problem(item),
           messages={"not_found": "We don't have this product", "pattern": "Use the code on the product page",
-                    "sold_out": "Sorry, this product is sold out", "bad_record": "This product can't be ordered right now"}),
+                    "sold_out": "Sorry, this product is sold out",
+                    "bad_record": "This product can't be ordered right now"}),
     Field("quantity", required(), integer(min=1, max=99), normalise=[trim]),
 )
 RECHECK_FAILED = "We can't check the stock right now, please try again."
@@ -56,12 +57,14 @@ def confirm(ctx):
         return Screen("ORDER", ORDER.neutral(), error_message="Please choose a product first.")
     answer = ctx.lookup("inventory", sku, fresh=True)  # the stock may have moved: no cache
     if answer.unavailable:
-        return Screen("REVIEW", {"product_text": f"{quantity} × {sku}", "total_text": "Total: to be confirmed"},
+        return Screen("REVIEW",
+                      {"product_text": f"{quantity} × {sku}", "total_text": "Total: to be confirmed"},
                       error_message=RECHECK_FAILED)
     item = answer.record if answer.found and _problem(answer.record) is None else None
     if item is None or item["available"] < quantity:
         left = item["available"] if item else 0
-        return Screen("REVIEW", {"product_text": f"{quantity} × {sku}", "total_text": f"Only {left} left now"},
+        return Screen("REVIEW",
+                      {"product_text": f"{quantity} × {sku}", "total_text": f"Only {left} left now"},
                       error_message=f"Only {left} left now. Go back to change the quantity.")
     return Finish({"sku": sku, "quantity": quantity, "currency": str(item.get("currency", "USD"))[:3],
                    "unit_price_minor": item["unit_price_minor"],

@@ -94,8 +94,8 @@ class DriftLog:
                     "(request version %s, served data_api_version %s; screen %s%s). "
                     "Fix: flask flows deploy %s (logged once an hour; counted on the dashboard)",
                     flow.name, ", ".join(kinds), req.version[:10], served, (req.screen or "-")[:60],
-                    f"; unknown data keys {', '.join(k[:40] for k in unknown[:_MAX_NAMES])}" if unknown else "",
-                    flow.name)
+                    (f"; unknown data keys {', '.join(k[:40] for k in unknown[:_MAX_NAMES])}"
+                     if unknown else ""), flow.name)
         return True
 
 

@@ -166,7 +166,8 @@ class Engine:
         elif self.check_replies and event == "screen":
             problems = flow.reply_problems(req.screen, req.action, result.name, result.data)
             if problems:
-                log.error("flow=%s handler for screen=%s: %s", flow.name, _cut(req.screen), "; ".join(problems))
+                log.error("flow=%s handler for screen=%s: %s", flow.name, _cut(req.screen),
+                          "; ".join(problems))
                 result, event = Screen(here, error_message=GENERIC_ERROR), "handler_error"
         plaintext = json_bytes(result.to_json())
         if len(plaintext) > self.max_reply_bytes:

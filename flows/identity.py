@@ -190,7 +190,8 @@ def from_status(value: dict, status: dict) -> User | None:
         return None
     phone = None if status.get("recipient_type") == "group" else _text(status.get("recipient_id"))
     return _with_contact(value, phone, _text(status.get("recipient_user_id")),
-                         _text(status.get("parent_recipient_user_id") or status.get("recipient_parent_user_id")))
+                         _text(status.get("parent_recipient_user_id")
+                               or status.get("recipient_parent_user_id")))
 
 
 def of_job(message: dict, extra: dict | None) -> User:
@@ -226,8 +227,10 @@ def identity_changes(value: dict, message: dict | None = None) -> list[tuple[Use
         ids = entry.get("user_id") if isinstance(entry.get("user_id"), dict) else {}
         parents = entry.get("parent_user_id") if isinstance(entry.get("parent_user_id"), dict) else {}
         phone = _phone(entry.get("wa_id"))
-        pairs.append((User(phone=phone, bsuid=_text(ids.get("previous")), parent_bsuid=_text(parents.get("previous"))),
-                      User(phone=phone, bsuid=_text(ids.get("current")), parent_bsuid=_text(parents.get("current")))))
+        pairs.append((User(phone=phone, bsuid=_text(ids.get("previous")),
+                           parent_bsuid=_text(parents.get("previous"))),
+                      User(phone=phone, bsuid=_text(ids.get("current")),
+                           parent_bsuid=_text(parents.get("current")))))
     return [(b, a) for b, a in pairs if b.known and a.known]
 
 

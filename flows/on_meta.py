@@ -82,7 +82,8 @@ class StatusCache:
         self.key = f"fg:meta:status:{environment or NO_ENVIRONMENT}"
 
     def put(self, flow: str, doc: dict) -> None:
-        self.redis.hset(self.key, flow, json.dumps({**doc, "checked_at": doc.get("checked_at") or time.time()}))
+        self.redis.hset(self.key, flow,
+                        json.dumps({**doc, "checked_at": doc.get("checked_at") or time.time()}))
 
     def all(self) -> dict[str, dict]:
         return {_s(k): json.loads(v) for k, v in self.redis.hgetall(self.key).items()}

@@ -12,7 +12,8 @@ from datetime import datetime, time as dtime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TEXTS = (
-    "You started “{title}” but didn't finish. It only takes a minute — tap below to pick up where you left off.",
+    "You started “{title}” but didn't finish. It only takes a minute — tap below to pick up where you "
+    "left off.",
     "Still interested? Your answers to “{title}” are saved; tap below to continue.",
     "Last reminder: “{title}” is waiting for you. Tap below to finish, or reply STOP to opt out.",
 )

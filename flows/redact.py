@@ -10,7 +10,8 @@ def redis_unavailable(logger, what: str, exc: BaseException, then: str = "", *,
     """The one wording for "Redis did not answer": ``[ids] <what>: Redis unavailable (<class>)[;
     <then>]``. The exception's class only: its text can carry a host name or a key."""
     where = "".join(f"{k}={v} " for k, v in ids.items())
-    logger.log(level, "%s%s: Redis unavailable (%s)%s", where, what, type(exc).__name__, f"; {then}" if then else "")
+    logger.log(level, "%s%s: Redis unavailable (%s)%s", where, what, type(exc).__name__,
+               f"; {then}" if then else "")
 
 
 def wamid(message_id: str | None) -> str:

@@ -246,7 +246,8 @@ class Flow:
         if target is None:
             return [f"screen {screen!r} is not in the Flow JSON"]
         declared = set(target.get("data") or {}) | {"error_message"}
-        problems = [f"data key {key!r} is not declared in {screen}'s data" for key in sorted(set(data) - declared)]
+        problems = [f"data key {key!r} is not declared in {screen}'s data"
+                    for key in sorted(set(data) - declared)]
         routing = self.definition.get("routing_model") or {}
         if routing and action == "data_exchange" and source and source != screen:
             forward = screen in (routing.get(source) or [])

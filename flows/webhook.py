@@ -222,7 +222,8 @@ def _message(head: dict, base: dict, message: dict, phone_id, value: dict, out: 
     if user is None:
         reason = (f"message with {', '.join(unreadable)} not valid text" if unreadable
                   else "message without a sender (from or from_user_id)")
-        out.rejects.append(Reject(reason, _one(head, {"field": "messages", "value": {**base, "messages": [message]}})))
+        out.rejects.append(Reject(reason, _one(head, {"field": "messages",
+                                                      "value": {**base, "messages": [message]}})))
         return
     kind = COMPLETION if is_completion(message) else INBOUND
     out.items.append(Item(kind, message["id"], message, phone_id, extra={"user": user.to_dict()}))
@@ -253,7 +254,8 @@ def _problem(element, required: tuple[str, ...], what: str) -> str | None:
 
 def _flow_event(head: dict, value: dict, out: Parsed) -> None:
     if not isinstance(value.get("event"), str):
-        out.rejects.append(Reject("flows change without an event", _one(head, {"field": "flows", "value": value})))
+        out.rejects.append(Reject("flows change without an event",
+                                  _one(head, {"field": "flows", "value": value})))
         return
     # No id on these: the canonical JSON of what Meta sent is the identity of the event.
     event_id = json.dumps({"entry": head.get("id"), "time": head.get("time"), "value": value}, sort_keys=True)

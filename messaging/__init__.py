@@ -21,8 +21,8 @@ def channel_mode(cfg) -> str:
     if mode in ("cloud", "hybrid"):
         missing = [n for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID") if not cfg[n]]
         if missing:
-            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so the "
-                              f"Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
+            raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so "
+                              f"the Cloud API cannot send (set {'them' if len(missing) > 1 else 'it'}, or "
                               "FOLLOWUP_CHANNEL=none for an endpoint-only deployment, console for staging)")
     if mode in ("wasender", "hybrid") and not cfg["WASENDER_API_KEY"]:
         raise ConfigError(f"WASENDER_API_KEY is not set, so FOLLOWUP_CHANNEL={mode} cannot send through "

@@ -98,7 +98,8 @@ def media(kind: str, link: str, caption: str | None = None, file_name: str | Non
 
 def envelope(to: User | str, message: dict, callback: str | None = None) -> dict:
     """``to``: a ``User`` (``to`` with its phone, else ``recipient`` with its BSUID) or a phone."""
-    body = {"messaging_product": "whatsapp", "recipient_type": "individual", **coerce(to).address(), **message}
+    body = {"messaging_product": "whatsapp", "recipient_type": "individual",
+            **coerce(to).address(), **message}
     if callback:
         # Echoed back in this message's status webhooks: lets a status be tied to our effect key.
         body["biz_opaque_callback_data"] = callback[:512]
@@ -111,7 +112,8 @@ class CloudChannel:
     def __init__(self, graph: GraphClient):
         self.graph = graph
 
-    def send(self, to: User | str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
+    def send(self, to: User | str, message: dict, callback: str | None = None,
+             sender_id: str | None = None) -> str:
         """POST /<phone_number_id>/messages; returns the wamid, or raises GraphError.
 
         ``sender_id``: the business number to send from — a reply goes out from the number the

@@ -25,7 +25,8 @@ class ConsoleChannel:
     def __init__(self, redis):
         self.redis = redis
 
-    def send(self, to: User | str, message: dict, callback: str | None = None, sender_id: str | None = None) -> str:
+    def send(self, to: User | str, message: dict, callback: str | None = None,
+             sender_id: str | None = None) -> str:
         wamid = f"wamid.console.{secrets.token_hex(8)}"
         entry = {"at": round(time.time(), 3), "id": wamid, "from_number": sender_id,
                  "body": envelope(to, message, callback)}
@@ -33,7 +34,8 @@ class ConsoleChannel:
         pipe.lpush(OUTBOX, json.dumps(entry))
         pipe.ltrim(OUTBOX, 0, OUTBOX_LENGTH - 1)
         pipe.execute()
-        log.info("console channel: %s message to %s recorded as %s", message.get("type"), masked(coerce(to)), wamid)
+        log.info("console channel: %s message to %s recorded as %s", message.get("type"),
+                 masked(coerce(to)), wamid)
         return wamid
 
     def outbox(self, limit: int = 20) -> list[dict]:

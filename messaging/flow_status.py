@@ -25,7 +25,8 @@ def meta_metrics(api: FlowsApi, flow_id: str, since: date, until: date) -> dict:
             points[name] = api.metric(flow_id, name, since, until)
         except GraphError as exc:
             if exc.code == NOT_ENOUGH_DATA:
-                return {"unavailable": "not enough data yet: Meta reports metrics from 250 requests in the window"}
+                return {"unavailable": "not enough data yet: Meta reports metrics "
+                                       "from 250 requests in the window"}
             if exc.code is None and exc.status == 0:
                 raise  # the network: the command says so
             return {"unavailable": f"Meta's metrics are not available (error {exc.code}: "

@@ -169,7 +169,8 @@ class FlowsApi:
     def flow_json(self, flow_id: str) -> bytes | None:
         """The Flow JSON Meta holds (its asset's ``download_url``), or None when it has none.
         The download is not a Graph call: no token goes with it."""
-        reply = self.graph.request("GET", f"{flow_id}/assets", params={"fields": "name,asset_type,download_url"})
+        reply = self.graph.request("GET", f"{flow_id}/assets",
+                                   params={"fields": "name,asset_type,download_url"})
         asset = next((a for a in reply.get("data") or [] if isinstance(a, dict)
                       and a.get("asset_type") == "FLOW_JSON" and a.get("download_url")), None)
         if asset is None:
@@ -184,7 +185,8 @@ class FlowsApi:
 
     def metric(self, flow_id: str, name: str, since: date, until: date, granularity: str = "DAY") -> list:
         """Meta's data points of one endpoint metric: ``[{"timestamp", "data": [{"key", "value"}]}]``."""
-        spec = f"metric.name({name}).granularity({granularity}).since({since:%Y-%m-%d}).until({until:%Y-%m-%d})"
+        spec = (f"metric.name({name}).granularity({granularity})"
+                f".since({since:%Y-%m-%d}).until({until:%Y-%m-%d})")
         reply = self.graph.request("GET", flow_id, params={"fields": spec})
         metric = reply.get("metric") if isinstance(reply.get("metric"), dict) else {}
         return [p for p in metric.get("data_points") or [] if isinstance(p, dict)]

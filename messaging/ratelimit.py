@@ -102,7 +102,8 @@ class DailyCap:
             return True, 0.0
         now = time.time() if now is None else now
         granted, wait = self._take(keys=[self.key],
-                                   args=[self.cap, self.window, f"{now:.6f}", f"{now:.6f}:{uuid.uuid4().hex[:8]}"])
+                                   args=[self.cap, self.window, f"{now:.6f}",
+                                         f"{now:.6f}:{uuid.uuid4().hex[:8]}"])
         return bool(granted), float(wait)
 
     def used(self, now: float | None = None) -> int:

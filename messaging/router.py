@@ -115,7 +115,8 @@ class Router:
 
     def _wasender(self, out: Outbound, in_window: bool, cloud_error: GraphError | None = None) -> Delivery:
         if not self.wasender.configured:
-            raise Refused("WASender not configured" + (f" after cloud code {cloud_error.code}" if cloud_error else ""))
+            raise Refused("WASender not configured"
+                          + (f" after cloud code {cloud_error.code}" if cloud_error else ""))
         try:
             return self.wasender.send(out, in_window)
         except WASenderError as exc:

@@ -119,7 +119,8 @@ class WASenderClient:
             raise WASenderError("rate_limited", 0, "local rate limit", retry_after=wait)
         granted, wait = self.daily.take()
         if not granted:
-            raise WASenderError("rate_limited", 0, f"daily cap of {self.daily.cap} sends reached", retry_after=wait)
+            raise WASenderError("rate_limited", 0, f"daily cap of {self.daily.cap} sends reached",
+                                retry_after=wait)
         payload = {"to": to if to.startswith("+") else f"+{to}", "text": text}
         if document_url:
             payload.update(documentUrl=document_url, fileName=file_name or "document.pdf")

@@ -28,9 +28,11 @@ def check(report, app) -> None:
     except WASenderError as exc:
         if exc.status in (401, 403):
             report.fail("wasender", f"WASender refused the API key (HTTP {exc.status})",
-                        "WASENDER_API_KEY: the API key of the session (WASender dashboard → session → API key)")
+                        "WASENDER_API_KEY: the API key of the session (WASender "
+                        "dashboard → session → API key)")
         elif exc.kind == "rate_limited":
-            report.warn("wasender", "WASender answered 429 (rate limited)", "run flask doctor again in a minute")
+            report.warn("wasender", "WASender answered 429 (rate limited)",
+                        "run flask doctor again in a minute")
         else:
             report.fail("wasender", f"could not read the session status: {exc}", "check WASENDER_API_BASE")
         return

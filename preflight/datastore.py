@@ -13,8 +13,8 @@ from redis.exceptions import RedisError
 
 import storage
 
-POLICY_FIX = ("heroku redis:maxmemory --policy noeviction (elsewhere: CONFIG SET maxmemory-policy noeviction, "
-              "or maxmemory-policy noeviction in redis.conf)")
+POLICY_FIX = ("heroku redis:maxmemory --policy noeviction (elsewhere: CONFIG SET maxmemory-policy "
+              "noeviction, or maxmemory-policy noeviction in redis.conf)")
 
 
 def shown(url: str) -> str:

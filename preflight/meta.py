@@ -88,11 +88,13 @@ def _encryption_key(report, graph, phone_id: str, ring) -> None:
         match = business_key.which_local(reg, ring)
         fp = keys.fingerprint(reg.public_key)[:16]
     except (ValueError, keys.KeyConfigError):
-        report.fail(name, "Meta returned a business_public_key that is not a PEM RSA key", "flask keys upload")
+        report.fail(name, "Meta returned a business_public_key that is not a PEM RSA key",
+                    "flask keys upload")
         return
     if match is None:
-        report.fail(name, f"Meta encrypts with sha256:{fp}…, a key this app does not hold: every Flow request "
-                          "gets 421", "flask keys upload (or set the FLOW_PRIVATE_KEY that matches it)")
+        report.fail(name, f"Meta encrypts with sha256:{fp}…, a key this app does not hold: every Flow "
+                          "request gets 421",
+                    "flask keys upload (or set the FLOW_PRIVATE_KEY that matches it)")
     elif reg.signature_status != "VALID":
         report.fail(name, f"signature status {reg.signature_status or 'missing'} for sha256:{fp}…",
                     "upload the key again: flask keys upload")
@@ -115,10 +117,12 @@ def _subscription(report, graph, waba: str, cfg) -> None:
     except GraphError as exc:
         _graph_failure(report, name, exc, f"the WhatsApp Business Account {waba} cannot be read")
         return
-    apps = {str((r.get("whatsapp_business_api_data") or {}).get("id")): r for r in rows if isinstance(r, dict)}
-    names = ", ".join(f"{(r.get('whatsapp_business_api_data') or {}).get('name', '?')} ({i})" for i, r in apps.items())
-    subscribe = (f"POST /{cfg['WHATSAPP_API_VERSION']}/{waba}/subscribed_apps with this app's system-user token "
-                 "(curl -X POST -H \"Authorization: Bearer $WHATSAPP_ACCESS_TOKEN\" "
+    apps = {str((r.get("whatsapp_business_api_data") or {}).get("id")): r
+            for r in rows if isinstance(r, dict)}
+    names = ", ".join(f"{(r.get('whatsapp_business_api_data') or {}).get('name', '?')} ({i})"
+                      for i, r in apps.items())
+    subscribe = (f"POST /{cfg['WHATSAPP_API_VERSION']}/{waba}/subscribed_apps with this app's system-user "
+                 "token (curl -X POST -H \"Authorization: Bearer $WHATSAPP_ACCESS_TOKEN\" "
                  f"https://graph.facebook.com/{cfg['WHATSAPP_API_VERSION']}/{waba}/subscribed_apps)")
     if not apps:
         report.fail(name, f"no app is subscribed to the webhooks of WABA {waba}: no completion or message "
@@ -145,20 +149,22 @@ def _subscription(report, graph, waba: str, cfg) -> None:
 
 def _fields(report, graph, app_id: str, cfg, ours: str | None) -> None:
     name = "webhook-fields"
-    where = ("App Dashboard → WhatsApp → Configuration: callback URL " + (ours or "<PUBLIC_BASE_URL>/webhooks/whatsapp")
+    where = ("App Dashboard → WhatsApp → Configuration: callback URL "
+             + (ours or "<PUBLIC_BASE_URL>/webhooks/whatsapp")
              + ", verify token WHATSAPP_VERIFY_TOKEN, subscribe the messages and flows fields")
     try:
         rows = graph.request("GET", f"{app_id}/subscriptions",
                              access_token=f"{app_id}|{cfg['WHATSAPP_APP_SECRET']}").get("data") or []
     except GraphError as exc:
         if exc.code == 190:
-            report.fail(name, "Meta refused the app token WHATSAPP_APP_ID|WHATSAPP_APP_SECRET: the app id or the "
-                              "app secret is wrong (and a wrong secret fails every signature check)",
+            report.fail(name, "Meta refused the app token WHATSAPP_APP_ID|WHATSAPP_APP_SECRET: the app id "
+                              "or the app secret is wrong (and a wrong secret fails every signature check)",
                         "App Dashboard → App settings → Basic: App ID and App Secret")
         else:
             _graph_failure(report, name, exc, f"the webhooks of app {app_id} cannot be read")
         return
-    sub = next((r for r in rows if isinstance(r, dict) and r.get("object") == "whatsapp_business_account"), None)
+    sub = next((r for r in rows
+                if isinstance(r, dict) and r.get("object") == "whatsapp_business_account"), None)
     if sub is None:
         report.fail(name, f"app {app_id} has no whatsapp_business_account webhook", where)
         return
@@ -169,7 +175,8 @@ def _fields(report, graph, app_id: str, cfg, ours: str | None) -> None:
         report.fail(name, f"app {app_id}'s whatsapp_business_account webhook is not active", where)
     elif missing:
         report.fail(name, f"app {app_id} is not subscribed to the {' and '.join(missing)} field(s): "
-                          + ("no completion arrives" if "messages" in missing else "no Flow health alert arrives"),
+                          + ("no completion arrives" if "messages" in missing
+                             else "no Flow health alert arrives"),
                     where)
     elif ours and callback.rstrip("/") != ours:
         report.fail(name, f"webhooks go to {callback or '(no URL)'}, not {ours}", where)
@@ -186,7 +193,8 @@ def _templates(report, graph, waba: str, templates: dict, flow_ids: dict) -> Non
         name = f"template {flow}"
         try:
             rows = graph.request("GET", f"{waba}/message_templates",
-                                 params={"name": tname, "fields": TEMPLATE_FIELDS, "limit": 100}).get("data") or []
+                                 params={"name": tname, "fields": TEMPLATE_FIELDS,
+                                         "limit": 100}).get("data") or []
         except GraphError as exc:
             _graph_failure(report, name, exc, f"the templates of WABA {waba} cannot be read")
             continue
@@ -199,7 +207,8 @@ def _templates(report, graph, waba: str, templates: dict, flow_ids: dict) -> Non
                         "create it with a Flow button, or fix FLOW_TEMPLATES")
             continue
         status = found.get("status")
-        buttons = [b for c in found.get("components") or [] if isinstance(c, dict) and c.get("type") == "BUTTONS"
+        buttons = [b for c in found.get("components") or []
+                   if isinstance(c, dict) and c.get("type") == "BUTTONS"
                    for b in c.get("buttons") or [] if isinstance(b, dict)]
         flow_button = next((b for b in buttons if str(b.get("type", "")).upper() == "FLOW"), None)
         if status != "APPROVED":

@@ -22,7 +22,8 @@ def check(report, app) -> None:
         return
     flows = list(app.extensions["flows"])
     if not flows:
-        report.warn("public-endpoint", "no flow is served here", "put your flows in the FLOWS_PACKAGE folder (business_flows/ by default)")
+        report.warn("public-endpoint", "no flow is served here",
+                    "put your flows in the FLOWS_PACKAGE folder (business_flows/ by default)")
         return
     public_key = app.extensions["keyring"].public_pem
     for flow in flows:

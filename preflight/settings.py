@@ -73,18 +73,22 @@ def _private_key(report, cfg) -> None:
         return
     previous = (f"; previous key sha256:{keys.fingerprint(ring.previous)[:16]}… (rotation in progress)"
                 if ring.previous is not None else "")
-    report.ok("FLOW_PRIVATE_KEY", f"RSA-2048 key loads, sha256:{keys.fingerprint(ring.current)[:16]}…{previous}")
+    report.ok("FLOW_PRIVATE_KEY",
+              f"RSA-2048 key loads, sha256:{keys.fingerprint(ring.current)[:16]}…{previous}")
 
 
 def _secrets(report, cfg) -> None:
     if not cfg["WHATSAPP_APP_SECRET"]:
         report.required("WHATSAPP_APP_SECRET", "not set: Flow requests and webhooks cannot be verified",
-                        "the App Secret of the Meta app linked to your Flows (App Dashboard → App settings → Basic)")
+                        "the App Secret of the Meta app linked to your Flows (App "
+                        "Dashboard → App settings → Basic)")
     if not cfg["SECRET_KEY"]:
-        report.required("SECRET_KEY", "not set: the dashboard cookie and media links have no secret to sign with",
+        report.required("SECRET_KEY",
+                        "not set: the dashboard cookie and media links have no secret to sign with",
                         f"set it to a long random value ({GENERATE}); app.json generates one")
     elif len(cfg["SECRET_KEY"]) < 32:
-        report.warn("SECRET_KEY", f"only {len(cfg['SECRET_KEY'])} characters", f"use at least 32 ({GENERATE})")
+        report.warn("SECRET_KEY", f"only {len(cfg['SECRET_KEY'])} characters",
+                    f"use at least 32 ({GENERATE})")
     missing = {
         "WHATSAPP_VERIFY_TOKEN": "Meta cannot verify /webhooks/whatsapp (the handshake answers 403)",
         "API_TOKEN": "the send and submissions APIs are closed",
@@ -102,9 +106,11 @@ def _redis_url(report, cfg) -> None:
     url = cfg["REDIS_URL"]
     if not url:
         if report.production:  # development starts an embedded Redis
-            report.fail("REDIS_URL", "not set", "on Heroku: heroku addons:create heroku-redis (it sets REDIS_URL)")
+            report.fail("REDIS_URL", "not set",
+                        "on Heroku: heroku addons:create heroku-redis (it sets REDIS_URL)")
     elif urlparse(url).scheme not in ("redis", "rediss", "unix"):
-        report.fail("REDIS_URL", f"scheme {urlparse(url).scheme or '(none)'!r} is not redis://, rediss:// or unix://",
+        report.fail("REDIS_URL",
+                    f"scheme {urlparse(url).scheme or '(none)'!r} is not redis://, rediss:// or unix://",
                     "use the URL the Redis add-on gives")
 
 
@@ -122,7 +128,8 @@ def _channel(report, cfg) -> None:
     problems = 0
     if mode in NEEDS_CLOUD:
         for name, what in (("WHATSAPP_ACCESS_TOKEN", "a system-user token with whatsapp_business_messaging"),
-                           ("WHATSAPP_PHONE_NUMBER_ID", "the id of the sending number (WhatsApp Manager → API setup)")):
+                           ("WHATSAPP_PHONE_NUMBER_ID",
+                            "the id of the sending number (WhatsApp Manager → API setup)")):
             if not cfg[name]:
                 problems += 1
                 report.required(name, f"not set, and FOLLOWUP_CHANNEL is {mode}: nothing can be sent",
@@ -144,14 +151,16 @@ def _channel(report, cfg) -> None:
 def _parsed(report, cfg) -> None:
     """Durations, rates, policies and mappings: what the app parses when it first needs them."""
     rules = [
-        ("RECOVERY_STEPS", lambda v: Ladder.from_spec(v), "comma-separated increasing durations, e.g. 15m,6h,23h"),
+        ("RECOVERY_STEPS",
+         lambda v: Ladder.from_spec(v), "comma-separated increasing durations, e.g. 15m,6h,23h"),
         ("RECOVERY_GIVE_UP_AFTER", parse_duration, "a duration like 24h, 90m or 3600"),
         ("QUIET_HOURS", QuietHours.parse, "HH:MM-HH:MM, e.g. 21:00-08:00"),
         ("DEFAULT_TIMEZONE", ZoneInfo, "an IANA time zone such as Europe/Madrid"),
         ("WASENDER_RATE", parse_rate, "like 1/min, 1/5s or 256/min"),
         ("RECOVERY_START", lambda v: _one_of(v, ("opened", "sent")), "opened or sent"),
         ("FLOW_TOKEN_POLICY", lambda v: _one_of(v, ("open", "strict")), "open or strict"),
-        ("FLOW_TEMPLATES", _templates, "flow=template_name:language,... e.g. member_check=resume_member:en_US"),
+        ("FLOW_TEMPLATES", _templates,
+         "flow=template_name:language,... e.g. member_check=resume_member:en_US"),
     ]
     failed = 0
     for name, parse, expected in rules:
@@ -168,8 +177,9 @@ def _parsed(report, cfg) -> None:
             failed += 1
             report.fail(name, f"is {cfg[name]}", "a positive number, or unset for the default")
     if not failed:
-        report.ok("durations", f"recovery {cfg['RECOVERY_STEPS']} (give up after {cfg['RECOVERY_GIVE_UP_AFTER']}), "
-                               f"WASender rate {cfg['WASENDER_RATE']}, policies and templates parse")
+        report.ok("durations", f"recovery {cfg['RECOVERY_STEPS']} (give up after "
+                               f"{cfg['RECOVERY_GIVE_UP_AFTER']}), WASender rate {cfg['WASENDER_RATE']}, "
+                               "policies and templates parse")
 
 
 def _one_of(value: str, allowed: tuple) -> None:

@@ -55,11 +55,15 @@ for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
 for f, v in pairs(h) do
   local cur = redis.call('HGET', KEYS[2], f)
   if f == 'last_inbound_at' then
-    if num(v) > num(cur) then redis.call('HSET', KEYS[2], f, v, 'last_message_id', h['last_message_id'] or '') end
+    if num(v) > num(cur) then
+      redis.call('HSET', KEYS[2], f, v, 'last_message_id', h['last_message_id'] or '')
+    end
   elseif string.sub(f, 1, 10) == 'completed:' then
     if num(v) > num(cur) then redis.call('HSET', KEYS[2], f, v) end
   elseif f == 'opted_out' then
-    if not cur or num(v) < num(cur) then redis.call('HSET', KEYS[2], f, v, 'opt_out_channel', h['opt_out_channel'] or '') end
+    if not cur or num(v) < num(cur) then
+      redis.call('HSET', KEYS[2], f, v, 'opt_out_channel', h['opt_out_channel'] or '')
+    end
   elseif f ~= 'last_message_id' and f ~= 'opt_out_channel' and not cur then
     redis.call('HSET', KEYS[2], f, v)
   end
@@ -83,6 +87,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], tonumbe
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[5])
 return #raw / 2
 """
+
+
 def alias_key(kind: str, value: str) -> str:
     """``p`` for a phone (digits), ``b`` for a BSUID or a parent BSUID."""
     return f"fg:alias:{kind}:{value}"
@@ -155,7 +161,8 @@ class Contacts:
         was_out = self.ledger is not None and self.ledger.opted_out(self.subjects(before))
         ids = _ids(after) + [i for i in _ids(before) if i[0] == "b" and i not in _ids(after)]
         # A new number is named when there is one (user_changed_number); a BSUID-only change keeps it.
-        dropped = [alias_key("p", before.phone)] if before.phone and after.phone and before.phone != after.phone else []
+        dropped = ([alias_key("p", before.phone)]
+                   if before.phone and after.phone and before.phone != after.phone else [])
         key = self._link(ids, after, also=[old], drop=dropped)
         moved = self.resolve(replace(after, key=key), enrich=True)
         if self.ledger is not None:
@@ -184,7 +191,8 @@ class Contacts:
                         # No alias yet: state may still sit under the identifier's own key (a
                         # number from before BSUIDs; a Flow sent to a number or a BSUID by the API).
                         implicit = value if kind == "p" else f"b:{value}"
-                        if key is None and pipe.exists(*(self.record(implicit) + s for s in ("", ":sessions", ":texts"))):
+                        if key is None and pipe.exists(*(self.record(implicit) + s
+                                                         for s in ("", ":sessions", ":texts"))):
                             key = implicit
                         candidates.append(key)
                     existing = _unique(candidates)

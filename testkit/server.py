@@ -43,7 +43,8 @@ class RedisProcess:
         self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", self.dir],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client, until = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2), time.monotonic() + timeout
+        client, until = (redis_lib.Redis(port=self.port, socket_connect_timeout=0.2),
+                         time.monotonic() + timeout)
         while True:
             try:
                 client.ping()

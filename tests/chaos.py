@@ -71,14 +71,16 @@ class Plan:
         # settle_timeout: a bound, not a wait: a retry scheduled behind a SIGKILLed scheduler's lock
         # (61 s) plus its backoff can take over a minute on a loaded machine.
         seed = int(os.environ.get("CHAOS_SEED", 8)) if seed is None else seed
-        return cls(completed=8, abandoned=6, seed=seed, sigkills=1, targeted_kills=1, sigterms=1, redis_restarts=1,
-                   heartbeat_grace=4, spare_scheduler=True, settle_timeout=150, traffic_seconds=8)
+        return cls(completed=8, abandoned=6, seed=seed, sigkills=1, targeted_kills=1, sigterms=1,
+                   redis_restarts=1, heartbeat_grace=4, spare_scheduler=True, settle_timeout=150,
+                   traffic_seconds=8)
 
     @classmethod
     def ci(cls, seed: int = 28) -> "Plan":
         """CI's pass (`make chaos-ci`): the long form's RQ timings and any worker killed, on fewer users."""
-        return cls(completed=30, abandoned=20, seed=seed, sigkills=2, targeted_kills=2, sigterms=2, redis_restarts=2,
-                   heartbeat_grace=60, spare_scheduler=False, settle_timeout=400, traffic_seconds=30)
+        return cls(completed=30, abandoned=20, seed=seed, sigkills=2, targeted_kills=2, sigterms=2,
+                   redis_restarts=2, heartbeat_grace=60, spare_scheduler=False, settle_timeout=400,
+                   traffic_seconds=30)
 
     @classmethod
     def long(cls, seed: int = 88) -> "Plan":
@@ -101,7 +103,8 @@ class ChaosWorkers(Workers):
         self.started += 1
         log = open(self.logdir / f"worker-{self.started}.log", "w")
         self.logs.append(log.name)
-        proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker", "--name", f"chaos-{self.started}"],
+        proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker", "--name",
+                                 f"chaos-{self.started}"],
                                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs.append(proc)
@@ -192,7 +195,8 @@ class Scenario:
                 result = call()
                 if ok(result):
                     return result
-                self.outcome.http_retries[f"{what} {getattr(result, 'status_code', getattr(result, 'status', '?'))}"] += 1
+                status = getattr(result, "status_code", getattr(result, "status", "?"))
+                self.outcome.http_retries[f"{what} {status}"] += 1
             except requests.ConnectionError:
                 self.outcome.http_retries[f"{what} refused"] += 1
             if time.monotonic() > deadline:
@@ -282,7 +286,8 @@ class Scenario:
         held, out = self.held_effects(), {}
         for name in QUEUES:
             for job_id in StartedJobRegistry(queue=queue(self.redis, name)).get_job_ids():
-                job = Job.fetch_many([job_id], connection=self.redis, serializer=queue(self.redis, name).serializer)[0]
+                job = Job.fetch_many([job_id], connection=self.redis,
+                                     serializer=queue(self.redis, name).serializer)[0]
                 key = job and self.effect_of(job)
                 if key in held and job.worker_name:
                     out[job.worker_name] = key
@@ -334,7 +339,8 @@ class Scenario:
         p = self.plan
         faults = ([lambda: self.kill_worker(signal.SIGKILL)] * p.sigkills
                   + [lambda: self.kill_worker(signal.SIGKILL, targeted=True)] * p.targeted_kills
-                  + [lambda: self.kill_worker(signal.SIGTERM)] * p.sigterms + [self.restart_redis] * p.redis_restarts)
+                  + [lambda: self.kill_worker(signal.SIGTERM)] * p.sigterms
+                  + [self.restart_redis] * p.redis_restarts)
         self.rng.shuffle(faults)
         gap = p.traffic_seconds / (len(faults) + 1)
         try:
@@ -378,7 +384,8 @@ class Scenario:
         while len(self.workers.alive()) < 2:
             self.workers.start_one()
         try:
-            wait_for(self.settled, timeout=self.plan.settle_timeout, interval=0.5, message="the run to settle")
+            wait_for(self.settled, timeout=self.plan.settle_timeout, interval=0.5,
+                     message="the run to settle")
             self.outcome.settled = True
         except AssertionError:
             self.outcome.settled = False
@@ -445,7 +452,8 @@ class Scenario:
             return {"id": jid, "status": "absent"}
         last = job.latest_result()
         return {"id": jid, "status": job.get_status(refresh=False), "retries_left": job.retries_left,
-                "result": last and (last.type.name, repr(last.return_value)[:60], (last.exc_string or "")[-160:])}
+                "result": last and (last.type.name, repr(last.return_value)[:60],
+                                    (last.exc_string or "")[-160:])}
 
     def explain(self, job: Job) -> dict:
         """A failed job is fine only when a fault interrupted its send (its lease held across the

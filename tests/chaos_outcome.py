@@ -66,7 +66,8 @@ class Outcome:
     def step_labels(self) -> list:
         """(origin, step, class) of every recovery step."""
         out = []
-        unknown = {(c.get("flow_token"), c.get("detail")) for c in self.fallback if c.get("reason") == "unknown_outcome"}
+        unknown = {(c.get("flow_token"), c.get("detail"))
+                   for c in self.fallback if c.get("reason") == "unknown_outcome"}
         for origin in self.abandoned:
             events = self.timelines.get(origin, [])
             for step in STEPS:
@@ -132,15 +133,18 @@ class Outcome:
         for origin, step, label in self.step_violations():
             key = f"rec-{origin}-{step}"
             short, jid = origin[:9], (self.step_jobs.get(key) or {}).get("id", "-")
+            timeline = [(e["event"], e.get("detail", "")[:60]) for e in self.timelines.get(origin, [])]
             lines.append(f"{label}: {key[:14]}…{step} effect={self.effect_state.get(key)} "
-                         f"job={self.step_jobs.get(key)} orphan={key in self.orphans}\n  timeline="
-                         f"{[(e['event'], e.get('detail', '')[:60]) for e in self.timelines.get(origin, [])]}\n  "
-                         + "\n  ".join(line[:220] for line in self.worker_logs if short in line or jid in line))
+                         f"job={self.step_jobs.get(key)} "
+                         f"orphan={key in self.orphans}\n  timeline={timeline}\n  "
+                         + "\n  ".join(line[:220] for line in self.worker_logs
+                                       if short in line or jid in line))
         for origin in self.abandoned:
             counts = [len(self.sends.get(f"rec-{origin}-{step}", [])) for step in STEPS]
             if counts != [1, 1]:
+                timeline = [(e["event"], e.get("detail", "")[:50]) for e in self.timelines.get(origin, [])]
                 lines.append(f"{origin[:10]} sent={counts} attempts={self.attempts.get(origin)} "
-                             f"timeline={[(e['event'], e.get('detail', '')[:50]) for e in self.timelines.get(origin, [])]}")
+                             f"timeline={timeline}")
         return "\n".join(lines)
 
     def table(self) -> str:
@@ -155,7 +159,8 @@ class Outcome:
         rows += [(f"left in {k}", v) for k, v in sorted(self.limbo.items())]
         rows += [("failed jobs (all explained)" if all(j["explained"] for j in self.failed_jobs)
                   else "failed jobs (UNEXPLAINED)", len(self.failed_jobs))]
-        rows += [("sends interrupted by a fault (held across it)", len(self.orphans)), ("seconds", round(self.seconds, 1))]
+        rows += [("sends interrupted by a fault (held across it)", len(self.orphans)),
+                 ("seconds", round(self.seconds, 1))]
         width = max(len(r[0]) for r in rows)
         lines = [f"| {'count'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]
         lines += [f"| {name.ljust(width)} | {value} |" for name, value in rows]

@@ -243,7 +243,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         slow = item.get_closest_marker("slow")
         if slow:
-            item.add_marker(pytest.mark.skip(reason=f"FLOWGATE_SLOW_TESTS=1: {slow.kwargs.get('reason', 'slow')}"))
+            item.add_marker(pytest.mark.skip(reason="FLOWGATE_SLOW_TESTS=1: "
+                                                    f"{slow.kwargs.get('reason', 'slow')}"))
 
 
 _demo_api = None

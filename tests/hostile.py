@@ -19,7 +19,8 @@ LONE_SURROGATES = ("\ud800", "\udbff", "\udc00", "\udfff", "\ud83d")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=10), children, max_size=4)),
     max_leaves=20,
 )
 unencodable = st.builds(lambda a, s, b: a + s + b, st.text(max_size=6), st.sampled_from(LONE_SURROGATES),
@@ -110,8 +111,8 @@ def screen_fields(flow) -> dict[str, tuple[list[str], list]]:
                         keys.add(key)
                         if not (isinstance(value, str) and value.startswith("${")):
                             literals.append(value)
-                elif isinstance(node.get("name"), str) and str(node.get("type", ""))[:1].isupper():  # an input
-                    keys.add(node["name"])
+                elif isinstance(node.get("name"), str) and str(node.get("type", ""))[:1].isupper():
+                    keys.add(node["name"])  # an input
                 for child in node.values():
                     walk(child)
             elif isinstance(node, list):

@@ -57,7 +57,8 @@ class Api:
 
 
 def bad_parameter(resp, name: str) -> bool:
-    return resp.status_code == 400 and resp.json().get("parameter") == name and name in resp.json()["description"]
+    return (resp.status_code == 400 and resp.json().get("parameter") == name
+            and name in resp.json()["description"])
 
 
 # --- query parameters ----------------------------------------------------------------------------
@@ -143,8 +144,8 @@ def test_deep_json_is_a_400_not_a_500(api):
 
 
 @settings(**SETTINGS)
-@given(depth=st.integers(min_value=MAX_JSON_DEPTH, max_value=200_000), opener=st.sampled_from(["[", "{\"a\":"]),
-       where=st.sampled_from(["root", "data"]))
+@given(depth=st.integers(min_value=MAX_JSON_DEPTH, max_value=200_000),
+       opener=st.sampled_from(["[", "{\"a\":"]), where=st.sampled_from(["root", "data"]))
 def test_json_nested_deeper_than_the_limit_is_refused(api, depth, opener, where):
     deep = nested(depth, opener)  # depth + 1 levels with the value itself
     body = deep if where == "root" else '{"to": "+15550001234", "data": {"x": ' + deep + "}}"
@@ -153,7 +154,8 @@ def test_json_nested_deeper_than_the_limit_is_refused(api, depth, opener, where)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (st.lists(children, max_size=3)
+                      | st.dictionaries(st.text(max_size=8), children, max_size=3)),
     max_leaves=12,
 )
 phones = st.from_regex(r"\+?[0-9]{6,15}", fullmatch=True)
@@ -199,4 +201,5 @@ def test_wrong_types_name_the_field(api):
                        ({"to": "٥٥٥٠٠٠١٢٣٤"}, "to"), ({"to": "+15550001234", "data": [1]}, "data"),
                        ({"to": "+15550001234", "data": "x"}, "data"), ({"to": "+1" + "5" * 40}, "to")):
         assert bad_parameter(api.send(json.dumps(body).encode()), name), body
-    assert api.send(json.dumps({"to": "+1 (555) 000-1234", "data": {"member_id": "MEM123"}}).encode()).status_code == 202
+    assert api.send(json.dumps({"to": "+1 (555) 000-1234",
+                                "data": {"member_id": "MEM123"}}).encode()).status_code == 202

@@ -22,7 +22,8 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "browser-pass-7q"
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-dev.txt)")
+webdriver = pytest.importorskip("selenium.webdriver",
+                                reason="selenium is not installed (requirements-dev.txt)")
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip("chromium/chromium-driver absent: apt-get install -y chromium chromium-driver",
                 allow_module_level=True)
@@ -100,7 +101,8 @@ def test_login_see_the_funnel_and_requeue_a_failed_job(browser, live_server, flo
     assert job.id in q.failed_job_registry.get_job_ids()
 
     log_in(browser, live_server.url, "/dashboard")
-    funnel = wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, '.funnel[data-flow="member_check"]')))
+    funnel = wait(browser,
+                  EC.presence_of_element_located((By.CSS_SELECTOR, '.funnel[data-flow="member_check"]')))
     value = {el.get_attribute("data-step"): el.text.split()[0]
              for el in funnel.find_elements(By.CSS_SELECTOR, "text.funnel-value")}
     assert value == {"Sent": "0", "Opened": "3", "Screen MEMBER_LOOKUP": "3", "Screen CONFIRM": "2",
@@ -166,7 +168,8 @@ def press(driver, action_id: str = "footer"):
 
 
 def on_screen(driver, screen: str):
-    return wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, f'#pg-screen[data-screen="{screen}"]')))
+    return wait(driver,
+                EC.presence_of_element_located((By.CSS_SELECTOR, f'#pg-screen[data-screen="{screen}"]')))
 
 
 def finished(driver) -> dict:

@@ -64,7 +64,8 @@ def header_color(browser) -> str:
 def test_no_page_can_frame_the_dashboard(browser, live_server):
     # Another site (another loopback origin, no policy of its own) puts our login page in a frame.
     other = Flask("other_site")
-    other.add_url_rule("/", view_func=lambda: f'<iframe id="victim" src="{live_server.url}/dashboard/login"></iframe>')
+    other.add_url_rule("/", view_func=lambda: '<iframe id="victim" '
+                                              f'src="{live_server.url}/dashboard/login"></iframe>')
     with LiveServer(other) as site:
         browser.get(site.url + "/")
         refused = wait(browser, lambda d: [v for v in violations(d) if "frame-ancestors" in v] or None)

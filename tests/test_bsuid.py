@@ -50,7 +50,8 @@ def finished(stack, jid: str) -> bool:
 def post(stack, message, contacts, kind="inbound") -> None:
     """One user message through the signed webhook; returns once a worker has run its job."""
     assert stack.whatsapp(message, contacts=contacts)["enqueued"] == 1
-    wait_for(lambda: finished(stack, f"{kind}-{digest(message['id'])}"), timeout=15, message=f"the {kind} job")
+    wait_for(lambda: finished(stack, f"{kind}-{digest(message['id'])}"), timeout=15,
+             message=f"the {kind} job")
 
 
 def texts(graph, body: str) -> list[dict]:
@@ -90,7 +91,8 @@ def test_username_user_completes_is_confirmed_once_through_recipient_and_the_cha
     assert resumed["interactive"]["action"]["parameters"]["flow_token"] == latest
     assert texts(graph, CONFIRMATION) == [confirmation]
     assert wasender.sent() == []
-    assert document["from"] is None and document["user_id"] == BSUID and document["response"]["member_id"] == "VIP999"
+    assert (document["from"] is None and document["user_id"] == BSUID
+            and document["response"]["member_id"] == "VIP999")
     assert stack.sessions.get(latest)["state"] == "completed"
     # The dashboard shows the username masked like a phone; no log line carries it or the BSUID.
     assert any(r["phone"] == "@•••les" for r in rows)
@@ -114,8 +116,8 @@ def test_the_same_user_later_seen_with_a_phone_is_one_contact(app_config, graph,
         post(stack, stop, username_only())
         assert contacts.opted_out(BSUID) and not contacts.opted_out(PHONE)  # not yet known as one
         delivered = {**status("wamid.standin1"), "recipient_id": PHONE, "recipient_user_id": BSUID}
-        assert stack.whatsapp(statuses=[delivered], contacts=[user_contact(bsuid=BSUID, phone=PHONE,
-                                                                          username=USERNAME)])["enqueued"] == 1
+        assert stack.whatsapp(statuses=[delivered], contacts=[
+            user_contact(bsuid=BSUID, phone=PHONE, username=USERNAME)])["enqueued"] == 1
         wait_for(lambda: contacts.opted_out(PHONE), message="the records linked")
         assert contacts.resolve(PHONE).key == contacts.resolve(BSUID).key
         assert contacts.in_window(PHONE)  # the STOP opened it, under the BSUID: it carried over
@@ -127,7 +129,8 @@ def test_the_same_user_later_seen_with_a_phone_is_one_contact(app_config, graph,
     assert texts(graph, STOP_TEXT)[0]["recipient"] == BSUID
 
 
-def test_a_user_who_turns_on_a_username_mid_chain_is_still_the_same_user(app_config, graph, wasender, keypair):
+def test_a_user_who_turns_on_a_username_mid_chain_is_still_the_same_user(app_config, graph, wasender,
+                                                                          keypair):
     cfg = stack_config(app_config, graph, wasender, RECOVERY_STEPS="4s,1h")
     with Stack(cfg, keypair) as stack:
         contacts = stack.app.extensions["contacts"]
@@ -160,21 +163,24 @@ def test_131062_goes_to_the_fallback_path_and_asks_for_the_number(app_config, gr
         # The user taps the button: their own contact card comes back (origin contact_request).
         shared = by_username({"id": "wamid.shared1", "timestamp": "1749417000", "type": "contacts",
                               "origin": "contact_request",
-                              "contacts": [{"vcard": "BEGIN:VCARD…", "phones": [{"phone": f"+{PHONE}"}]}]}, BSUID)
+                              "contacts": [{"vcard": "BEGIN:VCARD…",
+                                            "phones": [{"phone": f"+{PHONE}"}]}]}, BSUID)
         post(stack, shared, username_only())
         assert contacts.resolve(BSUID, enrich=True).phone == PHONE
         again = stack.send(phone=BSUID)
         wait_for(lambda: len(graph.accepted()) == 2, message="the next Flow, to the number")
         assert stack.sessions.get(again)["phone"] == PHONE
     refused, asked = [(r.json(), status) for r, status in graph.answers][:2]
-    assert refused[1] == 400 and refused[0]["template"]["name"] == "login_code" and refused[0]["recipient"] == BSUID
+    assert (refused[1] == 400 and refused[0]["template"]["name"] == "login_code"
+            and refused[0]["recipient"] == BSUID)
     assert asked == ({"messaging_product": "whatsapp", "recipient_type": "individual", "recipient": BSUID,
                       "type": "template", "template": {"name": "share_number", "language": {"code": "en_GB"}},
                       "biz_opaque_callback_data": asked[0]["biz_opaque_callback_data"]}, 200)
     assert graph.accepted()[1]["to"] == PHONE and "recipient" not in graph.accepted()[1]
     refusal = next(e for e in timeline if e["event"] == "send_refused")
     assert refusal["detail"].startswith("unreachable without a phone number")
-    assert "BSUID recipients not supported" in refusal["detail"] and "contact info request sent" in refusal["detail"]
+    assert ("BSUID recipients not supported" in refusal["detail"]
+            and "contact info request sent" in refusal["detail"])
     assert [(c["reason"], c["code"], c["to"], c["user_id"]) for c in cases] == [
         ("unreachable_no_phone", 131062, None, BSUID)]
     assert wasender.sent() == [] and wasender.matching("GET", "/api/status") == []
@@ -191,7 +197,8 @@ def test_a_bsuid_only_user_under_hybrid_never_goes_to_wasender(app_config, graph
         # A phone user in the same situation does go to WASender (the control).
         other = stack.send(phone=PHONE)
         wait_for(lambda: len(wasender.sent()) == 1, message="the phone user's WASender text")
-    assert refusal["detail"].startswith("unreachable without a phone number (cloud needs_template (code 131047)")
+    assert refusal["detail"].startswith("unreachable without a phone number "
+                                        "(cloud needs_template (code 131047)")
     assert "CONTACT_INFO_TEMPLATE" in refusal["detail"]
     assert [(c["reason"], c["user_id"]) for c in cases] == [("unreachable_no_phone", BSUID)]
     assert wasender.sent()[0]["to"] == f"+{PHONE}" and graph.sent_messages() == []
@@ -207,7 +214,8 @@ def test_identifier_changes_move_the_record(app_config, graph, wasender, keypair
         # The BSUID changed (August 2026: a system message with the previous one; no contacts).
         change = system_change(new_bsuid=new_bsuid, previous_bsuid=BSUID)
         post(stack, change, [], kind="identity")
-        assert contacts.opted_out(new_bsuid) and contacts.resolve(new_bsuid).key == contacts.resolve(BSUID).key
+        assert (contacts.opted_out(new_bsuid)
+                and contacts.resolve(new_bsuid).key == contacts.resolve(BSUID).key)
         # The March 2026 shape: a user_id_update change.
         raw = body_of(user_id_update_change(new_bsuid, newest))
         resp = requests.post(f"{stack.server.url}/webhooks/whatsapp", data=raw,
@@ -229,7 +237,8 @@ def test_state_written_before_the_upgrade_is_still_found(app_config, graph, wase
     # STOP confirmation already sent (its effect key named by the phone); a job queued by the old
     # webhook parser (no identity attached).
     now = time.time()
-    redis_client.hset(f"fg:contact:{PHONE}", mapping={"last_inbound_at": f"{now - 60:.3f}", "opted_out": f"{now:.3f}",
+    redis_client.hset(f"fg:contact:{PHONE}",
+                      mapping={"last_inbound_at": f"{now - 60:.3f}", "opted_out": f"{now:.3f}",
                                                       "opt_out_channel": "cloud"})
     redis_client.zadd(f"fg:contact:{PHONE}:sessions", {"fg_legacytoken": now})
     redis_client.set(f"fg:effect:stop-{PHONE}", json.dumps({"channel": "cloud", "message_id": "wamid.old"}))
@@ -261,14 +270,15 @@ def test_a_failed_status_without_contacts_still_names_the_user(app_config, graph
         assert stack.whatsapp(statuses=[failed], contacts=[])["enqueued"] == 1
         wait_for(lambda: fallback.pending(stack.redis), message="the failed status handed over")
         case = fallback.pending(stack.redis)[0]
-    assert (case["reason"], case["to"], case["user_id"], case["code"]) == ("failed_status", None, BSUID, 131026)
+    assert ((case["reason"], case["to"], case["user_id"], case["code"])
+            == ("failed_status", None, BSUID, 131026))
 
 
 def test_a_confirmation_refused_with_131062_hands_the_user_over_once(app_config, graph, wasender, keypair):
     cfg = stack_config(app_config, graph, wasender, CONTACT_INFO_TEMPLATE="share_number")
     with Stack(cfg, keypair) as stack:
-        graph.fail_next(400, graph_error(131062, "Business-scoped User ID (BSUID) recipients are not supported "
-                                                 "for this message."))
+        graph.fail_next(400, graph_error(131062, "Business-scoped User ID (BSUID) recipients are not "
+                                                 "supported for this message."))
         done = by_username(completion(token="fg_elsewhere"), BSUID)
         post(stack, done, username_only(), kind="completion")
         cases = fallback.pending(stack.redis)
@@ -276,7 +286,8 @@ def test_a_confirmation_refused_with_131062_hands_the_user_over_once(app_config,
     refused, asked = [(r.json(), status) for r, status in graph.answers]
     assert refused[1] == 400 and refused[0]["recipient"] == BSUID and refused[0]["type"] == "text"
     assert asked[1] == 200 and asked[0]["template"] == {"name": "share_number", "language": {"code": "en_US"}}
-    assert [(c["reason"], c["code"], c["user_id"]) for c in cases] == [("unreachable_no_phone", 131062, BSUID)]
+    assert [(c["reason"], c["code"], c["user_id"])
+            for c in cases] == [("unreachable_no_phone", 131062, BSUID)]
     assert [e["event"] for e in timeline if e["event"] in ("confirmation_failed", "unreachable")] == [
         "confirmation_failed", "unreachable"]
     assert wasender.sent() == []

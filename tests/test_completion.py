@@ -35,8 +35,9 @@ def receiver():
 @pytest.fixture
 def app(app_config, graph, receiver):
     return create_app({**app_config, "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "FOLLOWUP_CHANNEL": "cloud", "API_TOKEN": API_TOKEN,
-                       "COMPLETION_FORWARD_URL": receiver.endpoint, "COMPLETION_FORWARD_SECRET": FORWARD_SECRET})
+                       "WHATSAPP_PHONE_NUMBER_ID": "999000111", "FOLLOWUP_CHANNEL": "cloud",
+                       "API_TOKEN": API_TOKEN, "COMPLETION_FORWARD_URL": receiver.endpoint,
+                       "COMPLETION_FORWARD_SECRET": FORWARD_SECRET})
 
 
 def run(app, message):
@@ -97,7 +98,8 @@ def test_malformed_response_json_is_stored_not_confirmed(app, graph, raw):
     result = run(app, completion(response_json=raw))
     assert result["problem"] in ("response_json is not JSON", "response_json is not an object")
     with app.test_client() as c:
-        doc = c.get(f"/api/submissions/{result['submission']}", headers={"Authorization": f"Bearer {API_TOKEN}"}).json
+        doc = c.get(f"/api/submissions/{result['submission']}",
+                    headers={"Authorization": f"Bearer {API_TOKEN}"}).json
     assert doc["raw"] == raw and doc["response"] is None
     assert graph.sent_messages() == []
 
@@ -247,7 +249,8 @@ def test_missing_phone_number_id_is_a_permanent_failure_not_a_crash(app_config, 
 
 def test_flow_events_are_recorded_for_the_dashboard(app):
     with app.app_context():
-        inbound_jobs.record_flow_event({"event": "ENDPOINT_LATENCY", "flow_id": "9", "alert_state": "ACTIVATED",
+        inbound_jobs.record_flow_event({"event": "ENDPOINT_LATENCY", "flow_id": "9",
+                                        "alert_state": "ACTIVATED",
                                         "p90_latency": 7000}, None, {"waba_id": "1", "time": 1})
     result = app.test_cli_runner().invoke(args=["messages", "events"])
     assert '"event": "ENDPOINT_LATENCY"' in result.output
@@ -261,7 +264,8 @@ def test_api_requires_the_bearer_token(app):
     assert c.get("/api/submissions", headers={"Authorization": "Bearer wrong"}).status_code == 401
     listed = c.get("/api/submissions", headers={"Authorization": f"Bearer {API_TOKEN}"}).json
     assert listed["count"] == 1 and listed["submissions"][0]["flow_token"] == "fg_api"
-    assert c.get("/api/submissions?limit=0", headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 400
+    assert c.get("/api/submissions?limit=0",
+                 headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 400
     missing = c.get("/api/submissions/sub_nope", headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert missing.status_code == 404 and missing.json["error"] == "Not Found"
 

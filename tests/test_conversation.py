@@ -132,7 +132,8 @@ def test_resume_typed_on_wasender_gets_the_flow_by_the_channel_rules(cfg, keypai
 
 # --- stop ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("channel", ["cloud", "wasender"])
-def test_stop_suppresses_every_later_step_and_is_confirmed_once(app_config, graph, wasender, keypair, channel):
+def test_stop_suppresses_every_later_step_and_is_confirmed_once(app_config, graph, wasender,
+                                                                keypair, channel):
     cfg = stack_config(app_config, graph, wasender, RECOVERY_STEPS="1s,2s,3s")
     with Stack(cfg, keypair) as stack:
         origin = abandon_until_first_step(stack, graph, wasender if channel == "wasender" else None)
@@ -185,8 +186,10 @@ def test_unrecognised_replies_are_forwarded_each_and_acknowledged_once(cfg, keyp
         forwarded = business.received()
         assert business.bad_signatures == 0 and len(forwarded) == 3, forwarded
         assert [f["channel"] for f in forwarded] == [channel] * 3
-        assert forwarded[0]["text"].startswith("what is this about?") and forwarded[0]["flow"] == "member_check"
-        assert forwarded[0]["from"] == PHONE and forwarded[0]["flow_token"] == chain(stack.sessions, origin)[-1]
+        assert (forwarded[0]["text"].startswith("what is this about?")
+                and forwarded[0]["flow"] == "member_check")
+        assert (forwarded[0]["from"] == PHONE
+                and forwarded[0]["flow_token"] == chain(stack.sessions, origin)[-1])
         assert len({f["message_id"] for f in forwarded}) == 3
         notes = [e for e in stack.sessions.timeline(origin) if e["event"] == "user_message"]
         assert len(notes) == 3 and notes[0]["detail"].startswith(f"{channel}: what is this about?")
@@ -211,7 +214,8 @@ def test_a_stop_sent_as_a_reply_on_wasender_is_read(cfg, keypair, graph, wasende
     # `conversation` and no `messageBody`: WASender's receiving guide reads
     # message.extendedTextMessage.text first. A STOP there must not be missed.
     event = {"event": "messages.upsert", "timestamp": 1, "data": {"messages": [
-        {"key": {"id": "ws-ext-1", "fromMe": False, "remoteJid": f"{PHONE}@s.whatsapp.net", "cleanedSenderPn": PHONE},
+        {"key": {"id": "ws-ext-1", "fromMe": False, "remoteJid": f"{PHONE}@s.whatsapp.net",
+                 "cleanedSenderPn": PHONE},
          "message": {"extendedTextMessage": {"text": "STOP", "contextInfo": {"stanzaId": "3EB0C0FFEE"}}}}]}}
     with Stack(cfg, keypair) as stack:
         assert stack.wasender(event).status_code == 200

@@ -100,7 +100,8 @@ def test_latency_figures_follow_a_fast_endpoint_over_http(flow_client, client):
     quantile is at most the same client-side one; the histogram may add its bucket width (x1.5)."""
     c = flow_client()
     observed = sorted(c.ping().latency for _ in range(40))
-    s = client.get("/dashboard/metrics.json", headers=BASIC).get_json()["flows"]["member_check"]["endpoint"]["ping"]
+    s = (client.get("/dashboard/metrics.json", headers=BASIC).get_json()
+         ["flows"]["member_check"]["endpoint"]["ping"])
     assert s["requests"] == 40
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
         seen = observed[math.ceil(q * len(observed)) - 1]
@@ -242,7 +243,8 @@ def test_redis_memory_and_its_policy_are_on_the_dashboard(app_config, tmp_path):
     server.start()
     try:
         r = redis_lib.Redis(port=server.port)
-        client = create_app({**app_config, "REDIS_URL": server.url, "DASHBOARD_PASSWORD": PASSWORD}).test_client()
+        client = create_app({**app_config, "REDIS_URL": server.url,
+                             "DASHBOARD_PASSWORD": PASSWORD}).test_client()
         html = client.get("/dashboard", headers=BASIC).get_data(as_text=True)
         assert re.search(r'id="redis-memory">Redis memory: [\d.]+ MiB \(no maxmemory limit\), '
                          r'maxmemory-policy noeviction <span class="pill ok">ok</span>', html)

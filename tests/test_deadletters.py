@@ -86,7 +86,8 @@ def test_a_completion_whose_context_id_is_a_lone_surrogate_is_stored_and_confirm
 
 
 @pytest.mark.parametrize("field", ["id", "from", "type"])
-def test_a_message_whose_id_or_sender_is_a_lone_surrogate_is_dead_lettered_not_a_500(cfg, keypair, graph, field):
+def test_a_message_whose_id_or_sender_is_a_lone_surrogate_is_dead_lettered_not_a_500(cfg, keypair, graph,
+                                                                                      field):
     good = completion(token="fg_beside")
     bad = completion(token="fg_bad")
     bad[field] = bad[field][:5] + "\ud800"
@@ -120,7 +121,8 @@ def test_one_malformed_message_never_fails_the_batch(cfg, keypair, graph):
         assert listed.returncode == 0 and dl_id in listed.stdout and "message without type" in listed.stdout
         shown = cli(stack, "show", dl_id)
         assert shown.returncode == 0
-        assert USER not in shown.stdout and '"wa_id": "•••1234"' in shown.stdout  # masked, as on the dashboard
+        # masked, as on the dashboard
+        assert USER not in shown.stdout and '"wa_id": "•••1234"' in shown.stdout
         # Still malformed under today's code: replay says so and keeps it.
         refused = cli(stack, "replay", dl_id)
         assert refused.returncode == 1 and "still_malformed" in refused.stdout
@@ -154,7 +156,8 @@ def test_a_completion_job_out_of_retries_keeps_the_submission_and_is_replayed_on
         stack.redis.delete("fg:session:fg_wrongtype")  # the cause, fixed
         replayed = cli(stack, "replay", job_id)
         assert replayed.returncode == 0 and "requeued" in replayed.stdout, replayed.stdout + replayed.stderr
-        wait_for(lambda: confirmations(graph, done["id"]) == 1, timeout=20, message="the replayed confirmation")
+        wait_for(lambda: confirmations(graph, done["id"]) == 1, timeout=20,
+                 message="the replayed confirmation")
         wait_for(lambda: job_done(stack, job_id), message="the replayed job")
         again = cli(stack, "replay", job_id)
         assert again.returncode == 1 and "unknown" in again.stdout
@@ -198,7 +201,8 @@ def test_wasender_per_event_and_unencodable_strings(cfg, keypair, graph):
 
     with Stack(cfg, keypair) as stack:
         url = f"{stack.server.url}/webhooks/wasender"
-        headers = {"X-Webhook-Signature": stack.cfg["WASENDER_WEBHOOK_SECRET"], "Content-Type": "application/json"}
+        headers = {"X-Webhook-Signature": stack.cfg["WASENDER_WEBHOOK_SECRET"],
+                   "Content-Type": "application/json"}
         body = event(msg("WS-1", "15550009999@s.whatsapp.net"), msg("WS-2", "271828@lid"),
                      msg("WS-\ud800", "15550009999@s.whatsapp.net"), msg("WS-3", "1203630@g.us"))
         resp = requests.post(url, data=json.dumps(body), headers=headers, timeout=10)
@@ -222,10 +226,12 @@ def test_dashboard_lists_dead_letters_masked_and_replays_them(app_config, redis_
     no_phone["type"] = ""
     unreadable = text_message("Olá", wamid="wamid.\ud800")
     raw = body_of(messages_change([no_phone]))
-    assert client.post("/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET)).status_code == 200
+    assert client.post("/webhooks/whatsapp", data=raw,
+                       headers=signed_headers(raw, APP_SECRET)).status_code == 200
     (dl_id,) = [i.decode() for i in redis_client.zrange(DEAD_LETTERS, 0, -1)]
     raw = body_of(messages_change([unreadable]))
-    assert client.post("/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET)).status_code == 200
+    assert client.post("/webhooks/whatsapp", data=raw,
+                       headers=signed_headers(raw, APP_SECRET)).status_code == 200
     basic = {"Authorization": "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()}
     page = client.get("/dashboard", headers=basic)
     html = page.get_data(as_text=True)
@@ -273,7 +279,8 @@ def test_dead_letters_log_ids_and_reasons_never_the_phone_number(app_config, cap
     message = text_message("call me at +1 650 555 1234")
     message["type"] = ""
     raw = body_of(messages_change([message]))
-    assert client.post("/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET)).status_code == 200
+    assert client.post("/webhooks/whatsapp", data=raw,
+                       headers=signed_headers(raw, APP_SECRET)).status_code == 200
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "dead letter dl-" in text and "message without type" in text
     assert USER not in text and "555 1234" not in text

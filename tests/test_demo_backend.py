@@ -55,7 +55,8 @@ def test_make_runs_lookups_never_call_the_app_itself(redis_url, keypair, tmp_pat
                   FLOWGATE_INSTANCE_DIR=tmp_path) as server:
         for flow in DEMO:
             client = FlowClient(f"{server.url}/flows/{flow.name}", keypair[1], APP_SECRET)
-            steps = list(Player(flow.definition, client, f"tok-demo-{flow.name}", DEMO_FIELDS[flow.name]).run())
+            steps = list(Player(flow.definition, client, f"tok-demo-{flow.name}",
+                                DEMO_FIELDS[flow.name]).run())
             assert steps[-1].screen == "SUCCESS", (flow.name, [(s.screen, s.data, s.note) for s in steps])
     out = server.output
     assert "Traceback" not in out

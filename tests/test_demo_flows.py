@@ -182,7 +182,8 @@ def test_money_flows_stay_closed_even_if_the_policy_is_configured_open(served, a
     app, client = served(PRICING_API_POLICY="open", INVENTORY_API_POLICY="open")
     api.behave("500")
     coupon = client("coupon_checkout").exchange("tok-c3", "CART", {"coupon": "SAVE10"})
-    assert coupon.screen == "CART" and coupon.data["error_message"].startswith("We can't check this right now")
+    assert (coupon.screen == "CART"
+            and coupon.data["error_message"].startswith("We can't check this right now"))
     stock = client("stock_order").exchange("tok-o4", "ORDER", {"sku": "MUG-01", "quantity": "1"})
     assert stock.screen == "ORDER" and stock.data["sku_error"] == "We can't check this right now"
 
@@ -212,10 +213,12 @@ def test_stock_order_checks_then_rechecks_on_confirm(served, api):
     ({"sku": "NOPE-1", "quantity": "1"}, {"sku_error": "We don't have this product"}),
     ({"sku": "SOLD-OUT", "quantity": "1"}, {"sku_error": "Sorry, this product is sold out"}),
     ({"sku": "TEE-M", "quantity": "4"}, {"quantity_error": "Only 3 left"}),
-    ({"sku": "", "quantity": "0"}, {"sku_error": "This field is required", "quantity_error": "The minimum is 1"}),
+    ({"sku": "", "quantity": "0"},
+     {"sku_error": "This field is required", "quantity_error": "The minimum is 1"}),
     ({"sku": ["MUG-01"], "quantity": {"n": 1}}, {"sku_error": "This value isn't valid",
                                                 "quantity_error": "This value isn't valid"}),
-    ({"sku": "M" * 5000}, {"sku_error": "Use at most 1000 characters", "quantity_error": "This field is required"}),
+    ({"sku": "M" * 5000},
+     {"sku_error": "Use at most 1000 characters", "quantity_error": "This field is required"}),
 ])
 def test_stock_order_errors_and_hostile_input(served, data, errors):
     app, client = served()
@@ -232,7 +235,8 @@ def test_stock_confirm_when_the_api_is_down_is_a_clear_retry_message(served, api
     c.exchange("tok-o3", "ORDER", {"sku": "MUG-01", "quantity": "1"})
     api.behave("500")
     reply = c.exchange("tok-o3", "REVIEW", {"confirm": True})
-    assert reply.screen == "REVIEW" and reply.data["error_message"] == "We can't check the stock right now, please try again."
+    assert (reply.screen == "REVIEW"
+            and reply.data["error_message"] == "We can't check the stock right now, please try again.")
 
 
 # --- appointment -----------------------------------------------------------------------------
@@ -270,7 +274,8 @@ def test_a_held_slot_is_not_offered_to_others_and_cannot_be_taken(served):
     assert grab.data["show_slot_error"] is True  # Dropdown has no error-message: a caption shows it
     # Picking another time releases the first hold.
     c.exchange("tok-a2", "BOOK", {"step": "time_chosen", "date": day, "slot": "09:30"})
-    assert c.exchange("tok-a3", "BOOK", {"step": "time_chosen", "date": day, "slot": "09:00"}).data["show_hold"] is True
+    assert c.exchange("tok-a3", "BOOK",
+                      {"step": "time_chosen", "date": day, "slot": "09:00"}).data["show_hold"] is True
 
 
 @pytest.mark.parametrize("data, key, text", [

@@ -38,9 +38,11 @@ def env(app_config, graph, wasender, live_server, keypair, tmp_path):
         "APP_ENV": "production", "REDIS_URL": app_config["REDIS_URL"],
         "FLOW_PRIVATE_KEY": keys.one_line(keypair[0]), "WHATSAPP_APP_SECRET": APP_SECRET,
         "SECRET_KEY": "k" * 64, "WHATSAPP_VERIFY_TOKEN": "verify-me", "API_TOKEN": "api-token",
-        "DASHBOARD_PASSWORD": "dash-pass", "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID, "WHATSAPP_APP_ID": APP_ID,
-        "FOLLOWUP_CHANNEL": "hybrid", "WASENDER_API_BASE": f"{wasender.url}/api", "WASENDER_API_KEY": WASENDER_KEY,
+        "DASHBOARD_PASSWORD": "dash-pass", "WHATSAPP_API_BASE": graph.url,
+        "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID, "WHATSAPP_APP_ID": APP_ID,
+        "FOLLOWUP_CHANNEL": "hybrid", "WASENDER_API_BASE": f"{wasender.url}/api",
+        "WASENDER_API_KEY": WASENDER_KEY,
         "FLOW_TEMPLATES": "member_check=resume_member:en_US", "PUBLIC_BASE_URL": live_server.url,
         "DEMO_FLOWS": "true", "LOOKUP_BASE_URL": app_config["LOOKUP_BASE_URL"],
         "FLOWGATE_INSTANCE_DIR": str(tmp_path / "instance"),
@@ -104,7 +106,8 @@ def test_a_broken_setting_is_one_line_with_its_fix_and_exit_1(env):
                     module=True)
     assert result.returncode == 1
     failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
-    assert len(failed) == 1 and failed[0].startswith("✗ FLOW_PRIVATE_KEY:") and "flask keys generate" in failed[0]
+    assert (len(failed) == 1 and failed[0].startswith("✗ FLOW_PRIVATE_KEY:")
+            and "flask keys generate" in failed[0])
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -130,7 +133,8 @@ def test_offline_calls_neither_meta_nor_wasender(env, graph, wasender):
     ({"SECRET_KEY": None}, "SECRET_KEY", "openssl rand"),
     ({"WHATSAPP_APP_SECRET": None}, "WHATSAPP_APP_SECRET", "App Secret"),
     ({"FLOW_PRIVATE_KEY": None}, "FLOW_PRIVATE_KEY", "flask keys generate"),
-    ({"FLOW_PRIVATE_KEY": None, "FLOW_PRIVATE_KEY_PATH": "/nonexistent/key.pem"}, "FLOW_PRIVATE_KEY_PATH", "PEM"),
+    ({"FLOW_PRIVATE_KEY": None, "FLOW_PRIVATE_KEY_PATH": "/nonexistent/key.pem"},
+     "FLOW_PRIVATE_KEY_PATH", "PEM"),
     ({"REDIS_URL": None}, "REDIS_URL", "heroku-redis"),
     ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL", "add-on"),
     ({"FLOW_SESSION_LIFETIME": "3 days"}, "FLOW_SESSION_LIFETIME", "a number"),
@@ -145,7 +149,8 @@ def test_offline_calls_neither_meta_nor_wasender(env, graph, wasender):
     ({"PUBLIC_BASE_URL": "flowgate.example.com"}, "PUBLIC_BASE_URL", "https://"),
     ({"COMPLETION_FORWARD_URL": "ftp://crm.example.com/in"}, "COMPLETION_FORWARD_URL", "https://"),
     ({"FOLLOWUP_CHANNEL": "sms"}, "FOLLOWUP_CHANNEL", "cloud"),
-    ({"FOLLOWUP_CHANNEL": "cloud", "WHATSAPP_ACCESS_TOKEN": None}, "WHATSAPP_ACCESS_TOKEN", "system-user token"),
+    ({"FOLLOWUP_CHANNEL": "cloud", "WHATSAPP_ACCESS_TOKEN": None}, "WHATSAPP_ACCESS_TOKEN",
+     "system-user token"),
     ({"WASENDER_API_KEY": None}, "WASENDER_API_KEY", "WASender session"),
 ])
 def test_each_missing_or_unreadable_setting_is_named_with_its_fix(env, changes, name, words):
@@ -299,7 +304,8 @@ def test_a_wrong_app_secret_for_the_app_token(env, graph):
 def test_without_the_app_id_the_fields_are_a_stated_blind_spot(env):
     report = run(env, WHATSAPP_APP_ID=None)
     check = by_name(report)["webhook-fields"]
-    assert check.status == "warn" and "lists apps, not fields" in check.summary and "WHATSAPP_APP_ID" in check.fix
+    assert (check.status == "warn" and "lists apps, not fields" in check.summary
+            and "WHATSAPP_APP_ID" in check.fix)
     assert not report.failed
 
 

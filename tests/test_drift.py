@@ -28,15 +28,18 @@ def drift_counts(redis, flow: str = "member_check") -> dict:
 @pytest.mark.parametrize("payload, expected", [
     ({"action": "INIT", "version": "4.0"}, ()),
     ({"action": "INIT", "version": "3.0"}, ("version",)),
-    ({"action": "data_exchange", "version": "4.0", "screen": "MEMBER_LOOKUP", "data": {"member_id": "M"}}, ()),
+    ({"action": "data_exchange", "version": "4.0", "screen": "MEMBER_LOOKUP",
+      "data": {"member_id": "M"}}, ()),
     ({"action": "data_exchange", "version": "4.0", "screen": "CONFIRM",
       "data": {"member_id": "M", "confirm": True}}, ()),
     ({"action": "data_exchange", "version": "4.0", "screen": "MEMBER_LOOKUP",
       "data": {"member_id": "M", "referral": "x"}}, ("data_key",)),
-    ({"action": "data_exchange", "version": "3.0", "screen": "LOOKUP_V1", "data": {"id": "M"}}, ("version", "screen")),
+    ({"action": "data_exchange", "version": "3.0", "screen": "LOOKUP_V1", "data": {"id": "M"}},
+     ("version", "screen")),
     ({"action": "BACK", "version": "4.0", "screen": "LOOKUP_V1"}, ("screen",)),
     ({"action": "ping", "version": "3.0"}, ()),
-    ({"action": "data_exchange", "version": "3.0", "screen": "NOPE", "data": {"error": "x"}}, ()),  # a notification
+    ({"action": "data_exchange", "version": "3.0", "screen": "NOPE", "data": {"error": "x"}},
+     ()),  # a notification
 ])
 def test_what_counts_as_drift(payload, expected):
     assert drift.detect(member_check.flow, FlowRequest.parse(payload)) == expected
@@ -52,8 +55,10 @@ def test_drifting_requests_are_answered_counted_and_logged_once_across_processes
         for i in range(6):  # an old publish: data API 3.0, its first screen renamed since
             assert client.init(f"old-{i}", version="3.0").screen == "MEMBER_LOOKUP"
             old = client.exchange(f"old-{i}", "LOOKUP_V1", {"id": "MEM123"}, version="3.0")
-            assert old.status == 200 and old.screen == "MEMBER_LOOKUP" and old.data["error_message"] == UNKNOWN_STEP
-        extra = client.exchange("new-1", "MEMBER_LOOKUP", {"member_id": "MEM123", "referral": "x"}, version="4.0")
+            assert (old.status == 200 and old.screen == "MEMBER_LOOKUP"
+                    and old.data["error_message"] == UNKNOWN_STEP)
+        extra = client.exchange("new-1", "MEMBER_LOOKUP", {"member_id": "MEM123", "referral": "x"},
+                                version="4.0")
         assert extra.status == 200 and extra.screen == "CONFIRM"  # answered as well as this JSON allows
         assert client.init("new-2", version="4.0").screen == "MEMBER_LOOKUP"
         wait_for(lambda: drift_counts(redis) == {"version": 12, "screen": 6, "data_key": 1}, timeout=10,
@@ -73,5 +78,6 @@ def test_flows_status_shows_the_drift_with_its_fix(app_config, graph, redis_url)
         with app.extensions["metrics"].batch() as m:
             m.count("member_check", "drift", label="version").count("member_check", "drift", label="screen")
     result = flask(app, "status", "member_check")
-    assert "✗ drift: 2 requests from another Flow JSON than the one served (screen 1, version 1)" in result.output
+    assert ("✗ drift: 2 requests from another Flow JSON than the one served (screen 1, version 1)"
+            in result.output)
     assert "flask flows deploy member_check" in result.output

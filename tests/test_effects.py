@@ -154,7 +154,8 @@ def test_a_message_whose_answer_never_came_is_not_sent_again(app_config, graph, 
         assert deliver_once(out, token="fg_slow").state == "unknown"
     assert len(graph.sent_messages()) == 1
     (case,) = fallback.pending(redis_client)
-    assert (case["reason"], case["flow_token"], case["detail"]) == ("unknown_outcome", "fg_slow", "handoff-fg_slow")
+    assert ((case["reason"], case["flow_token"], case["detail"])
+            == ("unknown_outcome", "fg_slow", "handoff-fg_slow"))
     assert "fallback_unknown_outcome" in [e["event"] for e in app.extensions["sessions"].timeline("fg_slow")]
 
 

@@ -308,5 +308,6 @@ def test_validation_failures_reach_the_dashboard_metrics(flow_client, app):
     client = flow_client()
     client.exchange("tok-vm", "MEMBER_LOOKUP", {"member_id": "NOPE42"})
     client.exchange("tok-vm", "MEMBER_LOOKUP", {"member_id": ""})
-    validation = Metrics(app.extensions["redis"]).snapshot(days=1)["flows"]["member_check"]["today"]["validation"]
+    validation = (Metrics(app.extensions["redis"]).snapshot(days=1)
+                  ["flows"]["member_check"]["today"]["validation"])
     assert validation == {"member_id|not_found": 1, "member_id|required": 1}

@@ -57,8 +57,8 @@ def test_every_command_of_the_first_flow_guide_works(tmp_path, redis_url):
                 continue
             if command == "make run":
                 with open(log_path, "w") as log:
-                    server = subprocess.Popen([sys.executable, "-m", "cli.dev"], cwd=repo, env=env, stdout=log,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
+                    server = subprocess.Popen([sys.executable, "-m", "cli.dev"], cwd=repo, env=env,
+                                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
                 def up():
                     try:

@@ -81,7 +81,8 @@ def test_replies_fit_the_declared_screen_data(served, api):  # noqa: F811
     ]
     for flow_name, screen, data in script:
         c = client(flow_name)
-        reply = c.init("tok-fit-" + flow_name) if screen is None else c.exchange("tok-fit-" + flow_name, screen, data)
+        reply = (c.init("tok-fit-" + flow_name) if screen is None
+                 else c.exchange("tok-fit-" + flow_name, screen, data))
         assert reply.status == 200 and fits(flow_name, reply), (flow_name, screen, reply.body)
 
 

@@ -93,7 +93,8 @@ def test_only_what_differs_is_written(deploy_app, graph, meta):
     before = len(writes(graph))
     result = flask(deploy_app, "deploy")
     assert result.exit_code == 0, result.output
-    assert writes(graph)[before:] == [("POST", f"/v23.0/{flow['id']}"), ("POST", f"/v23.0/{flow['id']}/assets")]
+    assert writes(graph)[before:] == [("POST", f"/v23.0/{flow['id']}"),
+                                      ("POST", f"/v23.0/{flow['id']}/assets")]
     assert flow["endpoint_uri"] == f"{BASE_URL}/flows/member_check"
     assert b'"Member ID"' in flow["json"]
 
@@ -118,7 +119,8 @@ def test_metas_error_is_set_beside_our_finding_for_the_same_path():
     error = ValidationError.parse(validation_error("INVALID_PROPERTY_VALUE", "too long", "screens[0].title"))
     assert [f.rule for f in report.ours_at(error)] == ["limit.screen-title"]
     schema = ValidationError.parse({"error": "INVALID_PROPERTY_KEY", "message":
-                                    'The property "x" cannot be specified at "$root/screens/0/layout/children/2".'})
+                                    'The property "x" cannot be specified at '
+                                    '"$root/screens/0/layout/children/2".'})
     assert schema.paths == ("$.screens[0].layout.children[2]",)
 
 
@@ -175,7 +177,8 @@ def test_a_bad_token_is_explained_not_dumped(app_config, graph, meta):
     assert "WHATSAPP_ACCESS_TOKEN is invalid or expired" in result.output and "Traceback" not in result.output
 
 
-def test_a_flow_is_sent_by_the_deployed_flow_id_and_flow_ids_still_overrides(deploy_app, graph, meta, app_config,
+def test_a_flow_is_sent_by_the_deployed_flow_id_and_flow_ids_still_overrides(deploy_app, graph,
+                                                                             meta, app_config,
                                                                           redis_client):
     assert flask(deploy_app, "deploy", "member_check").exit_code == 0
     flow_id = meta.by_name("member_check")["id"]
@@ -203,8 +206,8 @@ def test_the_real_command_deploys_and_publishes_from_a_fresh_setup(app_config, g
                       FLOW_PRIVATE_KEY=keys.one_line(keypair[0]), **served_settings(), **meta_settings(graph))
 
     def run():
-        return subprocess.run([venv_bin("flask"), "--app", "app", "flows", "deploy", "--publish"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run([venv_bin("flask"), "--app", "app", "flows", "deploy", "--publish"], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
 
     first = run()
     assert first.returncode == 0, first.stdout + first.stderr

@@ -50,22 +50,27 @@ def test_status_sets_metas_view_beside_ours_for_the_same_days(status_app, graph,
     meta.add_metrics(flow_id, today, 300, errors={"timeout_error": 4, "unexpected_http_status_code": 2},
                      latency={"1": 290, "3": 4, "10+": 6}, availability={"succeeded": 40, "failed": 2})
     play(status_app, keypair, "member_check", [("init", "t1", None, "4.0"),
-                                                ("exchange", "t1", "MEMBER_LOOKUP", {"member_id": "MEM123"}, "4.0")])
+                                                ("exchange", "t1", "MEMBER_LOOKUP",
+                                                 {"member_id": "MEM123"}, "4.0")])
 
     result = flask(status_app, "status", "member_check", "--json", "--days", "3")
     assert result.exit_code == 0, result.output
     (doc,) = json.loads(result.output)["flows"]
-    assert doc["flow_id"] == flow_id and doc["status"] == "PUBLISHED" and doc["can_send_message"] == "AVAILABLE"
+    assert (doc["flow_id"] == flow_id and doc["status"] == "PUBLISHED"
+            and doc["can_send_message"] == "AVAILABLE")
     assert doc["validation_errors"] == [] and doc["preview_url"].startswith("https://business.facebook.com/")
     assert doc["endpoint_uri"] == doc["expected_endpoint_uri"]
     assert doc["metrics"] == {"requests": 300, "errors": 6, "error_rate": 0.02,
                               "error_types": {"timeout_error": 4, "unexpected_http_status_code": 2},
-                              "latency": {"1": 290, "3": 4, "10+": 6}, "availability": {"succeeded": 40, "failed": 2}}
-    assert doc["ours"]["requests"] == 2 and doc["ours"]["errors"] == 0 and sum(doc["ours"]["latency"].values()) == 2
+                              "latency": {"1": 290, "3": 4, "10+": 6},
+                              "availability": {"succeeded": 40, "failed": 2}}
+    assert (doc["ours"]["requests"] == 2 and doc["ours"]["errors"] == 0
+            and sum(doc["ours"]["latency"].values()) == 2)
     since = date.fromordinal(today.toordinal() - 2).isoformat()
     assert doc["window"] == {"since": since, "until": today.isoformat()}
     asked = {r.query for r in graph.matching("GET", f"/{flow_id}")}
-    assert any(f"metric.name%28ENDPOINT_REQUEST_COUNT%29.granularity%28DAY%29.since%28{since}%29.until%28{today}%29"
+    assert any("metric.name%28ENDPOINT_REQUEST_COUNT%29.granularity%28DAY%29"
+               f".since%28{since}%29.until%28{today}%29"
                in q for q in asked), asked
 
     text = flask(status_app, "status", "member_check")
@@ -110,7 +115,8 @@ def test_a_flows_status_webhook_updates_the_dashboards_copy(status_app, meta):
     assert flask(status_app, "deploy", "--publish").exit_code == 0
     flow_id = meta.by_name("appointment")["id"]
     with status_app.app_context():
-        inbound.record_flow_event({"event": "FLOW_STATUS_CHANGE", "flow_id": flow_id, "old_status": "PUBLISHED",
+        inbound.record_flow_event({"event": "FLOW_STATUS_CHANGE", "flow_id": flow_id,
+                                   "old_status": "PUBLISHED",
                                    "new_status": "BLOCKED", "message": "Flow status changed"})
     assert status_app.extensions["meta_status"].all()["appointment"]["status"] == "BLOCKED"
     assert 'data-flow="appointment"><strong>appointment is BLOCKED on Meta' in dashboard(status_app)

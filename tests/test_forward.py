@@ -37,7 +37,8 @@ def test_signed_with_the_secret_and_carrying_the_idempotency_key(receiver):
     assert post_signed(requests.Session(), receiver.handoff, "s3cret", {"a": 1}, idempotency_key="k2") == 200
     (request,) = receiver.matching("POST", "/handoff")
     expected = "sha256=" + hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
-    assert request.headers["X-Flowgate-Signature-256"] == expected and request.headers["Idempotency-Key"] == "k2"
+    assert (request.headers["X-Flowgate-Signature-256"] == expected
+            and request.headers["Idempotency-Key"] == "k2")
 
 
 def test_without_a_secret_nothing_pretends_to_sign(receiver):

@@ -82,7 +82,8 @@ def test_required_is_exactly_what_the_release_refuses_without(redis_url, postgre
     manifest = app_json()
     required = {n for n, e in manifest["env"].items()
                 if e.get("required", True) and "value" not in e and "generator" not in e}
-    assert required == {"FLOW_PRIVATE_KEY", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"}
+    assert required == {"FLOW_PRIVATE_KEY", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN",
+                        "WHATSAPP_PHONE_NUMBER_ID"}
     typed = {n: v for n, v in typed_by_the_user(keypair, graph.url).items() if n in required}
     env = config_vars(manifest, typed, {"heroku-redis": redis_url, "heroku-postgresql": postgres_url})
     code, output = Dyno("release", env).run()
@@ -99,7 +100,8 @@ def test_a_bad_config_fails_the_release_in_one_line(redis_url, postgres_url, key
     code, output = Dyno("release", env).run()
     failed = [line for line in output.splitlines() if line.startswith("✗")]
     assert code == 1
-    assert len(failed) == 1 and failed[0].startswith("✗ FLOW_PRIVATE_KEY:") and "flask keys generate" in failed[0]
+    assert (len(failed) == 1 and failed[0].startswith("✗ FLOW_PRIVATE_KEY:")
+            and "flask keys generate" in failed[0])
     assert "Traceback" not in output and "paste the key here" not in output
 
 
@@ -141,8 +143,9 @@ def test_deploy_release_web_worker_then_a_flow_completed_and_confirmed_once(redi
                              headers={"Authorization": f"Bearer {env['API_TOKEN']}"})
         assert sent.status_code == 202, sent.text
         token = sent.json()["flow_token"]
-        flow_message = wait_for(lambda: next((m for m in graph.accepted() if m.get("type") == "interactive"), None),
-                                timeout=30, message="the worker to send the Flow through the Graph API")
+        flow_message = wait_for(
+            lambda: next((m for m in graph.accepted() if m.get("type") == "interactive"), None),
+            timeout=30, message="the worker to send the Flow through the Graph API")
         assert flow_message["interactive"]["action"]["parameters"]["flow_token"] == token
 
         client = FlowClient(f"{web_url}/flows/member_check", keypair[1], APP_SECRET)
@@ -154,7 +157,8 @@ def test_deploy_release_web_worker_then_a_flow_completed_and_confirmed_once(redi
         params = done.data["extension_message_response"]["params"]
 
         raw = body_of(messages_change([completion(token=token, values=params, context_id=None)]))
-        for expected in ({"enqueued": 1, "duplicates": 0}, {"enqueued": 0, "duplicates": 1}):  # Meta redelivers
+        for expected in ({"enqueued": 1, "duplicates": 0},
+                         {"enqueued": 0, "duplicates": 1}):  # Meta redelivers
             answer = requests.post(f"{web_url}/webhooks/whatsapp", data=raw,
                                    headers=signed_headers(raw, APP_SECRET), timeout=5)
             assert answer.status_code == 200 and {k: answer.json()[k] for k in expected} == expected

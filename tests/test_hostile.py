@@ -24,8 +24,8 @@ from examples import FLOWS as CATALOG
 from flows.engine import GENERIC_ERROR, STORAGE_UNAVAILABLE
 from flows.protocol import SUCCESS
 from flows.signing import sign
-from hostile import (PLAUSIBLE, WRONG_TYPES, ServerLog, escaped_json, field_values, has_unencodable, json_values,
-                     screen_fields, seal_plaintext, unencodable)
+from hostile import (PLAUSIBLE, WRONG_TYPES, ServerLog, escaped_json, field_values, has_unencodable,
+                     json_values, screen_fields, seal_plaintext, unencodable)
 
 REJECTIONS = {400, 413, 421, 432}
 fields = ("encrypted_flow_data", "encrypted_aes_key", "initial_vector")
@@ -68,7 +68,8 @@ class Probe:
         resp.reply = None
         if sealed is not None and resp.status_code in (200, 427):
             resp.reply = crypto.decrypt_reply(text, *sealed)
-            assert (resp.reply.get("data") or {}).get("error_message") not in (GENERIC_ERROR, STORAGE_UNAVAILABLE)
+            assert ((resp.reply.get("data") or {}).get("error_message")
+                    not in (GENERIC_ERROR, STORAGE_UNAVAILABLE))
         return resp
 
     def sealed(self, payload) -> bytes:
@@ -128,7 +129,8 @@ def test_mangled_ciphertexts(probe, field, cut, junk, mode):
 def test_invalid_base64_and_utf8(probe, text, field):
     body = json.loads(probe.sealed({"version": "3.0", "action": "ping"}))
     body[field] = text
-    raw = json.dumps(body).encode().replace(b'"' + text.encode() + b'"', b'"\xff\xfe' + text.encode() + b'"', 1)
+    raw = json.dumps(body).encode().replace(b'"' + text.encode() + b'"',
+                                            b'"\xff\xfe' + text.encode() + b'"', 1)
     assert probe.post(raw).status_code in REJECTIONS
 
 
@@ -143,7 +145,8 @@ def test_random_signatures(probe, header):
 
 @settings(**SETTINGS)
 @given(payload=json_values | st.fixed_dictionaries({
-    "version": json_values, "action": st.sampled_from(["ping", "INIT", "BACK", "data_exchange", "x"]) | json_values,
+    "version": json_values,
+    "action": st.sampled_from(["ping", "INIT", "BACK", "data_exchange", "x"]) | json_values,
     "screen": st.sampled_from(["MEMBER_LOOKUP", "CONFIRM", "SUCCESS", ""]) | json_values,
     "data": json_values, "flow_token": st.text(max_size=30) | json_values}))
 def test_well_encrypted_garbage_payloads(probe, payload):
@@ -240,7 +243,8 @@ def test_each_flows_own_fields_with_any_value(probe, flow_name, data):
     if screen is not None:
         payload["screen"] = screen
     anything = st.fixed_dictionaries({}, optional={n: field_values(n, literals) for n in names})
-    well_formed = st.fixed_dictionaries({n: st.sampled_from(PLAUSIBLE.get(n) or literals or [""]) for n in names})
+    well_formed = st.fixed_dictionaries({n: st.sampled_from(PLAUSIBLE.get(n) or literals or [""])
+                                         for n in names})
     payload["data"] = data.draw(anything | well_formed, label="data")
     resp = probe.send(payload, flow=flow_name)
     if has_unencodable(payload):

@@ -101,7 +101,8 @@ def test_a_signed_ping_with_an_unsigned_chunked_tail_past_the_limit_is_413(serve
 @pytest.mark.parametrize("route", ["whatsapp", "wasender", "send_api"])
 def test_every_route_that_reads_a_body_refuses_a_chunked_body_past_its_limit(server, route):
     if route == "whatsapp":
-        path, body = "/webhooks/whatsapp", json.dumps(envelope({"field": "account_update", "value": {}})).encode()
+        path, body = ("/webhooks/whatsapp",
+                      json.dumps(envelope({"field": "account_update", "value": {}})).encode())
         headers = {"X-Hub-Signature-256": sign(APP_SECRET, padded(body, WEBHOOK_LIMIT))}
         ok = 200
     elif route == "wasender":
@@ -127,9 +128,11 @@ CASES = (
     [("surrogate in " + place, {**BASE, place: "a\ud800"}) for place in ("flow_token", "screen", "version")]
     + [("surrogate in a data value", {**BASE, "data": {"member_id": "\udfff"}}),
        ("surrogate in a data key", {**BASE, "data": {"\ud83d": 1}}),
-       ("surrogate in an error notification's text", {**NOTE, "data": {**NOTE["data"], "error_message": "\udc00"}}),
+       ("surrogate in an error notification's text",
+        {**NOTE, "data": {**NOTE["data"], "error_message": "\udc00"}}),
        ("surrogate in an INIT's token", {"version": "3.0", "action": "INIT", "flow_token": "\ud800"})]
-    + [(f"{place}={value!r}", {**BASE, place: value}) for place in ("action", "version", "screen", "flow_token")
+    + [(f"{place}={value!r}", {**BASE, place: value})
+       for place in ("action", "version", "screen", "flow_token")
        for value in WRONG_TYPES]
     + [(f"data={value!r}", {**BASE, "data": value}) for value in WRONG_TYPES if not isinstance(value, dict)]
     + [(f"data.{key}={value!r}", {**NOTE, "data": {**NOTE["data"], key: value}})

@@ -54,7 +54,8 @@ def mostly(good, bad):
 
 # Envelopes close enough to Meta's to get past the first checks, with every part possibly wrong.
 messages = st.fixed_dictionaries({"id": mostly(strings, json_values), "from": mostly(strings, json_values),
-                                  "type": mostly(st.sampled_from(["text", "interactive", "button"]), json_values)},
+                                  "type": mostly(st.sampled_from(["text", "interactive", "button"]),
+                                                 json_values)},
                                  optional={"interactive": json_values | st.fixed_dictionaries({
                                      "type": st.just("nfm_reply") | json_values,
                                      "nfm_reply": json_values | st.fixed_dictionaries(
@@ -71,7 +72,8 @@ values = st.fixed_dictionaries({}, optional={
 changes = st.fixed_dictionaries({"field": mostly(st.sampled_from(["messages", "flows", "account_update"]),
                                                  json_values),
                                  "value": mostly(values, json_values)})
-entries = st.fixed_dictionaries({"id": strings, "changes": mostly(st.lists(changes, max_size=3), json_values)},
+entries = st.fixed_dictionaries({"id": strings,
+                                 "changes": mostly(st.lists(changes, max_size=3), json_values)},
                                 optional={"time": json_values})
 envelopes = st.fixed_dictionaries({
     "object": mostly(st.just("whatsapp_business_account"), json_values),
@@ -82,7 +84,8 @@ senders = mostly(st.sampled_from(["15550001234@s.whatsapp.net", "+15550001234", 
 wasender_messages = st.fixed_dictionaries({
     "key": mostly(st.fixed_dictionaries({"id": mostly(strings, json_values)}, optional={
         "fromMe": mostly(st.just(False), json_values), "remoteJid": mostly(senders, json_values),
-        "cleanedSenderPn": mostly(senders, json_values), "senderPn": mostly(senders, json_values)}), json_values)},
+        "cleanedSenderPn": mostly(senders, json_values), "senderPn": mostly(senders, json_values)}),
+                  json_values)},
     optional={"messageBody": json_values, "message": json_values})
 wasender_events = st.fixed_dictionaries({
     "event": mostly(st.sampled_from(["messages.upsert", "messages.received", "messages-personal.received",
@@ -114,7 +117,8 @@ class Probe:
         return resp.status_code
 
     def cloud(self, raw: bytes, signature: str | None = "sign") -> int:
-        headers = {} if signature is None else {HEADER: sign(APP_SECRET, raw) if signature == "sign" else signature}
+        headers = ({} if signature is None
+                   else {HEADER: sign(APP_SECRET, raw) if signature == "sign" else signature})
         return self.check(self.client.post("/webhooks/whatsapp", data=raw, headers=headers,
                                            content_type="application/json"))
 
@@ -189,7 +193,8 @@ def has_sender(value: dict, message: dict) -> bool:
     ``contacts[]`` entry; its rules are tests/test_identity.py's subject, not this property's)."""
     if message["type"] == "system":
         return True
-    if any(isinstance(message.get(k), str) and message[k] and not text(message[k]) for k in ("from", "from_user_id")):
+    if any(isinstance(message.get(k), str) and message[k] and not text(message[k])
+           for k in ("from", "from_user_id")):
         return False
     return identity.from_message(value, message) is not None
 
@@ -388,7 +393,8 @@ def test_wasender_bad_and_missing_signatures(app, caplog, header, body):
 @pytest.mark.parametrize("route", ["cloud", "wasender"])
 def test_encoded_lone_surrogates_are_not_utf8(app, caplog, route):
     # Found by the 10,000-case run: json.loads(bytes) accepted b"\xed\xa0\x80" (a surrogate).
-    raw = b'{"object": "whatsapp_business_account", "event": "messages.upsert", "entry": [], "data": "\xed\xa0\x80"}'
+    raw = (b'{"object": "whatsapp_business_account", "event": "messages.upsert", '
+           b'"entry": [], "data": "\xed\xa0\x80"}')
     assert getattr(Probe(app, caplog), route)(raw) == 400
 
 

@@ -43,8 +43,9 @@ def test_a_message_from_before_bsuids_names_the_phone():
 
 def test_the_matching_contact_completes_the_sender():
     message = by_username(text_message(), BSUID, phone="16505551234")
-    value = messages_change([message], contacts=[user_contact(bsuid="US.1", phone="19990000000"),
-                                                 user_contact(bsuid=BSUID, phone="16505551234", username="@p")])["value"]
+    value = messages_change([message], contacts=[
+        user_contact(bsuid="US.1", phone="19990000000"),
+        user_contact(bsuid=BSUID, phone="16505551234", username="@p")])["value"]
     assert identity.from_message(value, message) == User(phone="16505551234", bsuid=BSUID, username="@p")
 
 
@@ -54,11 +55,13 @@ def test_statuses_name_the_recipient_by_either_parent_spelling():
                  "recipient_user_id": BSUID, "parent_user_id": PARENT}
     value = {"contacts": [{"profile": {"name": "Pablo M.", "username": "@pablomorales"},
                            "user_id": BSUID, "parent_user_id": PARENT}], "statuses": [delivered]}
-    assert identity.from_status(value, delivered) == User(bsuid=BSUID, parent_bsuid=PARENT, username="@pablomorales")
+    assert identity.from_status(value, delivered) == User(bsuid=BSUID, parent_bsuid=PARENT,
+                                                          username="@pablomorales")
     for field in ("parent_recipient_user_id", "recipient_parent_user_id"):
         failed = {"id": "wamid.y", "status": "failed", field: PARENT}  # failed: no contacts at all
         assert identity.from_status({"statuses": [failed]}, failed) == User(parent_bsuid=PARENT)
-    group = {"id": "wamid.z", "status": "read", "recipient_id": "120363040000000000@g.us", "recipient_type": "group"}
+    group = {"id": "wamid.z", "status": "read", "recipient_id": "120363040000000000@g.us",
+             "recipient_type": "group"}
     assert identity.from_status({}, group) is None
 
 
@@ -96,8 +99,9 @@ def test_parse_takes_a_sender_by_bsuid_and_refuses_a_message_with_none():
 
 
 def test_parse_turns_identifier_changes_into_their_own_items():
-    raw = json.dumps(envelope(messages_change([system_change(new_bsuid="US.2", previous_bsuid=BSUID)], contacts=[]),
-                              user_id_update_change(BSUID, "US.3"))).encode()
+    raw = json.dumps(envelope(
+        messages_change([system_change(new_bsuid="US.2", previous_bsuid=BSUID)], contacts=[]),
+        user_id_update_change(BSUID, "US.3"))).encode()
     parsed = parse(raw)
     items = parsed.items
     assert [i.kind for i in items] == [IDENTITY, IDENTITY] and parsed.ignored == 0

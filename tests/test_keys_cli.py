@@ -62,7 +62,8 @@ def test_status_fails_on_a_key_this_app_cannot_decrypt(keys_app, graph, other_ke
 
 
 def test_status_recognises_the_previous_key_during_a_rotation(app_config, graph, keypair, other_keypair):
-    app = create_app({**app_config, "FLOW_PRIVATE_KEY": other_keypair[0], "FLOW_PRIVATE_KEY_PREVIOUS": keypair[0],
+    app = create_app({**app_config, "FLOW_PRIVATE_KEY": other_keypair[0],
+                      "FLOW_PRIVATE_KEY_PREVIOUS": keypair[0],
                       "WHATSAPP_API_BASE": graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
                       "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID})
     graph.public_keys[PHONE_ID] = keypair[1]

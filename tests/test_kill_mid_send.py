@@ -162,7 +162,8 @@ def finished(redis, jid: str) -> bool:
 
 @pytest.mark.parametrize("moment", ["during", "before"])
 @pytest.mark.parametrize("name", list(PATHS))
-def test_a_worker_killed_around_a_send(name, moment, app_config, graph, wasender, business, host, proxy, keypair):
+def test_a_worker_killed_around_a_send(name, moment, app_config, graph, wasender, business, host,
+                                       proxy, keypair):
     path = PATHS[name]
     cfg = stack_config(app_config, graph, wasender, RECOVERY_STEPS=path.steps, **FAST,
                        HANDOFF_FORWARD_URL=business.handoff if name == "hand-over forward" else None,
@@ -172,7 +173,8 @@ def test_a_worker_killed_around_a_send(name, moment, app_config, graph, wasender
         business.fail_next(200, delay=HELD)  # the receiver takes it, slowly
         arrived = lambda: bool(business.requests)  # noqa: E731
     elif moment == "during":
-        event = graph.hold(lambda body: str(body.get("biz_opaque_callback_data", "")).startswith(path.prefix), HELD)
+        event = graph.hold(lambda body: str(body.get("biz_opaque_callback_data", "")).startswith(path.prefix),
+                           HELD)
         arrived = event.is_set
     else:
         arrived = proxy.hold(f"fg:effect:{path.prefix}".encode()).is_set
@@ -213,7 +215,8 @@ def test_a_confirmation_whose_answer_never_came_is_not_sent_again(app_config, gr
     """The same gap seen from a live worker: Meta has the request but the answer does not come
     within the Graph client's 10 s. Retrying would be a second message; the retry finds the effect
     ambiguous once its lease is over and records it instead."""
-    cfg = stack_config(app_config, graph, wasender, EFFECT_LEASE_SECONDS=2, JOB_RETRY_BACKOFF=(1,), JOB_MAX_RETRIES=3)
+    cfg = stack_config(app_config, graph, wasender, EFFECT_LEASE_SECONDS=2, JOB_RETRY_BACKOFF=(1,),
+                       JOB_MAX_RETRIES=3)
     graph.hold(lambda body: str(body.get("biz_opaque_callback_data", "")).startswith("confirm:"), 12)
     with Stack(cfg, keypair) as stack:
         message = completion(token="fg_timeout")

@@ -83,8 +83,8 @@ def test_the_serving_path_never_imports_the_developer_tools():
     """The endpoint, the webhooks and the jobs run without devtools/ (lint, simulator, scaffold):
     only the playground (a development page) and the CLI reach them."""
     allowed = {"blueprints/playground.py"}
-    serving = {"app", "wsgi", "gunicorn", "domain", "security", "blueprints", "dashboard", "examples", "workers",
-               "messaging", "metrics", "validation", "stores", "flows"}
+    serving = {"app", "wsgi", "gunicorn", "domain", "security", "blueprints", "dashboard", "examples",
+               "workers", "messaging", "metrics", "validation", "stores", "flows"}
     found = [f"{rel}:{line}" for rel, top in _modules() if top in serving and str(rel) not in allowed
              for line, imported in _imports(ROOT / rel) if imported == "devtools"]
     assert found == []

@@ -40,7 +40,8 @@ def nested_ifs(depth: int) -> dict:
 
 # (rule, mutation of a copy of the valid Flow, where the finding must point)
 CASES = [
-    ("limit.chars", lambda d: kids(d, 0)[2].update(label="Coupon code (optional)"),  # the shipped bug: 22 > 20
+    ("limit.chars",
+     lambda d: kids(d, 0)[2].update(label="Coupon code (optional)"),  # the shipped bug: 22 > 20
      "$.screens[0].layout.children[2].label"),
     ("limit.chars", lambda d: kids(d, 0)[6].update(label="Continue to the next step of booking now"),
      "$.screens[0].layout.children[6].label"),
@@ -54,7 +55,8 @@ CASES = [
      "$.screens[0].layout.children[3].data-source[0].title"),
     ("limit.chars", lambda d: kids(d, 0)[3].update(label="Which plan suits you?"),  # Dropdown: 20
      "$.screens[0].layout.children[3].label"),
-    ("limit.chars", lambda d: kids(d, 1)[0]["children"][0].update(label="The day you would like to come in, please"),
+    ("limit.chars",
+     lambda d: kids(d, 1)[0]["children"][0].update(label="The day you would like to come in, please"),
      "$.screens[1].layout.children[0].children[0].label"),
     ("limit.screen-title", lambda d: d["screens"][0].update(title="Tell us a little bit about yourself"),
      "$.screens[0].title"),
@@ -75,7 +77,8 @@ CASES = [
      "$.screens[0].layout.children[0].then[0].then[0].then[0]"),
     ("limit.per-flow", lambda d: [kids(d, i).insert(0, {"type": "ImageCarousel", "images": [
         {"src": "AAAA", "alt-text": "x"}]}) for i in (0, 0, 1, 2)], "$.screens[2].layout.children[0]"),
-    ("limit.size", lambda d: kids(d, 0)[3].update({"data-source": [{"id": "a", "title": "A", "image": image_kb(101)}]}),
+    ("limit.size",
+     lambda d: kids(d, 0)[3].update({"data-source": [{"id": "a", "title": "A", "image": image_kb(101)}]}),
      "$.screens[0].layout.children[3].data-source[0].image"),
     ("limit.size", lambda d: d["screens"][0]["data"]["name_error"].update(__example__="e" * (1024 * 1024)),
      "$.screens[0].data"),

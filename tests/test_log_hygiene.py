@@ -47,7 +47,8 @@ def test_no_secret_phone_token_or_form_value_in_any_log(redis_url, keypair, tmp_
                "WASENDER_API_KEY": WASENDER_KEY, "WASENDER_WEBHOOK_SECRET": WASENDER_HOOK,
                # Two WASender sends (the STOP replies) may come a few ms apart from one worker:
                # a bucket that refuses the second would log its retry's traceback.
-               "WASENDER_RATE": "10000/s", "API_TOKEN": API_TOKEN, "COMPLETION_FORWARD_SECRET": FORWARD_SECRET,
+               "WASENDER_RATE": "10000/s", "API_TOKEN": API_TOKEN,
+               "COMPLETION_FORWARD_SECRET": FORWARD_SECRET,
                "DASHBOARD_PASSWORD": PASSWORD, "FOLLOWUP_CHANNEL": "hybrid",
                "FLOW_TEMPLATES": {"member_check": ("member_check_invite", "en_US"),
                                   "service_area": ("service_area_invite", "en_US")},
@@ -72,10 +73,11 @@ def test_no_secret_phone_token_or_form_value_in_any_log(redis_url, keypair, tmp_
             assert client.init(token).screen == "POSTCODE"
             assert client.exchange(token, "POSTCODE", {"postal_code": "10001"}).screen == "DETAILS"
             assert client.exchange(token, "DETAILS", FORM).screen == "SUCCESS"
-            message = completion(token=token, values={**FORM, "postal_code": "10001"}, user=USER, context_id=None)
+            message = completion(token=token, values={**FORM, "postal_code": "10001"}, user=USER,
+                                 context_id=None)
             raw = body_of(messages_change(messages=[message]))
-            assert requests.post(f"{base}/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET),
-                                 timeout=10).status_code == 200
+            assert requests.post(f"{base}/webhooks/whatsapp", data=raw,
+                                 headers=signed_headers(raw, APP_SECRET), timeout=10).status_code == 200
             wait_for(lambda: any((b.get("text") or {}).get("body") for b in graph.sent_messages()),
                      timeout=20, message="the confirmation")
 
@@ -89,8 +91,8 @@ def test_no_secret_phone_token_or_form_value_in_any_log(redis_url, keypair, tmp_
 
             # 3. STOP on both channels.
             stop = body_of(messages_change(messages=[text_message("STOP", user=LEAVER)]))
-            assert requests.post(f"{base}/webhooks/whatsapp", data=stop, headers=signed_headers(stop, APP_SECRET),
-                                 timeout=10).status_code == 200
+            assert requests.post(f"{base}/webhooks/whatsapp", data=stop,
+                                 headers=signed_headers(stop, APP_SECRET), timeout=10).status_code == 200
             event = {"event": "messages.upsert", "data": {"messages": {
                 "key": {"id": "WAS-STOP-1", "remoteJid": f"{USER}@s.whatsapp.net"}, "messageBody": "STOP"}}}
             assert requests.post(f"{base}/webhooks/wasender", data=json.dumps(event),

@@ -124,7 +124,8 @@ def test_the_breaker_opens_after_n_failures_and_closes_after_a_good_probe(redis_
     assert skipped.outcome == "breaker_open" and skipped.unavailable
     assert api.calls() == 3  # the open breaker made no call
     # Shared through Redis: a second process's Lookup (another instance) sees it open too.
-    assert make(redis_client, api, breaker_failures=3, breaker_seconds=0.5).fetch("VIP999").outcome == "breaker_open"
+    assert make(redis_client, api, breaker_failures=3,
+                breaker_seconds=0.5).fetch("VIP999").outcome == "breaker_open"
     api.behave("ok")
     wait_for(lambda: lookup.breaker.state() == "half_open", timeout=3, message="breaker to half-open")
     assert lookup.fetch("MEM123").outcome == "miss"
@@ -225,7 +226,8 @@ def test_more_lookups_at_once_than_pooled_connections_all_succeed(redis_client):
         spec = dict(name="members", url=f"http://127.0.0.1:{server.server_port}/members", auth=None,
                     timeout=5.0, ttl=300, negative_ttl=30, stale_max_age=3600, breaker_failures=10**6,
                     breaker_seconds=30)
-        lookup = Lookups([LookupSpec(**spec)], redis_client, pool_size=2, metrics=Metrics(redis_client))["members"]
+        lookup = Lookups([LookupSpec(**spec)], redis_client, pool_size=2,
+                         metrics=Metrics(redis_client))["members"]
         with ThreadPoolExecutor(40) as pool:
             outcomes = list(pool.map(lambda i: lookup.fetch(f"M{i}", fresh=True).outcome, range(400)))
     finally:

@@ -22,8 +22,10 @@ def test_make_run_listens_on_loopback_and_make_demo_uses_its_port(redis_url, tmp
     log_path = tmp_path / "run.log"
     instance = tmp_path / "instance"
     with open(log_path, "w") as log:
-        run = subprocess.Popen([sys.executable, "-m", "cli.dev"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               env=project_env(PORT=port, REDIS_URL=redis_url, FLOWGATE_INSTANCE_DIR=instance),
+        run = subprocess.Popen([sys.executable, "-m", "cli.dev"], cwd=ROOT, stdout=log,
+                               stderr=subprocess.STDOUT,
+                               env=project_env(PORT=port, REDIS_URL=redis_url,
+                                               FLOWGATE_INSTANCE_DIR=instance),
                                start_new_session=True)
     try:
         def up():

@@ -39,8 +39,8 @@ def test_flow_message_navigate_shape():
         "type": "flow", "header": {"type": "text", "text": "Members"}, "body": {"text": "Hi"},
         "footer": {"text": "Flowgate"},
         "action": {"name": "flow", "parameters": {
-            "flow_message_version": "3", "flow_token": "fg_t", "flow_id": "1234", "flow_cta": "Check membership",
-            "flow_action": "navigate", "mode": "published",
+            "flow_message_version": "3", "flow_token": "fg_t", "flow_id": "1234",
+            "flow_cta": "Check membership", "flow_action": "navigate", "mode": "published",
             "flow_action_payload": {"screen": "MEMBER_LOOKUP", "data": {"k": "v"}}}}}}
 
 
@@ -111,8 +111,8 @@ def test_a_long_call_to_action_is_cut_to_20_and_meta_takes_it(graph):
     from messaging.outbound import Outbound
 
     channel = channels.CloudChannel(CloudChannel(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID)), {})
-    out = Outbound(to="16505551234", text="Please finish", key="k", flow_name="member_check", flow_token="fg_t",
-                   cta="Complete your booking now")  # 25 characters
+    out = Outbound(to="16505551234", text="Please finish", key="k", flow_name="member_check",
+                   flow_token="fg_t", cta="Complete your booking now")  # 25 characters
     channel.send(out, in_window=True)
     (sent,) = graph.accepted()
     assert sent["interactive"]["action"]["parameters"]["flow_cta"] == "Complete your bookin"
@@ -135,7 +135,8 @@ def test_a_bsuid_is_sent_by_recipient_and_answered_with_user_id(graph):
     first, second = graph.sent_messages()
     assert first["recipient"] == bsuid and "to" not in first
     assert second["to"] == "16505551234" and "recipient" not in second  # a known phone: `to`
-    reply = client.request("POST", f"{PHONE_ID}/messages", json=cloud.envelope(User(bsuid=bsuid), cloud.text("x")))
+    reply = client.request("POST", f"{PHONE_ID}/messages",
+                           json=cloud.envelope(User(bsuid=bsuid), cloud.text("x")))
     assert reply["contacts"] == [{"input": bsuid, "user_id": bsuid}]
 
 

@@ -55,7 +55,8 @@ def test_a_failed_flush_keeps_the_counts_for_the_next_one(tmp_path):
         server.stop()
 
 
-def test_gunicorn_workers_write_within_the_flush_period_and_on_a_graceful_stop(redis_url, redis_client, keypair):
+def test_gunicorn_workers_write_within_the_flush_period_and_on_a_graceful_stop(redis_url, redis_client,
+                                                                               keypair):
     # A period far longer than the test: what arrives before the stop came from the stop's flush.
     slow = Gunicorn(APP_ENV="production", REDIS_URL=redis_url, WEB_CONCURRENCY=2, METRICS_FLUSH_SECONDS=3600,
                     FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET, **served_settings())

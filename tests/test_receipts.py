@@ -74,7 +74,8 @@ def test_summary_lines_come_from_the_template():
         {"id": "sub_1", "received_at": 0, "response": {"member_id": "MEM123", "flow_token": "fg_x",
                                                        "toppings": ["a", "b"]}}, "Member check")
     assert title == "Receipt — Member check"
-    assert lines == ["Received: 1970-01-01 00:00 UTC", "Reference: sub_1", "", "Member id: MEM123", "Toppings: a, b"]
+    assert lines == ["Received: 1970-01-01 00:00 UTC", "Reference: sub_1", "", "Member id: MEM123",
+                     "Toppings: a, b"]
 
 
 # --- GET /media/<id> -------------------------------------------------------------------------------
@@ -110,7 +111,8 @@ def test_pdf_receipt_follows_the_confirmation_once(app_config, graph, wasender, 
         wait_for(lambda: len(graph.sent_messages()) == 2, timeout=15, message="confirmation and receipt")
         assert stack.whatsapp(message)["duplicates"] == 1  # Meta redelivers
         sid = completion_jobs.submission_id(message["id"])
-        job = lambda: Job.fetch(f"receipt-{sid}", connection=stack.redis, serializer=JSONSerializer)  # noqa: E731
+        job = lambda: Job.fetch(f"receipt-{sid}", connection=stack.redis,
+                                serializer=JSONSerializer)  # noqa: E731
         wait_for(lambda: job().get_status(refresh=True) == "finished", message="the receipt job")
         events = [e["event"] for e in stack.sessions.timeline("fg_receipt_e2e")]
     assert kinds(graph) == ["text", "document"]  # the text first, then the receipt

@@ -13,7 +13,8 @@ from workers import recheck
 
 def run_worker(redis_url, keypair, api) -> str:
     env = project_env(REDIS_URL=redis_url, APP_ENV="production", WHATSAPP_APP_SECRET=APP_SECRET,
-                      FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"), **{**served_settings(), **lookup_config(api)})
+                      FLOW_PRIVATE_KEY=keypair[0].replace("\n", "\\n"),
+                      **{**served_settings(), **lookup_config(api)})
     proc = subprocess.run([venv_bin("flask"), "--app", "app", "worker", "--burst"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -48,7 +49,8 @@ def test_unverified_values_are_rechecked_by_a_worker(app, redis_client, redis_ur
     # A value that turned out bad hands the session to the fallback (once); a good one does not.
     from workers.recovery import job_id as fallback_job_id
 
-    fallback = Job.fetch(fallback_job_id("fb", "tok-r2"), connection=redis_client, serializer=first.serializer)
+    fallback = Job.fetch(fallback_job_id("fb", "tok-r2"), connection=redis_client,
+                         serializer=first.serializer)
     assert fallback.args == ["tok-r2", "invalid_after_completion"] and fallback.get_status() == "finished"
     assert not Job.exists(fallback_job_id("fb", "tok-r1"), connection=redis_client)
 

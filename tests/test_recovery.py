@@ -116,7 +116,8 @@ def test_opt_out_on_wasender_suppresses_every_step(base_cfg, keypair, graph, was
                      "cleanedSenderPn": PHONE}, "messageBody": "STOP", "message": {"conversation": "STOP"}}]}}
         url = f"{stack.server.url}/webhooks/wasender"
         assert requests.post(url, json=event, timeout=5).status_code == 401
-        assert requests.post(url, json=event, headers={"X-Webhook-Signature": "nope"}, timeout=5).status_code == 403
+        assert requests.post(url, json=event, headers={"X-Webhook-Signature": "nope"},
+                             timeout=5).status_code == 403
         ok = requests.post(url, json=event, headers={"X-Webhook-Signature": "ws-secret"}, timeout=5)
         assert ok.status_code == 200
         wait_for(lambda: stack.app.extensions["contacts"].opted_out(PHONE), message="opt-out recorded")
@@ -221,7 +222,8 @@ def test_client_error_gets_one_fallback_with_a_fresh_flow(base_cfg, keypair, gra
         notes = [e for e in stack.sessions.timeline(token) if e["event"] == "fallback"]
         assert [n["detail"] for n in notes] == ["client_error"]
     fallback = graph.sent_messages()[1]
-    assert "ran into a problem" in fallback["interactive"]["body"]["text"] and buttons(fallback) == ["resume", "stop"]
+    assert ("ran into a problem" in fallback["interactive"]["body"]["text"]
+            and buttons(fallback) == ["resume", "stop"])
     assert len(graph.sent_messages()) == 2
 
 

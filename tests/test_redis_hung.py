@@ -107,9 +107,10 @@ def test_a_hung_redis_costs_each_request_one_short_wait(redis, keypair):
             resp, figures["POST /webhooks/whatsapp"] = timed(webhook)
             assert resp.status_code == 503
             resp, figures["POST /webhooks/wasender"] = timed(lambda: requests.post(
-                f"{server.url}/webhooks/wasender", headers={"X-Webhook-Signature": WASENDER_SECRET}, timeout=15,
-                json={"event": "messages.upsert", "data": {"messages": {
-                    "key": {"id": "W1", "fromMe": False, "cleanedSenderPn": "15550001234"}, "messageBody": "hi"}}}))
+                f"{server.url}/webhooks/wasender", headers={"X-Webhook-Signature": WASENDER_SECRET},
+                timeout=15, json={"event": "messages.upsert", "data": {"messages": {
+                    "key": {"id": "W1", "fromMe": False,
+                            "cleanedSenderPn": "15550001234"}, "messageBody": "hi"}}}))
             assert resp.status_code == 503
             resp, figures["POST /api/flows/<flow>/send"] = timed(lambda: requests.post(
                 f"{server.url}/api/flows/member_check/send", json={"to": "+15550001234"}, timeout=15,
@@ -193,6 +194,7 @@ def test_redis_down_every_flow_still_opens_and_a_needed_write_says_try_again(app
         day = next(d for d in (date.today() + timedelta(days=n) for n in range(1, 8)) if d.weekday() < 5)
         listed = client.exchange("tok-down", "BOOK", {"step": "day_chosen", "date": day.isoformat()})
         assert listed.data["show_slots"] is True  # no hold known: every opening time is listed
-        held = client.exchange("tok-down", "BOOK", {"step": "time_chosen", "date": day.isoformat(), "slot": "09:00"})
+        held = client.exchange("tok-down", "BOOK",
+                               {"step": "time_chosen", "date": day.isoformat(), "slot": "09:00"})
         assert held.status == 200 and held.screen == "BOOK"
         assert held.data["error_message"] == STORAGE_UNAVAILABLE

@@ -35,7 +35,8 @@ def test_endpoint_requests_replayed_after_completion_get_427(flow_client):
         headers = {HEADER: sign(APP_SECRET, raw)}
         assert client.post(raw, headers).status_code == 200
         captured.append((raw, headers, sealed))
-    last = crypto.decrypt_reply(client.post(*captured[-1][:2]).text, captured[-1][2].aes_key, captured[-1][2].iv)
+    last = crypto.decrypt_reply(client.post(*captured[-1][:2]).text, captured[-1][2].aes_key,
+                                captured[-1][2].iv)
     assert "error_msg" in last  # the final step itself, replayed, is refused too
     for raw, headers, sealed in captured:
         resp = client.post(raw, headers)

@@ -50,7 +50,8 @@ def test_the_methods_the_in_process_path_calls_keep_their_shape():
 def test_no_other_private_member_of_rq_is_used():
     """Every ``._name`` the worker reads on RQ objects is one of the pinned ones above."""
     import re
-    used = set(re.findall(r"(?:self|self\.worker|self\.worker\.scheduler|super\(\))\._([a-z][a-z_]*)", SOURCE))
+    used = set(re.findall(r"(?:self|self\.worker|self\.worker\.scheduler|super\(\))\._([a-z][a-z_]*)",
+                          SOURCE))
     used |= set(re.findall(r'getattr\([^,]+, "_([a-z_]+)"', SOURCE))
     own = {"watch", "full_beat_at", "perform_here", "wait_for_redis", "put_back_if_never_started",
            "interrupt_job", "done", "wedged"}  # FlowgateWorker's and _JobWatch's own

@@ -69,16 +69,19 @@ def settings(app_config, catalog_api, **overrides) -> dict:
 
 
 def test_gunicorn_serves_the_business_package_and_not_the_examples(business, catalog_api, redis_url, keypair):
-    env = dict(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET,
+    env = dict(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
+               WHATSAPP_APP_SECRET=APP_SECRET,
                SECRET_KEY="s" * 40, FOLLOWUP_CHANNEL="console", DEMO_FLOWS="false", FLOWS_PACKAGE=PACKAGE,
                CATALOG_API_URL=catalog_api.url("catalog"), PYTHONPATH=f"{ROOT}:{business}")
     with Gunicorn(**env) as server:
         client = FlowClient(f"{server.url}/flows/quote", keypair[1], APP_SECRET)
         assert client.init("tok-s1").screen == "START"
         unknown = client.exchange("tok-s1", "START", {"code": "zz9"})
-        assert unknown.screen == "START" and unknown.body["data"]["code_error"] == "We couldn't find this code"
+        assert (unknown.screen == "START"
+                and unknown.body["data"]["code_error"] == "We couldn't find this code")
         done = client.exchange("tok-s1", "START", {"code": "abc123"})
-        assert done.screen == "SUCCESS" and done.body["data"]["extension_message_response"]["params"]["code"] == "ABC123"
+        assert (done.screen == "SUCCESS"
+                and done.body["data"]["extension_message_response"]["params"]["code"] == "ABC123")
         assert catalog_api.calls == [("catalog", "ZZ9"), ("catalog", "ABC123")]
         demo = FlowClient(f"{server.url}/flows/member_check", keypair[1], APP_SECRET).init("tok-s2")
         assert demo.status == 404  # the examples are not served without DEMO_FLOWS
@@ -86,7 +89,8 @@ def test_gunicorn_serves_the_business_package_and_not_the_examples(business, cat
 
 
 def test_a_declared_lookup_without_its_url_stops_start_up_in_one_line(business, redis_url, keypair):
-    env = dict(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0], WHATSAPP_APP_SECRET=APP_SECRET,
+    env = dict(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
+               WHATSAPP_APP_SECRET=APP_SECRET,
                SECRET_KEY="s" * 40, FOLLOWUP_CHANNEL="console", DEMO_FLOWS="false", FLOWS_PACKAGE=PACKAGE,
                PYTHONPATH=f"{ROOT}:{business}")
     with pytest.raises(AssertionError) as refused:
@@ -119,7 +123,8 @@ def test_a_bad_declaration_stops_start_up_in_one_line(business, app_config, cata
         create_app(settings(app_config, catalog_api, FLOWS_PACKAGE="acme_broken"))
 
 
-def test_a_reply_with_an_undeclared_key_is_replaced_when_checked(business, app_config, catalog_api, keypair, caplog):
+def test_a_reply_with_an_undeclared_key_is_replaced_when_checked(business, app_config, catalog_api,
+                                                                 keypair, caplog):
     checked = create_app(settings(app_config, catalog_api, FLOW_REPLY_CHECK=True))
     with LiveServer(checked) as server:
         reply = FlowClient(f"{server.url}/flows/leaky", keypair[1], APP_SECRET).init("tok-s3")
@@ -133,7 +138,8 @@ def test_a_reply_with_an_undeclared_key_is_replaced_when_checked(business, app_c
     assert reply.body["data"]["internal_price"] == 1299  # production serves what the handler said
 
 
-def test_a_flows_own_on_complete_hook_runs_after_the_global_ones(business, app_config, catalog_api, redis_client):
+def test_a_flows_own_on_complete_hook_runs_after_the_global_ones(business, app_config, catalog_api,
+                                                                 redis_client):
     app = create_app(settings(app_config, catalog_api))
     app.extensions["sessions"].visit("tok-s5", "quote", "START")
     with app.app_context():

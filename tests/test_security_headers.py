@@ -119,11 +119,13 @@ class Inline(HTMLParser):
         for name, value in attrs.items():
             if name == "style" or name.startswith("on"):
                 self.blocked.append(f"<{tag} {name}=...>")
-            if name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith("javascript:"):
+            if (name in ("href", "src", "action", "formaction")
+                    and (value or "").strip().lower().startswith("javascript:")):
                 self.blocked.append(f"<{tag} {name}=javascript:>")
         if tag in ("style", "script") and "src" not in attrs:
             self.nonces.append(attrs.get("nonce"))
-        if tag == "link" and "stylesheet" in (attrs.get("rel") or "") and not (attrs.get("href") or "").startswith("/"):
+        if (tag == "link" and "stylesheet" in (attrs.get("rel") or "")
+                and not (attrs.get("href") or "").startswith("/")):
             self.blocked.append(f"<link {attrs.get('href')}>")  # only this origin's files
 
 

@@ -12,9 +12,12 @@ from messaging.graph import GraphClient, GraphError
 from standins.graph import ACCESS_TOKEN
 
 WABA = "555000111"
-FLOW_JSON = b'''{"version": "7.3", "screens": [{"id": "ONE", "terminal": true, "layout": {"type": "SingleColumnLayout",
-  "children": [{"type": "TextInput", "name": "n", "label": "Your membership number"},
-               {"type": "Footer", "label": "Done", "on-click-action": {"name": "complete", "payload": {}}}]}}]}'''
+# The label is on line 2: the stand-in's validation error points at it.
+FLOW_JSON = (b'{"version": "7.3", "screens": [{"id": "ONE", "terminal": true, '
+             b'"layout": {"type": "SingleColumnLayout",\n'
+             b'  "children": [{"type": "TextInput", "name": "n", "label": "Your membership number"},\n'
+             b'               {"type": "Footer", "label": "Done", '
+             b'"on-click-action": {"name": "complete", "payload": {}}}]}}]}')
 
 
 @pytest.fixture
@@ -27,7 +30,8 @@ def test_the_list_comes_in_pages_with_cursors(api, graph):
     graph.meta_flows.page_size = 2
     for i in range(5):
         api.create(f"flow_{i}", ["OTHER"], "https://example.com/flows/x")
-    raw = requests.get(f"{graph.url}/v23.0/{WABA}/flows", headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}).json()
+    raw = requests.get(f"{graph.url}/v23.0/{WABA}/flows",
+                       headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}).json()
     assert [f["name"] for f in raw["data"]] == ["flow_0", "flow_1"]
     assert set(raw["data"][0]) == {"id", "name", "status", "categories", "validation_errors"}
     assert raw["paging"]["cursors"]["after"] and raw["paging"]["next"]
@@ -47,7 +51,8 @@ def test_create_answers_an_id_and_refuses_a_name_twice_or_a_bad_category(api):
 def test_an_upload_is_validated_with_pointers_and_a_published_flow_refuses_changes(api, graph):
     flow_id = api.create("f", ["OTHER"], "https://example.com/flows/f")
     (error,) = api.upload_json(flow_id, FLOW_JSON)
-    assert error.error == "INVALID_PROPERTY_VALUE" and error.paths == ("$.screens[0].layout.children[0].label",)
+    assert (error.error == "INVALID_PROPERTY_VALUE"
+            and error.paths == ("$.screens[0].layout.children[0].label",))
     assert error.line == 2 and "$root/screens/0/layout/children/0/label" in error.message
     with pytest.raises(GraphError) as info:
         api.publish(flow_id)
@@ -73,4 +78,5 @@ def test_details_and_metrics(api, graph):
     graph.meta_flows.add_metrics(flow_id, date(2026, 1, 2), 300, errors={"timeout_error": 3})
     graph.meta_flows.add_metrics(flow_id, date(2026, 2, 2), 999)
     points = api.metric(flow_id, "ENDPOINT_REQUEST_ERROR", date(2026, 1, 1), date(2026, 1, 7))
-    assert points == [{"timestamp": "2026-01-02T08:00:00+0000", "data": [{"key": "timeout_error", "value": 3}]}]
+    assert points == [{"timestamp": "2026-01-02T08:00:00+0000",
+                       "data": [{"key": "timeout_error", "value": 3}]}]

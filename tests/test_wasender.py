@@ -124,7 +124,8 @@ def test_an_uppercase_session_status_webhook_does_not_block_sends(wasender, redi
     with LiveServer(app) as server:
         import requests
 
-        resp = requests.post(f"{server.url}/webhooks/wasender", timeout=5, headers={"X-Webhook-Signature": "ws-secret"},
+        resp = requests.post(f"{server.url}/webhooks/wasender", timeout=5,
+                             headers={"X-Webhook-Signature": "ws-secret"},
                              json={"event": "session.status", "data": {"status": "CONNECTED"}})
         assert resp.status_code == 200
         assert app.extensions["wasender"].send("15550001111", "hello") == "1000"

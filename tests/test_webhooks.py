@@ -54,7 +54,8 @@ def test_verification_refuses_anything_else(client, query):
 
 def test_verification_refused_when_no_token_is_configured(app_config):
     client = create_app(app_config).test_client()  # WHATSAPP_VERIFY_TOKEN unset
-    resp = client.get(URL, query_string={"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "1"})
+    resp = client.get(URL,
+                      query_string={"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "1"})
     assert resp.status_code == 403
 
 
@@ -102,7 +103,8 @@ def test_malformed_bodies_are_400_with_a_reason(client, raw, reason, caplog):
     (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
         {"field": "messages", "value": {"statuses": "sent"}}]}]}).encode(), "statuses is not a list"),
     (json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [
-        {"field": "messages", "value": {"statuses": [{"id": "wamid.X"}]}}]}]}).encode(), "status without status"),
+        {"field": "messages",
+         "value": {"statuses": [{"id": "wamid.X"}]}}]}]}).encode(), "status without status"),
     (body_of(flows_change(event=None)), "flows change without an event"),
 ])
 def test_a_malformed_event_is_acknowledged_and_dead_lettered(client, redis_client, raw, reason):

@@ -117,7 +117,8 @@ def deliver(app, message, times: int = 1):
     raw = body_of(messages_change([message]))
     client = app.test_client()
     for _ in range(times):
-        assert client.post("/webhooks/whatsapp", data=raw, headers=signed_headers(raw, APP_SECRET)).status_code == 200
+        assert client.post("/webhooks/whatsapp", data=raw,
+                           headers=signed_headers(raw, APP_SECRET)).status_code == 200
     return Job.fetch(f"completion-{digest(message['id'])}", connection=app.extensions["redis"],
                      serializer=JSONSerializer)
 
@@ -171,7 +172,8 @@ def test_the_jobs_module_the_workers_import_stays_light():
                                    "print(' '.join(sorted(set(sys.modules) - before)))"],
         env=project_env(PYTHONPATH=JOBS_PATH), capture_output=True, text=True, check=True).stdout.split()
     assert "worker_jobs" in loaded
-    heavy = [m for m in loaded if m.split(".")[0] in {"conftest", "hypothesis", "app", "flask", "pytest", "rq"}]
+    heavy = [m for m in loaded if m.split(".")[0] in {"conftest", "hypothesis", "app", "flask",
+                                                      "pytest", "rq"}]
     assert heavy == [], f"worker_jobs imports {heavy}: the worker would import them inside a job's timeout"
 
 
@@ -229,7 +231,8 @@ def test_a_job_wedged_past_its_timeout_takes_the_worker_down(redis_client, worke
     means the worker (and its scheduler): Heroku restarts it, the job is recovered as abandoned."""
     worker = workers(RQ_HEARTBEAT_GRACE="2", PYTHONPATH=JOBS_PATH)
     # The job goes in once the worker and its scheduler are seen: its death cannot outrun the look.
-    scheduler_and_worker = wait_for(lambda: len(worker.tree()) == 2 and worker.tree(), message="the scheduler")
+    scheduler_and_worker = wait_for(lambda: len(worker.tree()) == 2 and worker.tree(),
+                                    message="the scheduler")
     job = queue(redis_client, HIGH).enqueue("worker_jobs.stuck", 60, job_timeout=1)
     assert worker.proc.wait(timeout=20) == -signal.SIGKILL, worker.output()
     assert "past its timeout" in worker.output()

@@ -137,7 +137,8 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
              short(token), via if token else "-", (session or {}).get("state", "unknown"), sid)
     if problem:
         # Nothing the user or a retry can fix: stored for a human, not forwarded, not confirmed.
-        log.warning("completion %s: %s; stored as %s, not forwarded or confirmed", wamid(msg_id), problem, sid)
+        log.warning("completion %s: %s; stored as %s, not forwarded or confirmed",
+                    wamid(msg_id), problem, sid)
         return {"submission": sid, "problem": problem}
 
     _enqueue_follow_ups(redis, cfg, sid, token)
@@ -161,7 +162,8 @@ def _complete_session(sessions, correlation, token: str, msg_id: str, user: User
         return {"state": "completed", "known": False}
     if user.username and prev:
         # Who completed it, as the dashboard shows a user: the username masked like a phone.
-        sessions.set(token, **{k: v for k, v in session_fields(user).items() if not current.get(k) or k == "username"})
+        sessions.set(token, **{k: v for k, v in session_fields(user).items()
+                               if not current.get(k) or k == "username"})
         sessions.note(token, "user", shown(user))
     return {**current, "known": True, "previous": prev}
 

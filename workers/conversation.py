@@ -107,7 +107,8 @@ def _stop(channel: str, user: User, origin: str | None, sender_id: str | None, m
         flow = (sessions.get(origin) or {}).get("flow", "-") if origin else "-"
         metric(flow, "opt_out", label=channel)
     # One confirmation per person: the contact key is the phone for everyone known by it before.
-    _say(channel, user, STOP_TEXT, key=f"stop-{user.key}", opt_out_notice=True, origin=origin, sender_id=sender_id)
+    _say(channel, user, STOP_TEXT, key=f"stop-{user.key}", opt_out_notice=True, origin=origin,
+         sender_id=sender_id)
     return "opted_out"
 
 

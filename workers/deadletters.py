@@ -108,7 +108,8 @@ class DeadLetters:
             dl_id = dead_letter_id(source, raw)
             now = time.time()  # unrounded: the index's order is the order kept in
             document = {"id": dl_id, "source": source, "reason": reject.reason, "at": round(now, 3),
-                        "state": PENDING, "raw": raw[:MAX_EVENT_BYTES], "truncated": len(raw) > MAX_EVENT_BYTES}
+                        "state": PENDING, "raw": raw[:MAX_EVENT_BYTES],
+                        "truncated": len(raw) > MAX_EVENT_BYTES}
             if self._keep(keys=[PREFIX + dl_id, INDEX, EVICTED],
                           args=[json.dumps(document), self.keep_seconds, repr(now), self.cap, dl_id, PREFIX]):
                 kept.stored += 1

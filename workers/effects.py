@@ -201,7 +201,8 @@ class Effects:
         left = self.redis.pttl(keys[1])
         if left > 0:
             raise EffectBusy(key, left / 1000 + 0.5)
-        if not self._resolve(keys=keys, args=["", self.lease_ms, f"{time.time():.3f}", self.keep_seconds, SKIP]):
+        if not self._resolve(keys=keys,
+                             args=["", self.lease_ms, f"{time.time():.3f}", self.keep_seconds, SKIP]):
             raise EffectBusy(key, 1.0)  # it changed meanwhile (finished, or resolved by another run)
         return "lost"
 

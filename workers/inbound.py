@@ -70,7 +70,8 @@ def button_id(message: dict) -> str | None:
     if isinstance(reply, dict) and reply.get("id"):
         return str(reply["id"])[:40]
     button = message.get("button") or {}
-    return str(button.get("payload"))[:40].lower() if isinstance(button, dict) and button.get("payload") else None
+    return (str(button.get("payload"))[:40].lower()
+            if isinstance(button, dict) and button.get("payload") else None)
 
 
 def record_status(status: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
@@ -105,13 +106,15 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
         # The Flow message itself failed: one fallback per session, by the channel rules.
         enqueue_once(redis, "workers.recovery.fallback", token, "delivery_failed", queue_name=HIGH,
                      job_id=job_id("fb", token))
-    fallback.hand_over(redis, sessions, reason="failed_status", to=user or status.get("recipient_id"), token=token,
-                       message_id=msg_id, code=code,
-                       detail=" ".join(filter(None, [classify(400, code), status.get("biz_opaque_callback_data")])))
+    fallback.hand_over(redis, sessions, reason="failed_status", to=user or status.get("recipient_id"),
+                       token=token, message_id=msg_id, code=code,
+                       detail=" ".join(filter(None,
+                                              [classify(400, code), status.get("biz_opaque_callback_data")])))
     return "failed"
 
 
-def record_identity_change(change: dict, phone_number_id: str | None = None, extra: dict | None = None) -> str:
+def record_identity_change(change: dict, phone_number_id: str | None = None,
+                           extra: dict | None = None) -> str:
     """A user changed number or BSUID: a ``system`` message (``user_changed_number``,
     ``user_changed_user_id``) or a ``user_id_update`` entry. Their record moves to the new
     identifiers, so their sessions, opt-out and window follow them."""
@@ -142,7 +145,8 @@ def record_flow_event(value: dict, phone_number_id: str | None = None, extra: di
     pipe.execute()
     if value.get("event") == "FLOW_STATUS_CHANGE" and value.get("flow_id") and value.get("new_status"):
         # The dashboard's copy of Meta's status, without waiting for `flask flows status`.
-        current_app.extensions["meta_status"].status_changed(str(value["flow_id"]), str(value["new_status"])[:20])
+        current_app.extensions["meta_status"].status_changed(str(value["flow_id"]),
+                                                             str(value["new_status"])[:20])
     level = logging.WARNING if value.get("alert_state") == "ACTIVATED" else logging.INFO
     log.log(level, "flows event %s flow=%s state=%s", value.get("event"), value.get("flow_id"),
             value.get("alert_state") or value.get("new_status") or "-")

@@ -277,7 +277,8 @@ class FlowgateWorker(HerokuWorker):
                 pipe.execute()
             self.log.warning("Worker %s: job %s never ran; put back on %s", self.name, job.id, queue.name)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            self.log.error("Worker %s: job %s could not be put back (%s)", self.name, job.id, type(exc).__name__)
+            self.log.error("Worker %s: job %s could not be put back (%s)", self.name, job.id,
+                           type(exc).__name__)
 
     def _wait_for_redis(self, pause: float = 0.5, longest: float = 30.0) -> None:
         while not self._stop_requested:
@@ -323,7 +324,8 @@ class _JobWatch(threading.Thread):
                 try:
                     self.worker.maintain_heartbeats(self.job, self.execution)
                 except RedisError as exc:  # the next beat tries again; the job goes on
-                    redis_unavailable(self.worker.log, f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
+                    redis_unavailable(self.worker.log,
+                                      f"Worker {self.worker.name}: heartbeat for job {self.job.id}",
                                       exc, "the next beat tries again")
 
     def _wedged(self, running: float) -> None:

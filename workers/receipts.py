@@ -116,7 +116,8 @@ def send_receipt(sid: str) -> str:
         record_sent(result, out.to, key=out.key, token=token)
     if outcome.state == "lost":
         # An earlier attempt died mid-send: the receipt may or may not have arrived. Not resent.
-        log.warning("receipt for %s: outcome unknown (an attempt died mid-send)", wamid(document["message_id"]))
+        log.warning("receipt for %s: outcome unknown (an attempt died mid-send)",
+                    wamid(document["message_id"]))
         fallback.hand_over(redis, sessions, reason="unknown_outcome", to=document["from"], token=token,
                            message_id=document["message_id"], detail="receipt")
         return "unknown"

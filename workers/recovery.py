@@ -33,11 +33,13 @@ log = logging.getLogger("flowgate.recovery")
 
 OPEN = ("sent", "opened", "in_progress", "failed", "abandoned", "recovering")
 FALLBACK_TEXT = {
-    "client_error": "Sorry — the form “{title}” ran into a problem on your phone. Tap below to start it again.",
+    "client_error": "Sorry — the form “{title}” ran into a problem on your "
+                    "phone. Tap below to start it again.",
     "expired": "The form “{title}” you opened has expired. Here is a fresh one.",
     "lookup_unavailable": "We couldn't check your details just now. Tap below to try “{title}” again.",
     "delivery_failed": "We couldn't deliver the form “{title}”. Here it is again.",
-    "invalid_after_completion": "One of your answers in “{title}” turned out to be invalid. Tap below to correct it.",
+    "invalid_after_completion": "One of your answers in “{title}” turned out to be "
+                                "invalid. Tap below to correct it.",
 }
 
 
@@ -145,7 +147,8 @@ def recovery_step(origin: str, step_name: str) -> str:
     if completed_since(root, user):
         moot("completed")
         if sessions.move(origin, "recovered", OPEN, detail=f"completed without token before {step_name}"):
-            metric(flow.name, "recovered", label=(root.get("conversation") or "none", root.get("last_step") or "none"))
+            metric(flow.name, "recovered",
+                   label=(root.get("conversation") or "none", root.get("last_step") or "none"))
         return "completed"
     if _ext("contacts").opted_out(user):
         return moot("opted_out", "opted out")
@@ -159,7 +162,8 @@ def recovery_step(origin: str, step_name: str) -> str:
         sessions.move(origin, "recovering", ("abandoned", "recovering"), detail=step_name)
         if step_name == ladder.steps[-1].name:
             enqueue_once(current_app.extensions["redis"], "workers.recovery.give_up", origin,
-                         job_id=job_id("giveup", origin), delay=timedelta(seconds=_ext("recovery_settings")["give_up_after"]))
+                         job_id=job_id("giveup", origin),
+                         delay=timedelta(seconds=_ext("recovery_settings")["give_up_after"]))
     return result
 
 
@@ -206,7 +210,8 @@ def resend(origin: str, previous: str, flow, user: User, text: str, key: str, fi
     record = outcome.result
     if record.get("message_id") and record.get("channel") == "cloud":
         sessions.link_message(token, record["message_id"])
-    sessions.set(origin, latest=token, conversation=record.get("channel", ""), last_step=step or key.split("-", 1)[0])
+    sessions.set(origin, latest=token, conversation=record.get("channel", ""),
+                 last_step=step or key.split("-", 1)[0])
     sessions.set(previous, replaced_by=token)  # closes the token (427) even on the chain's origin
     if previous != origin:  # the origin's state tracks the chain: abandoned → recovering → ...
         sessions.move(previous, "revoked", OPEN, detail=f"replaced by {short(token)}")
@@ -225,7 +230,8 @@ def _shown(key: str, *tokens: str) -> str:
 
 def flow_prefill(flow, carried: dict) -> dict:
     """Prefill the entry screen with what the user entered, as far as the screen declares it."""
-    declared = next((s.get("data", {}) for s in flow.definition["screens"] if s["id"] == flow.entry_screen), {})
+    declared = next((s.get("data", {}) for s in flow.definition["screens"]
+                     if s["id"] == flow.entry_screen), {})
     return {k: v for k, v in carried.items() if k in declared}
 
 

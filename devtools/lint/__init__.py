@@ -3,8 +3,8 @@
     findings = lint(definition)          # a Flow JSON document (dict)
     findings = lint_flow(flow)           # a registered Flow: its JSON and its handlers
 
-Rules read the tables in ``components.py`` and Meta's limits in ``limits.py``; each finding carries a JSON path, a rule id, a
-severity and a one-line fix (``findings.RULES``).
+Rules read the tables in ``components.py`` and Meta's limits in ``limits.py``; each finding carries a
+JSON path, a rule id, a severity and a one-line fix (``findings.RULES``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 def lint(definition, *, uses_endpoint: bool = False) -> list[Finding]:
-    """``uses_endpoint``: the code answers INIT, so the Flow talks to an endpoint even without data_exchange."""
+    """``uses_endpoint``: the code answers INIT, so the Flow talks to an endpoint even without
+    data_exchange."""
     if not isinstance(definition, dict):
         return [finding("$", "json.invalid", "the Flow JSON is not an object")]
     doc = Doc(definition)

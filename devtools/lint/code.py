@@ -56,7 +56,8 @@ def _check_return(doc: Doc, routing: dict, action: str, source: str | None, ret:
         return
     target = doc.screen(ret.screen)
     if target is None:
-        yield finding(ret.where, "code.unknown-screen", f"returns screen {ret.screen!r}, not in the Flow JSON")
+        yield finding(ret.where, "code.unknown-screen",
+                      f"returns screen {ret.screen!r}, not in the Flow JSON")
         return
     if ret.keys is not None:
         for key in sorted(ret.keys - set(target.data) - IMPLICIT_KEYS):
@@ -67,7 +68,8 @@ def _check_return(doc: Doc, routing: dict, action: str, source: str | None, ret:
     if action == "INIT":
         inbound = {t for edges in routing.values() for t in (edges or [])}
         if ret.screen in inbound:
-            yield finding(ret.where, "code.init-not-entry", f"INIT returns {ret.screen}, which has inbound edges")
+            yield finding(ret.where, "code.init-not-entry",
+                          f"INIT returns {ret.screen}, which has inbound edges")
     elif action == "data_exchange" and source is not None and ret.screen != source:
         forward = ret.screen in (routing.get(source) or [])
         # Every edge implies going back, so any screen on a path to this one is a valid return.
@@ -117,7 +119,8 @@ def returned_screens(fn) -> list[Returned]:
                 ret = _screen_call(node, func, fn.__globals__, Path(path).name)
                 form = _form_of(node.func.value, func, fn.__globals__)
                 if form is not None:
-                    ret = Returned(ret.screen, (ret.keys or frozenset()) | frozenset(form.neutral()), ret.where)
+                    ret = Returned(ret.screen,
+                                   (ret.keys or frozenset()) | frozenset(form.neutral()), ret.where)
                 found.append(ret)
             elif callee in functions and isinstance(node.func, ast.Name):
                 queue.append(functions[callee])
@@ -158,7 +161,8 @@ def _form_of(node, func, globals_: dict):
     """The module-level Form behind ``result`` in ``result = FORM.check(ctx)``, if it is one."""
     if isinstance(node, ast.Name):
         for stmt in ast.walk(func):
-            if (isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets)
+            if (isinstance(stmt, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets)
                     and isinstance(stmt.value, ast.Call) and _callee(stmt.value.func) == "check"
                     and isinstance(stmt.value.func, ast.Attribute)):
                 return _form_of(stmt.value.func.value, func, globals_)
@@ -181,7 +185,8 @@ def _keys(node, func, globals_: dict | None = None) -> frozenset | None:
             elif isinstance(k, ast.Constant) and isinstance(k.value, str):
                 keys.add(k.value)
         return frozenset(keys)
-    if isinstance(node, ast.Call) and _callee(node.func) == "neutral" and isinstance(node.func, ast.Attribute):
+    if (isinstance(node, ast.Call) and _callee(node.func) == "neutral"
+            and isinstance(node.func, ast.Attribute)):
         form = _form_of(node.func.value, func, globals_)
         return frozenset(form.neutral()) if form is not None else None
     if isinstance(node, ast.Call) and _callee(node.func) == "dict" and not node.args:

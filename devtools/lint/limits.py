@@ -60,7 +60,8 @@ OPTION_COMPONENTS = ("CheckboxGroup", "RadioButtonsGroup", "Dropdown")
 # NavigationList items: add-on -> field -> limit; "badge" and each of at most 3 "tags" are texts.
 NAV_ITEM_CHARS = {
     "main-content": {"title": C(30), "description": C(20), "metadata": C(80)},
-    "end": {"title": C(10), "description": C(10, note="pywa says 20"), "metadata": C(10, note="pywa says 80")},
+    "end": {"title": C(10), "description": C(10, note="pywa says 20"),
+            "metadata": C(10, note="pywa says 80")},
 }
 NAV_BADGE = C(15)
 NAV_TAG = C(15)

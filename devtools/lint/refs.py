@@ -55,7 +55,8 @@ def _string(doc: Doc, screen: ScreenView, node: Node, prop: str, path: str, text
     if is_expression and not T.at_least(doc.version, T.EXPRESSION_VERSION):
         yield finding(path, "expr.version", f"backtick expression needs Flow JSON {T.EXPRESSION_VERSION}+")
     looks_bound = "${" in text or NO_DOLLAR.search(text)
-    if not is_expression and (node.type, prop) not in EXPRESSION_PROPS and looks_bound and OPERATOR.search(text):
+    if (not is_expression and (node.type, prop) not in EXPRESSION_PROPS and looks_bound
+            and OPERATOR.search(text)):
         yield finding(path, "expr.needs-backticks", f"{text!r} uses operators outside a backtick expression")
     if is_expression or (node.type, prop) in EXPRESSION_PROPS:
         for groups in BOOL_OPERAND.findall(text):
@@ -73,7 +74,8 @@ def _resolve(doc: Doc, screen: ScreenView, path: str, ref: str, written_without_
             yield finding(path, "ref.version", f"${{{ref}}} needs Flow JSON {T.GLOBAL_REF_VERSION}+")
         target = doc.screen(parts[1]) if len(parts) > 1 else None
         if target is None:
-            yield finding(path, "ref.screen-unknown", f"${{{ref}}}: no screen {parts[1] if len(parts) > 1 else ''!r}")
+            yield finding(path, "ref.screen-unknown",
+                          f"${{{ref}}}: no screen {parts[1] if len(parts) > 1 else ''!r}")
             return
         screen, parts = target, parts[2:]
     if len(parts) < 2:

@@ -14,7 +14,8 @@ def check_components(doc: Doc):
                         if n.type in T.INPUT_TYPES and isinstance(n.comp.get("name"), str))
         for name, count in names.items():
             if count > 1:
-                yield finding(screen.path, "component.duplicate-name", f"input name {name!r} used {count} times")
+                yield finding(screen.path, "component.duplicate-name",
+                              f"input name {name!r} used {count} times")
         for node in screen.nodes:
             yield from _component(doc, screen, node)
 
@@ -37,12 +38,14 @@ def _component(doc: Doc, screen: ScreenView, node: Node):
             continue
         gate = spec.prop_versions.get(prop)
         if not T.at_least(doc.version, gate):
-            yield finding(here, "component.property-version", f"{prop} on {node.type} needs Flow JSON {gate}+")
+            yield finding(here, "component.property-version",
+                          f"{prop} on {node.type} needs Flow JSON {gate}+")
         if prop in spec.outside_form_only:
             if node.in_form:
                 yield finding(here, "component.inside-form", f"{prop} is for components outside a Form")
             elif not T.at_least(doc.version, T.FORM_OPTIONAL_VERSION):
-                yield finding(here, "component.property-version", f"{prop} outside a Form needs Flow JSON 4.0+")
+                yield finding(here, "component.property-version",
+                              f"{prop} outside a Form needs Flow JSON 4.0+")
     for prop in spec.required:
         if prop not in node.comp:
             yield finding(node.path, "component.missing-property", f"{node.type} needs {prop!r}")

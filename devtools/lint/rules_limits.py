@@ -93,7 +93,8 @@ def _nav_item(path: str, item: dict):
     if isinstance(tags, list):
         if len(tags) > L.NAV_TAGS_MAX:
             yield _limit(f"{path}.tags", "limit.count",
-                         f"{len(tags)} tags on a NavigationList item; Meta allows {L.NAV_TAGS_MAX}", "components")
+                         f"{len(tags)} tags on a NavigationList item; Meta allows {L.NAV_TAGS_MAX}",
+                         "components")
         for i, tag in enumerate(tags):
             yield from _too_long(f"{path}.tags[{i}]", "NavigationList item tag", tag, L.NAV_TAG)
 
@@ -113,7 +114,8 @@ def _counts(doc: Doc, node: Node):
 
 
 def _captions(node: Node):
-    if node.type == "Footer" and all(k in node.comp for k in ("left-caption", "center-caption", "right-caption")):
+    if node.type == "Footer" and all(k in node.comp
+                                     for k in ("left-caption", "center-caption", "right-caption")):
         yield _limit(f"{node.path}.center-caption", "limit.captions",
                      "Footer sets left-, center- and right-caption at once", "components")
 
@@ -139,7 +141,8 @@ def _images(doc: Doc, node: Node):
         size = _kb(node.comp.get("src"))
         if size is not None and size > L.IMAGE_RECOMMENDED_KB:
             yield _limit(f"{node.path}.src", "limit.image-recommended",
-                         f"Image of {size:.0f} KB; Meta recommends at most {L.IMAGE_RECOMMENDED_KB} KB", "components")
+                         f"Image of {size:.0f} KB; Meta recommends at most {L.IMAGE_RECOMMENDED_KB} KB",
+                         "components")
     items = node.comp.get("data-source") if node.type in L.OPTION_COMPONENTS else None
     most = L.OPTION_IMAGE_KB if T.at_least(doc.version, "6.0") else L.OPTION_IMAGE_KB_BEFORE_6
     for i, item in enumerate(items if isinstance(items, list) else []):

@@ -46,7 +46,8 @@ def _keys(doc: Doc, screen: ScreenView):
             yield finding(f"{screen.path}.{key}", "component.property-version",
                           f"{key} needs Flow JSON {T.SCREEN_KEY_VERSIONS[key]}+")
     if "success" in screen.raw and not screen.terminal:
-        yield finding(f"{screen.path}.success", "screen.success-not-terminal", "success on a non-terminal screen")
+        yield finding(f"{screen.path}.success", "screen.success-not-terminal",
+                      "success on a non-terminal screen")
     layout = screen.raw.get("layout")
     if not isinstance(layout, dict) or layout.get("type") != T.LAYOUT_TYPE \
             or not isinstance(layout.get("children"), list):
@@ -62,7 +63,8 @@ def _footers_and_limits(screen: ScreenView):
     if most > 1:
         yield finding(f"{screen.path}.layout", "screen.footer-count", f"{most} Footers on {screen.id}")
     if screen.terminal and top == 0 and not per_branch:
-        yield finding(f"{screen.path}.layout", "screen.terminal-footer", f"terminal screen {screen.id} has no Footer")
+        yield finding(f"{screen.path}.layout", "screen.terminal-footer",
+                      f"terminal screen {screen.id} has no Footer")
     counts = Counter(n.type for n in screen.nodes)
     for kind, count in counts.items():
         spec = T.COMPONENTS.get(kind)

@@ -19,9 +19,11 @@ def check_top(doc: Doc, uses_endpoint: bool):
         hint = (" — it looks like a Data API version put in the wrong field"
                 if str(version) in T.DATA_API_VERSIONS else "")
         yield finding("$.version", "top.version-unpublishable",
-                      f"version {version!r} is {kind}: new Flows publish only with 5.1, 6.0-6.3, 7.0-7.3{hint}")
+                      f"version {version!r} is {kind}: new Flows publish only "
+                      f"with 5.1, 6.0-6.3, 7.0-7.3{hint}")
     elif str(version) != T.RECOMMENDED:
-        yield finding("$.version", "top.version-old", f"version {version} is below the recommended {T.RECOMMENDED}")
+        yield finding("$.version", "top.version-old",
+                      f"version {version} is below the recommended {T.RECOMMENDED}")
     if "data_channel_uri" in raw and T.at_least(doc.version, "3.0"):
         yield finding("$.data_channel_uri", "top.data-channel-uri", "data_channel_uri exists only before 3.0")
     api = raw.get("data_api_version")
@@ -29,7 +31,8 @@ def check_top(doc: Doc, uses_endpoint: bool):
         yield finding("$.data_api_version", "top.data-api-version-missing",
                       "the Flow calls an endpoint (data_exchange or INIT) but declares no data_api_version")
     elif api is not None and str(api) not in T.DATA_API_VERSIONS:
-        yield finding("$.data_api_version", "top.data-api-version-invalid", f"data_api_version {api!r} is not 3.0 or 4.0")
+        yield finding("$.data_api_version", "top.data-api-version-invalid",
+                      f"data_api_version {api!r} is not 3.0 or 4.0")
     if uses_endpoint and "routing_model" not in raw:
         yield finding("$.routing_model", "top.routing-model-missing",
                       "the Flow calls an endpoint but has no routing_model")
@@ -59,14 +62,16 @@ def check_routing(doc: Doc):
         edges[source] = [t for t in targets if t in ids and t != source]
     for screen in doc.screens:
         if screen.id and screen.id not in routing:
-            yield finding("$.routing_model", "routing.missing-screen", f"screen {screen.id} is not in routing_model")
+            yield finding("$.routing_model", "routing.missing-screen",
+                          f"screen {screen.id} is not in routing_model")
     count = sum(len(t) for t in edges.values())
     if count > T.MAX_ROUTING_BRANCHES:
         yield finding("$.routing_model", "routing.too-many-branches",
                       f"{count} connections (limit {T.MAX_ROUTING_BRANCHES})")
     inbound = {t for targets in edges.values() for t in targets}
     if ids and not (ids - inbound):
-        yield finding("$.routing_model", "routing.no-entry", "every screen has an inbound edge: no entry screen")
+        yield finding("$.routing_model", "routing.no-entry",
+                      "every screen has an inbound edge: no entry screen")
     cycle = _find_cycle(edges)
     if cycle:
         yield finding("$.routing_model", "routing.cycle", "backward edge: " + " → ".join(cycle))

@@ -22,7 +22,8 @@ FLOW_CTA_MAX = 20  # whatsapp-api-js, pywa, Sinch
 MEDIA_LIMITS = {
     "image": (("image/jpeg", "image/png"), 5 * 1024 * 1024),
     "document": (("application/pdf", "text/plain", "application/msword",
-                  "application/vnd.openxmlformats-officedocument.wordprocessingml.document"), 100 * 1024 * 1024),
+                  "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+                 100 * 1024 * 1024),
 }
 
 
@@ -69,8 +70,9 @@ def no_such_object(node_id: str) -> tuple[int, dict]:
 def flow_template(name: str, language: str = "en_US", status: str = "APPROVED", flow_id: str = "1234567890",
                   button: str = "FLOW") -> dict:
     """A message template as GET /<WABA_ID>/message_templates lists it (docs/meta-facts.md)."""
-    buttons = [{"type": "FLOW", "text": "Continue", "flow_id": flow_id, "flow_action": "NAVIGATE",
-                "navigate_screen": "START"}] if button == "FLOW" else [{"type": "QUICK_REPLY", "text": "Continue"}]
+    buttons = ([{"type": "FLOW", "text": "Continue", "flow_id": flow_id, "flow_action": "NAVIGATE",
+                 "navigate_screen": "START"}] if button == "FLOW"
+               else [{"type": "QUICK_REPLY", "text": "Continue"}])
     return {"name": name, "parameter_format": "POSITIONAL", "language": language, "status": status,
             "category": "MARKETING", "id": f"{abs(hash((name, language))) % 10**15}",
             "components": [{"type": "BODY", "text": "You started a form with us. Tap below to finish it."},
@@ -200,7 +202,8 @@ class GraphStandIn(StandIn):
                 if not to and not recipient:
                     return 400, graph_error(131008, "Required parameter is missing", "to or recipient")
                 if recipient and not to and not BSUID.match(recipient):
-                    return 400, graph_error(131009, "Parameter value is not valid", "recipient is not a BSUID")
+                    return 400, graph_error(131009, "Parameter value is not valid",
+                                            "recipient is not a BSUID")
                 kind = body.get("type")
                 cta = ((((body.get("interactive") or {}).get("action") or {}).get("parameters") or {})
                        .get("flow_cta")) if kind == "interactive" else None
@@ -225,7 +228,8 @@ class GraphStandIn(StandIn):
                         "messages": [{"id": f"wamid.standin{next(self._ids)}"}]}
             entry = self.record(request)
             self._held(request.get_json(silent=True) or {})
-            drawn = self._draw() if request.headers.get("Authorization") == f"Bearer {self.access_token}" else None
+            drawn = (self._draw() if request.headers.get("Authorization") == f"Bearer {self.access_token}"
+                     else None)
             response = _json(*drawn) if drawn is not None else answer(ok, entry)
             with self._lock:
                 self.answers.append((entry, response.status_code))
@@ -254,7 +258,8 @@ class GraphStandIn(StandIn):
                     return {"data": [{k: v for k, v in row.items() if k in _fields(())}]}
                 # Meta's reference: a VALID key comes back as its status alone unless the fields
                 # are asked for by name (docs/meta-facts.md).
-                return {"data": [row if status != "VALID" else {"business_public_key_signature_status": status}]}
+                return {"data": [row if status != "VALID"
+                                 else {"business_public_key_signature_status": status}]}
             return answer(ok)
 
         self.meta_flows.routes(app, answer)

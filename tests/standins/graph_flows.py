@@ -25,7 +25,8 @@ DEFAULT_FIELDS = ("id", "name", "status", "categories", "validation_errors")
 # The stand-in's own share of Meta's validation: (component, property) -> characters.
 LIMITS = {("TextInput", "label"): 20, ("Footer", "label"): 35}
 _INDEX = re.compile(r"\[(\d+)\]")
-METRIC = re.compile(r"metric\.name\((\w+)\)\.granularity\((\w+)\)(?:\.since\(([\d-]+)\))?(?:\.until\(([\d-]+)\))?")
+METRIC = re.compile(r"metric\.name\((\w+)\)\.granularity\((\w+)\)"
+                    r"(?:\.since\(([\d-]+)\))?(?:\.until\(([\d-]+)\))?")
 
 
 def flows_error(code: int, title: str, message: str = "Invalid parameter", status: int = 400):
@@ -72,13 +73,14 @@ class MetaFlows:
         errors, latency = errors or {}, latency or {"1": requests}
         per = {"ENDPOINT_REQUEST_COUNT": [{"key": "value", "value": requests}],
                "ENDPOINT_REQUEST_ERROR": [{"key": k, "value": v} for k, v in errors.items()],
-               "ENDPOINT_REQUEST_ERROR_RATE": [{"key": "value",
-                                               "value": round(sum(errors.values()) / requests, 4) if requests else 0}],
+               "ENDPOINT_REQUEST_ERROR_RATE": [
+                   {"key": "value", "value": round(sum(errors.values()) / requests, 4) if requests else 0}],
                "ENDPOINT_REQUEST_LATENCY_SECONDS_CEIL": [{"key": k, "value": v} for k, v in latency.items()],
                "ENDPOINT_AVAILABILITY": [{"key": k, "value": v}
                                          for k, v in (availability or {"succeeded": 10}).items()]}
         for name, data in per.items():
-            self.metrics.setdefault(flow_id, {}).setdefault(name, []).append({"timestamp": stamp, "data": data})
+            self.metrics.setdefault(flow_id, {}).setdefault(name, []).append({"timestamp": stamp,
+                                                                              "data": data})
 
     # --- Meta's side ----------------------------------------------------------------------
     def validate(self, content: bytes) -> list[dict]:
@@ -90,14 +92,18 @@ class MetaFlows:
             return [validation_error("INVALID_FLOW_JSON", "Flow JSON is not valid")]
         found, text = [], content.decode("utf-8", "replace")
         for i, screen in enumerate(doc.get("screens") or []):
-            for path, comp in _components(screen.get("layout", {}).get("children"), f"screens[{i}].layout.children"):
+            for path, comp in _components(screen.get("layout", {}).get("children"),
+                                          f"screens[{i}].layout.children"):
                 for (kind, prop), most in LIMITS.items():
                     value = comp.get(prop)
-                    if comp.get("type") == kind and isinstance(value, str) and "${" not in value and len(value) > most:
-                        line = text[: max(text.find(json.dumps(value, ensure_ascii=False)), 0)].count("\n") + 1
+                    if (comp.get("type") == kind and isinstance(value, str) and "${" not in value
+                            and len(value) > most):
+                        at = max(text.find(json.dumps(value, ensure_ascii=False)), 0)
+                        line = text[:at].count("\n") + 1
                         root = "$root/" + _INDEX.sub(r"/\1", path).replace(".", "/")
                         found.append(validation_error(
-                            "INVALID_PROPERTY_VALUE", f"Invalid value found for property '{prop}' at '{root}/{prop}'.",
+                            "INVALID_PROPERTY_VALUE",
+                            f"Invalid value found for property '{prop}' at '{root}/{prop}'.",
                             f"{path}.{prop}", line))
         return found
 
@@ -109,15 +115,18 @@ class MetaFlows:
                 return self._metric(flow, *metric.groups())
             key = name.split(".")[0]
             if key == "preview":
-                out["preview"] = {"preview_url": f"https://business.facebook.com/wa/manage/flows/{flow['id']}/preview/"
-                                                 f"?token={flow['preview']}", "expires_at": "2026-12-31T11:18:09+0000"}
+                out["preview"] = {
+                    "preview_url": f"https://business.facebook.com/wa/manage/flows/{flow['id']}/preview/"
+                                   f"?token={flow['preview']}",
+                    "expires_at": "2026-12-31T11:18:09+0000"}
             elif key == "health_status":
                 can = {"PUBLISHED": "AVAILABLE", "THROTTLED": "LIMITED",
                        "DRAFT": "AVAILABLE"}.get(flow["status"], "BLOCKED")
                 entity = {"entity_type": "FLOW", "id": flow["id"], "can_send_message": can}
                 if can == "BLOCKED":
-                    entity["errors"] = [{"error_code": 131000, "error_description": f"flow status: {flow['status']}",
-                                         "possible_solution": "https://developers.facebook.com/docs/whatsapp/flows"}]
+                    entity["errors"] = [{
+                        "error_code": 131000, "error_description": f"flow status: {flow['status']}",
+                        "possible_solution": "https://developers.facebook.com/docs/whatsapp/flows"}]
                 out["health_status"] = {"can_send_message": can, "entities": [entity]}
             elif key in flow and key not in ("json", "waba", "preview"):
                 out[key] = flow[key]
@@ -131,7 +140,8 @@ class MetaFlows:
         since_d = date.fromisoformat(since) if since else date.today() - timedelta(days=90)
         until_d = date.fromisoformat(until) if until else date.today()
         kept = [p for p in points if since_d <= date.fromisoformat(p["timestamp"][:10]) <= until_d]
-        return 200, {"id": flow["id"], "metric": {"granularity": granularity, "name": name, "data_points": kept}}
+        return 200, {"id": flow["id"],
+                     "metric": {"granularity": granularity, "name": name, "data_points": kept}}
 
     def routes(self, app, answer) -> None:
         standin = self.standin
@@ -167,8 +177,10 @@ class MetaFlows:
                 if body.get("clone_flow_id") and source is None:
                     return flows_error(100, "Flow with specified ID does not exist")
                 flow_id = str(next(self._ids))
-                self.flows[flow_id] = {"id": flow_id, "name": name, "status": "DRAFT", "categories": categories,
-                                       "validation_errors": list(source["validation_errors"]) if source else [],
+                self.flows[flow_id] = {"id": flow_id, "name": name, "status": "DRAFT",
+                                       "categories": categories,
+                                       "validation_errors": (list(source["validation_errors"]) if source
+                                                             else []),
                                        "endpoint_uri": body.get("endpoint_uri"), "waba": waba_id,
                                        "json": source["json"] if source else None,
                                        "json_version": source.get("json_version") if source else None,

@@ -26,7 +26,8 @@ def messages_change(messages=(), statuses=(), contacts=None) -> dict:
     ``failed`` status)."""
     value = {"messaging_product": "whatsapp",
              "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
-             "contacts": [{"profile": {"name": "Jane"}, "wa_id": USER}] if contacts is None else list(contacts)}
+             "contacts": ([{"profile": {"name": "Jane"}, "wa_id": USER}] if contacts is None
+                          else list(contacts))}
     if not value["contacts"]:
         del value["contacts"]
     if messages:
@@ -57,7 +58,8 @@ def text_message(body: str = "hello", wamid: str | None = None, user: str = USER
             "text": {"body": body}}
 
 
-def status(wamid: str, state: str = "delivered", code: int | None = None, callback: str | None = None) -> dict:
+def status(wamid: str, state: str = "delivered", code: int | None = None,
+           callback: str | None = None) -> dict:
     entry = {"id": wamid, "status": state, "timestamp": "1749416400", "recipient_id": USER}
     if code is not None:
         entry["errors"] = [{"code": code, "title": "error", "error_data": {"details": "x"}}]
@@ -92,7 +94,8 @@ def image_message(wamid: str | None = None, user: str = USER, caption: str | Non
     image = {"mime_type": "image/jpeg", "sha256": "abc", "id": "1234567890"}
     if caption is not None:
         image["caption"] = caption
-    return {"from": user, "id": wamid or new_wamid(), "timestamp": "1749416600", "type": "image", "image": image}
+    return {"from": user, "id": wamid or new_wamid(), "timestamp": "1749416600", "type": "image",
+            "image": image}
 
 
 # --- WhatsApp usernames: business-scoped user IDs (docs/meta-facts.md) -------------------------
@@ -123,8 +126,8 @@ def by_username(message: dict, bsuid: str, phone: str | None = None, parent: str
     return out
 
 
-def system_change(wamid: str | None = None, *, kind: str = "user_changed_user_id", old_phone: str | None = None,
-                  new_phone: str | None = None, new_bsuid: str | None = None,
+def system_change(wamid: str | None = None, *, kind: str = "user_changed_user_id",
+                  old_phone: str | None = None, new_phone: str | None = None, new_bsuid: str | None = None,
                   previous_bsuid: str | None = None) -> dict:
     """A ``system`` message: the user's number or BSUID changed (no ``contacts`` array with it)."""
     system = {"body": "User changed", "type": kind}

@@ -1,10 +1,11 @@
 """A TCP relay on 127.0.0.1 in front of the real redis-server, able to hold one command.
 
-A worker pointed at it (``REDIS_URL``) works as usual until ``hold(pattern)``: from then on a
-command whose bytes contain ``pattern`` (e.g. the key of an effect record) is not passed on, nor
-anything after it on that connection, so that client waits for an answer that never comes (and a
-retry on a new connection is held the same way); ``held`` is set. A worker SIGKILLed then died *before* that command ran, which is how the tests stop a job
-just before it claims a send, at an exact point, without touching the code under test.
+A worker pointed at it (``REDIS_URL``) works as usual until ``hold(pattern)``: from then on a command
+whose bytes contain ``pattern`` (e.g. the key of an effect record) is not passed on, nor anything after
+it on that connection, so that client waits for an answer that never comes (and a retry on a new
+connection is held the same way); ``held`` is set. A worker SIGKILLed then died *before* that command
+ran, which is how the tests stop a job just before it claims a send, at an exact point, without touching
+the code under test.
 """
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ class WASenderStandIn(StandIn):
                     refused = self.fetch_media(body[field], kind)
                     if refused:
                         return _json(422, {"success": False, "message": refused})
-            if not body.get("to") or not (body.get("text") or body.get("documentUrl") or body.get("imageUrl")):
+            if not body.get("to") or not (body.get("text") or body.get("documentUrl")
+                                          or body.get("imageUrl")):
                 return _json(422, {"success": False, "message": "The to field is required."})
             if not re.fullmatch(r"\+?\d{6,15}", str(body["to"])):
                 # Phone numbers only: a BSUID (a WhatsApp username user) means nothing here.
@@ -75,7 +76,8 @@ class WASenderStandIn(StandIn):
                                                          "status": "in_progress"}})
 
     def rate_limit_next(self, retry_after: int = 60, times: int = 1) -> None:
-        self.fail_next(429, {"message": "You are on a free trial. You can only send 1 message every 1 minute.",
+        self.fail_next(429,
+                       {"message": "You are on a free trial. You can only send 1 message every 1 minute.",
                              "retry_after": retry_after}, times=times)
 
     def sent(self) -> list[dict]:
