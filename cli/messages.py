@@ -65,10 +65,10 @@ def _moment(value: str | None, option: str) -> float | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
         raise click.BadParameter("an ISO 8601 date or time, like 2026-03-01 or 2026-03-01T09:30:00Z",
                                  param_hint=option) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 @messages_group.command("console")
