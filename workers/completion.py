@@ -230,10 +230,6 @@ def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str 
         if token:
             sessions.note(token, "confirmation_skipped", "FOLLOWUP_CHANNEL=none")
         return "not_sent"
-    if ext["contacts"].opted_out(to):  # the consent ledger: not even a thank-you after a STOP
-        if token:
-            sessions.note(token, "confirmation_skipped", "user opted out")
-        return "opted_out"
 
     def send() -> dict:
         try:
@@ -248,7 +244,7 @@ def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str 
     try:
         outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
             key, send, safe_to_retry=nothing_sent, when_lost=SKIP)
-    except Refused as exc:  # the sender's own consent check (an opt-out recorded meanwhile)
+    except Refused as exc:  # the sender's consent check (the ledger): not even a thank-you after a STOP
         if token:
             sessions.note(token, "confirmation_skipped", exc.reason[:300])
         return "opted_out"
