@@ -311,6 +311,6 @@ def test_home_page(app_config):
 
 def test_empty_lists_say_so(app):
     runner = app.test_cli_runner()
-    assert "no submissions yet" in runner.invoke(args=["flows", "submissions"]).output
+    assert "no submissions (a completed Flow's webhook stores one)" in runner.invoke(args=["flows", "submissions"]).output
     assert "the console outbox is empty" in runner.invoke(args=["messages", "console"]).output
     assert "no undeliverable messages" in runner.invoke(args=["messages", "fallback"]).output
