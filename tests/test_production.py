@@ -311,6 +311,7 @@ def test_home_page(app_config):
 
 def test_empty_lists_say_so(app):
     runner = app.test_cli_runner()
-    assert "no submissions (a completed Flow's webhook stores one)" in runner.invoke(args=["flows", "submissions"]).output
+    listed = runner.invoke(args=["flows", "submissions"]).output
+    assert "no submissions (a completed Flow's webhook stores one)" in listed
     assert "the console outbox is empty" in runner.invoke(args=["messages", "console"]).output
     assert "no undeliverable messages" in runner.invoke(args=["messages", "fallback"]).output
