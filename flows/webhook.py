@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -93,11 +94,13 @@ def is_text(value) -> bool:
 
 
 def as_number(value) -> float | None:
-    """A number from an untrusted field (a timestamp, a Retry-After header), or None."""
+    """A number from an untrusted field (a timestamp, a Retry-After header or body field), or None:
+    the one reader of such numbers (the Graph API, WASenderApi, the forward, the webhooks)."""
     try:
-        return float(value) if value not in (None, "") else None
+        number = float(value) if value not in (None, "") else None
     except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is None or math.isfinite(number) else None
 
 
 def clean_strings(value):

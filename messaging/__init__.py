@@ -41,13 +41,16 @@ def template_spec(value) -> tuple[str, str] | None:
 
 
 def init_app(app) -> None:
-    from stores.correlation import Correlation
-    from messaging.cloud import CloudChannel
+    import requests
+
+    from messaging.channels import CloudChannel, WASenderChannel
+    from messaging.cloud import CloudApi
     from messaging.console import ConsoleChannel
     from messaging.graph import GraphClient
+    from messaging.media import MediaStore
     from messaging.ratelimit import parse_rate
+    from messaging.router import Router
     from messaging.wasender import WASenderClient
-    from messaging.sender import NoChannel, Sender
 
     cfg = app.config
     mode = channel_mode(cfg)
@@ -64,39 +67,21 @@ def init_app(app) -> None:
         cfg["WASENDER_API_BASE"], cfg["WASENDER_API_KEY"], app.extensions["redis"], rate,
         daily_cap=cfg["WASENDER_DAILY_CAP"],
     )
-
-    from messaging import channels
-    from messaging.router import Router
-
-    import requests
-
     app.extensions["forward_http"] = requests.Session()  # pooled, for signed POSTs to the business
-    console = ConsoleChannel(app.extensions["redis"])
+    # Every message to a user goes through the router: the one place that picks its channel.
+    shapes = {"templates": cfg["FLOW_TEMPLATES"], "flow_ids": cfg["FLOW_IDS"],
+                "remembered": app.extensions["flow_ids"]}
     app.extensions["router"] = Router(
         mode,
-        channels.CloudChannel(CloudChannel(app.extensions["graph"]), cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"],
-                              remembered=app.extensions["flow_ids"]),
-        channels.WASenderChannel(app.extensions["wasender"]),
-        channels.CloudChannel(console, cfg["FLOW_TEMPLATES"], cfg["FLOW_IDS"], always_in_window=True,
-                              remembered=app.extensions["flow_ids"]),
+        CloudChannel(CloudApi(app.extensions["graph"]), **shapes),
+        WASenderChannel(app.extensions["wasender"]),
+        CloudChannel(ConsoleChannel(app.extensions["redis"]), **shapes, always_in_window=True),
         app.extensions["contacts"],
         contact_info=template_spec(cfg["CONTACT_INFO_TEMPLATE"]),
     )
-    # Confirmations: nothing with `none`; the console outbox instead of Meta with `console` or
-    # without an access token (make run).
-    if mode == "none":
-        channel = NoChannel()
-    elif mode == "console" or not cfg["WHATSAPP_ACCESS_TOKEN"]:
-        channel = console
-    else:
-        channel = CloudChannel(app.extensions["graph"])
-    from messaging.media import MediaStore
-
     # Signs the links of files we send (receipts), keyed from SECRET_KEY (security.secret_key).
     app.extensions["media"] = MediaStore(app.extensions["redis"], cfg["SECRET_KEY"], cfg["PUBLIC_BASE_URL"],
                                          cfg["MEDIA_URL_TTL"])
-    correlation = Correlation(app.extensions["redis"], app.extensions["sessions"])
-    app.extensions["sender"] = Sender(channel, correlation, opted_out=app.extensions["contacts"].opted_out)
     log.info("followup channel: %s", DESCRIPTIONS[mode])
 
 

@@ -1,9 +1,12 @@
-"""The channels an ``Outbound`` can take, each rendering it in its own API's shape.
+"""The channels an ``Outbound`` can take, each rendering it in its own API's shape; which one
+carries a message is decided in one place, ``messaging.router.Router``.
 
 - ``CloudChannel``: inside the 24-hour window an interactive Flow (or text / reply buttons);
-  outside it only an approved template with a FLOW button works (protocol doc 8.1–8.3).
+  outside it only an approved template with a FLOW button works (protocol doc 8.1–8.3). It hands
+  the message to the Cloud API (``messaging.cloud.CloudApi``) or, as the console channel, to the
+  console outbox (``messaging.console.ConsoleChannel``), which then shows exactly what would have
+  been sent.
 - ``WASenderChannel``: plain text (it cannot carry a Flow), with the reply keywords spelled out.
-- In development the Cloud rendering goes to the console outbox (``messaging.console``) instead.
 """
 from __future__ import annotations
 
@@ -20,8 +23,7 @@ TAP_BELOW = re.compile(r"\b([Tt])ap below\b")
 
 class CloudChannel:
     """Renders an ``Outbound`` with the Cloud API builders (``messaging.cloud``) and hands it to a
-    transport: the Graph API, or in development the console outbox (which then shows exactly what
-    would have been sent)."""
+    transport: ``CloudApi`` (the Graph API), or the console outbox."""
 
     def __init__(self, transport, templates: dict, flow_ids: dict | None = None,
                  always_in_window: bool = False, remembered=None):
@@ -41,6 +43,9 @@ class CloudChannel:
         return Delivery(self.name, wamid, message["type"], template=(template or {}).get("name"))
 
     def render(self, out: Outbound, in_window: bool) -> dict:
+        if out.contact_request:
+            # A template: it goes out inside or outside the window (messaging.router: unreachable).
+            return cloud.contact_request(name=out.contact_request[0], language=out.contact_request[1])
         if not in_window:
             template = self.templates.get(out.flow_name or "")
             if template is None:
@@ -68,12 +73,6 @@ class CloudChannel:
                               screen=out.screen if navigate else None,
                               data=out.prefill if navigate else None)
         return cloud.text(out.text)
-
-    def ask_for_phone(self, to, template: tuple[str, str], key: str, sender_id: str | None = None) -> str:
-        """The CONTACT_INFO_TEMPLATE (a REQUEST_CONTACT_INFO button) to a user we cannot reach
-        without their number; a template, so it goes out inside or outside the window."""
-        return self.transport.send(to, cloud.contact_request(name=template[0], language=template[1]),
-                                   key, sender_id)
 
 
 class WASenderChannel:

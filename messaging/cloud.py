@@ -1,6 +1,6 @@
 """Cloud API messages (protocol doc 8): text, template with a FLOW button, interactive Flow.
 
-The builders return the type-specific part of a message; ``CloudChannel.send`` wraps it in the
+The builders return the type-specific part of a message; ``CloudApi.send`` wraps it in the
 envelope (``messaging_product`` and the recipient: ``to`` with a phone number, or ``recipient``
 with a business-scoped user ID when no phone is known) and posts it through the shared
 ``GraphClient``, which raises ``GraphError`` classified as retryable / needs_template / permanent.
@@ -106,7 +106,10 @@ def envelope(to: User | str, message: dict, callback: str | None = None) -> dict
     return body
 
 
-class CloudChannel:
+class CloudApi:
+    """The Cloud API's messages edge: posts one ready message. Which messages go here, and in
+    what shape, is ``messaging.channels.CloudChannel``'s and ``messaging.router``'s to decide."""
+
     name = "cloud"
 
     def __init__(self, graph: GraphClient):

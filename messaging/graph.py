@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import requests
 from requests.adapters import HTTPAdapter
 
+from flows.webhook import as_number
+
 log = logging.getLogger("flowgate.graph")
 
 RETRYABLE_CODES = {130429, 131000, 131016, 131057, 131056, 80007, 4}
@@ -111,15 +113,9 @@ class GraphClient:
         error = error if isinstance(error, dict) else {}
         code = error.get("code") if isinstance(error.get("code"), int) else None
         message = str(error.get("message") or resp.reason or "unreadable response")[:300]
-        retry_after = _retry_after(resp.headers.get("Retry-After"))
+        retry_after = as_number(resp.headers.get("Retry-After"))
         user = " — ".join(dict.fromkeys(str(error[k])[:300] for k in ("error_user_title", "error_user_msg")
                                         if error.get(k)))
         raise GraphError(classify(resp.status_code, code), resp.status_code, code, message, retry_after,
                          user or None)
 
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

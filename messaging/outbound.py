@@ -1,8 +1,9 @@
 """One outbound message, whatever channel carries it.
 
-A recovery step, a fallback notice or a confirmation is described once as an ``Outbound``; the
-router picks the channel and each channel renders it in its own API's shape (a Cloud API
-interactive Flow, a template with a FLOW button, or WASender's plain text with keywords).
+A Flow sent, a recovery step, a reply, a receipt or a confirmation is described once as an
+``Outbound``; the router (``messaging.router``, the one place that decides) picks the channel and
+each channel renders it in its own API's shape (a Cloud API interactive Flow, a template with a FLOW
+button, or WASender's plain text with keywords).
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class Outbound:
     image_url: str | None = None
     file_name: str | None = None  # the document's name as the user sees it
     sender_id: str | None = None  # Cloud API: reply from the number the user wrote to (default: ours)
+    # (template name, language) of a REQUEST_CONTACT_INFO template: ask for the user's number
+    contact_request: tuple[str, str] | None = None
 
     def __post_init__(self):
         self.to = coerce(self.to)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import requests
 
+from flows.webhook import as_number
 from messaging.ratelimit import DailyCap, TokenBucket
 
 log = logging.getLogger("flowgate.wasender")
@@ -75,7 +76,8 @@ class WASenderClient:
             body = {}
         body = body if isinstance(body, dict) else {}
         if resp.status_code == 429:
-            retry_after = _number(body.get("retry_after")) or _number(resp.headers.get("Retry-After")) or 60.0
+            retry_after = (as_number(body.get("retry_after")) or as_number(resp.headers.get("Retry-After"))
+                           or 60.0)
             self.bucket.hold_off(retry_after)
             raise WASenderError("rate_limited", 429, str(body.get("message", ""))[:200], retry_after)
         if resp.status_code >= 500:
@@ -133,9 +135,3 @@ class WASenderClient:
 def _status(value) -> str:
     return str(value).strip().lower()[:40] or "unknown"
 
-
-def _number(value) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None

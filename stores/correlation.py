@@ -2,7 +2,8 @@
 
 A completion normally names its session by ``flow_token``; some clients omit it (protocol doc 7.1),
 and then the ``context.id`` of the reply — the wamid of the message that carried the Flow — is the
-only link. Every Flow message sent through ``messaging.sender`` is recorded here for that.
+only link: every Flow message sent is linked to its token (``SessionStore.link_message``), and
+``token_for`` reads that link.
 """
 from __future__ import annotations
 
@@ -39,10 +40,6 @@ class Correlation:
             keys=[key, key + ":timeline"],
             args=[flow, state, f"{now:.3f}", f"{now + self.sessions.lifetime:.3f}", self.ttl, wamid,
                   TIMELINE_LENGTH]))
-
-    def remember(self, wamid: str, token: str) -> None:
-        if wamid:
-            self.redis.set(wamid_key(wamid), token, ex=self.ttl)
 
     def token_for(self, wamid: str | None) -> str | None:
         if not wamid:

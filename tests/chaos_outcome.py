@@ -46,7 +46,7 @@ class Outcome:
             state = self.effect_state.get(key, {})
             result = json.loads(state.get("result", "{}") or "{}")
             case = cases.get(wamid, {})
-            if n == 1 and state.get("state") == "done" and "wamid" in result:
+            if n == 1 and state.get("state") == "done" and "message_id" in result:
                 kinds["sent once"] += 1
             elif n == 0 and result.get("failed") == "permanent" and case.get("reason") == "permanent":
                 kinds["permanent failure recorded"] += 1

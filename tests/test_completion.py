@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from rq import Queue
@@ -20,6 +21,7 @@ from standins.meta_webhooks import USER, completion, new_wamid, status, text_mes
 from standins.receiver import ReceiverStandIn
 from workers import completion as completion_jobs
 from workers import inbound as inbound_jobs
+from workers import sending
 from workers.queues import LOW
 
 API_TOKEN = "api-token-xyz"
@@ -43,6 +45,16 @@ def app(app_config, graph, receiver):
 def run(app, message):
     with app.app_context():
         return completion_jobs.process_completion(message, "106540352242922")
+
+
+def sent_flow(app, token: str) -> str:
+    """A member_check Flow sent to USER the way `flask flows send` sends it (workers.sending,
+    through the router), inside the window USER's last message opened; returns its wamid."""
+    with app.app_context():
+        app.extensions["contacts"].inbound(USER, new_wamid(), time.time(), "text")
+        app.extensions["sessions"].issue(token, "member_check", USER)
+        assert sending.deliver_flow(token) == "sent"
+        return app.extensions["sessions"].get(token)["wamid"]
 
 
 def test_completion_closes_the_session_stores_and_confirms(app, graph, flow_client):
@@ -82,10 +94,7 @@ def test_unknown_token_is_stored_confirmed_and_then_refused(app, graph, flow_cli
 
 
 def test_missing_token_falls_back_to_the_flow_messages_wamid(app, graph):
-    with app.app_context():
-        flow_wamid = app.extensions["sender"].flow(
-            USER, flow_token="fg_ctx", session_flow="member_check", flow_name="member_check",
-            cta="Open", body="Please")
+    flow_wamid = sent_flow(app, "fg_ctx")
     result = run(app, completion(token=None, context_id=flow_wamid))
     assert result["flow_token"] == "fg_ctx"
     assert app.extensions["sessions"].get("fg_ctx")["state"] == "completed"
@@ -221,9 +230,8 @@ def test_inbound_text_opens_the_window_and_is_kept_for_opt_out(app):
 
 
 def test_failed_status_goes_to_the_fallback(app):
+    flow_wamid = sent_flow(app, "fg_st")
     with app.app_context():
-        flow_wamid = app.extensions["sender"].flow(
-            USER, flow_token="fg_st", session_flow="member_check", flow_id="1", cta="Open", body="b")
         assert inbound_jobs.record_status(status(flow_wamid, "failed", code=131047)) == "failed"
         assert inbound_jobs.record_status(status(new_wamid(), "delivered")) == "delivered"
     (case,) = fallback.pending(app.extensions["redis"])

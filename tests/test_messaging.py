@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
 from app import create_app
 from messaging import cloud
-from messaging.cloud import CloudChannel
+from messaging.cloud import CloudApi
 from messaging.console import ConsoleChannel
-from messaging.graph import PERMANENT, GraphClient, GraphError
+from messaging.graph import PERMANENT, GraphClient
+from messaging.outbound import Outbound
+from messaging.router import Refused
 from standins.graph import ACCESS_TOKEN, graph_error
+from stores.correlation import Correlation
+from workers import sending
 
 PHONE_ID = "106540352242922"
 
@@ -22,7 +27,7 @@ def cloud_app(app_config, graph):
 
 
 def test_text_goes_to_the_numbers_messages_edge(graph):
-    channel = CloudChannel(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID))
+    channel = CloudApi(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID))
     wamid = channel.send("16505551234", cloud.text("Thanks!"), callback="confirm:x")
     assert wamid.startswith("wamid.")
     (request,) = graph.matching("POST", f"/v23.0/{PHONE_ID}/messages")
@@ -70,36 +75,38 @@ def test_template_with_a_flow_button():
                                                       "flow_action_data": {"prefill": "MEM"}}}]}]
 
 
-def test_sender_issues_the_session_and_remembers_the_wamid(cloud_app, graph):
+def test_a_flow_sent_through_the_router_is_linked_to_its_token(cloud_app, graph):
     ext = cloud_app.extensions
     with cloud_app.app_context():
-        wamid = ext["sender"].flow("16505551234", flow_token="fg_abc", session_flow="member_check",
-                                   flow_name="member_check", cta="Open", body="Please fill in")
-    assert ext["sessions"].get("fg_abc")["state"] == "sent"
-    assert ext["sender"].correlation.token_for(wamid) == "fg_abc"
+        ext["contacts"].inbound("16505551234", "wamid.in", time.time(), "text")  # the window is open
+        ext["sessions"].issue("fg_abc", "member_check", "16505551234")
+        assert sending.deliver_flow("fg_abc") == "sent"
+    wamid = ext["sessions"].get("fg_abc")["wamid"]
+    assert Correlation(ext["redis"], ext["sessions"]).token_for(wamid) == "fg_abc"
     assert graph.sent_messages()[0]["interactive"]["action"]["parameters"]["flow_token"] == "fg_abc"
 
 
-def test_sender_raises_classified_errors(cloud_app, graph):
+def test_the_router_refuses_with_the_cloud_error_classified(cloud_app, graph):
     graph.fail_next(400, graph_error(131026))
-    with pytest.raises(GraphError) as info:
-        cloud_app.extensions["sender"].text("16505551234", "hi")
-    assert info.value.kind == PERMANENT
+    with pytest.raises(Refused) as info:
+        cloud_app.extensions["router"].deliver(Outbound(to="16505551234", text="hi", key="k"), in_window=True)
+    assert (info.value.kind, info.value.code) == (PERMANENT, 131026)
 
 
 def test_console_channel_without_an_access_token(app, caplog):
-    sender = app.extensions["sender"]
-    assert sender.channel_name == "console"
+    router = app.extensions["router"]
+    assert router.mode == "console"
     with caplog.at_level(logging.INFO, logger="flowgate.console"):
-        wamid = sender.text("16505551234", "Thanks for your answers")
+        sent = router.deliver(Outbound(to="16505551234", text="Thanks for your answers", key="k"))
     (entry,) = ConsoleChannel(app.extensions["redis"]).outbox()
-    assert entry["id"] == wamid and entry["body"]["text"]["body"] == "Thanks for your answers"
+    assert sent.channel == "console"
+    assert entry["id"] == sent.message_id and entry["body"]["text"]["body"] == "Thanks for your answers"
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "•••1234" in logged and "16505551234" not in logged and "Thanks" not in logged
 
 
 def test_console_outbox_cli(app):
-    app.extensions["sender"].text("16505551234", "one")
+    app.extensions["router"].deliver(Outbound(to="16505551234", text="one", key="k"))
     result = app.test_cli_runner().invoke(args=["messages", "console"])
     assert result.exit_code == 0 and '"body": "one"' in result.output
 
@@ -110,7 +117,7 @@ def test_a_long_call_to_action_is_cut_to_20_and_meta_takes_it(graph):
     from messaging import channels
     from messaging.outbound import Outbound
 
-    channel = channels.CloudChannel(CloudChannel(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID)), {})
+    channel = channels.CloudChannel(CloudApi(GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID)), {})
     out = Outbound(to="16505551234", text="Please finish", key="k", flow_name="member_check",
                    flow_token="fg_t", cta="Complete your booking now")  # 25 characters
     channel.send(out, in_window=True)
@@ -130,8 +137,8 @@ def test_a_bsuid_is_sent_by_recipient_and_answered_with_user_id(graph):
 
     bsuid = "US.13491208655302741918"
     client = GraphClient(graph.url, "v23.0", ACCESS_TOKEN, PHONE_ID)
-    CloudChannel(client).send(User(bsuid=bsuid, username="@x"), cloud.text("Hi"))
-    CloudChannel(client).send(User(phone="16505551234", bsuid=bsuid), cloud.text("Hi"))
+    CloudApi(client).send(User(bsuid=bsuid, username="@x"), cloud.text("Hi"))
+    CloudApi(client).send(User(phone="16505551234", bsuid=bsuid), cloud.text("Hi"))
     first, second = graph.sent_messages()
     assert first["recipient"] == bsuid and "to" not in first
     assert second["to"] == "16505551234" and "recipient" not in second  # a known phone: `to`

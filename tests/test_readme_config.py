@@ -40,3 +40,45 @@ def test_no_setting_rows_outside_the_configuration_table():
     read = config.environment_names()
     stray = [line for line in rest.splitlines() if line.startswith("| `") and row_names(line) & read]
     assert stray == []
+
+
+def test_the_readme_table_is_the_one_config_py_declares():
+    """Name, default and meaning of every row come from config.SETTINGS: a setting added, changed or
+    described differently in one place and not the other fails here."""
+    assert config.readme_table(README) == config.markdown(), \
+        "the README's configuration table differs from config.SETTINGS: run python -m config --write-readme"
+
+
+def test_every_setting_is_declared_once_and_its_default_reads_back():
+    names = [name for s in config.SETTINGS for name in s.env]
+    assert len(names) == len(set(names))
+    assert len({s.key for s in config.SETTINGS}) == len(config.SETTINGS)
+    loaded = config.load({})
+    assert loaded == config.defaults()
+    for setting in config.SETTINGS:
+        if setting.shown is not None or setting in config.PER_LOOKUP or setting.default in (None, {}):
+            continue
+        # The default written as its variable reads back as the default itself: the README's
+        # default cell is a value the parser accepts, and parser and default agree on the type.
+        written = setting.shown_default().strip("`")
+        assert config.load({setting.env[0]: written})[setting.key] == loaded[setting.key], setting.name
+
+
+def test_a_value_that_does_not_parse_names_its_variable():
+    for name, value, problem in [("FLOW_SESSION_LIFETIME", "3 days", "is not a valid number"),
+                                 ("MEMBER_API_TIMEOUT", "soon", "is not a valid number"),
+                                 ("LOG_LEVEL", "loud", "is not a level")]:
+        try:
+            config.load({name: value})
+        except config.ConfigError as exc:
+            assert str(exc).startswith(f"{name}={value!r} {problem} (") and "\n" not in str(exc)
+        else:
+            raise AssertionError(f"{name}={value!r} was accepted")
+
+
+def test_markdown_command_prints_the_table():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "config", "--markdown"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out == config.markdown()

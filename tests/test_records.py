@@ -113,7 +113,7 @@ def test_records_survive_a_redis_flushall(app, records, redis_client, graph):
     assert app.extensions["contacts"].opted_out(USER), "the opt-out outlived the contact record"
     # ... and a send refuses them still: the ledger is read before every send.
     sent_before = len(graph.sent_messages())
-    assert run(app, completion(token=None, context_id=None))["confirmation"] == "opted_out"
+    assert run(app, completion(token=None, context_id=None))["confirmation"] == "refused"
     assert len(graph.sent_messages()) == sent_before
 
 

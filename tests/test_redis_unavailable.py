@@ -192,5 +192,5 @@ def test_every_route_while_redis_is_loading(app_config, keypair, tmp_path, caplo
         check_every_route(app, keypair)
         with pytest.raises(redis_lib.exceptions.BusyLoadingError):  # still loading at the end
             redis_lib.Redis.from_url(loading.url).ping()
-    assert "Redis unavailable (BusyLoadingError) on POST /api/flows/<flow_name>/send" in caplog.text
+    assert "POST /api/flows/<flow_name>/send: Redis unavailable (BusyLoadingError)" in caplog.text
     assert "Exception on" not in caplog.text

@@ -6,7 +6,7 @@ own (correlating the reply with its session, the confirmation, the forward), so 
 after it — and ends, retries used up, with the dead letters — has lost nothing.
 
 Runs in a forked RQ horse with the app context of ``flask worker``; reaches Redis, the session
-store and the sender through ``current_app``.
+store and the router through ``current_app``.
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ from records.submissions import submission_id
 from flows.webhook import as_number, clean_strings
 from messaging import fallback
 from messaging.forward import ForwardError, post_signed
-from messaging.graph import RETRYABLE, GraphError
+from messaging.outbound import Outbound
 from messaging.router import Refused
 from workers import receipts
 from workers.effects import RESEND, SKIP, Effects, nothing_sent, record_sent
-from workers.queues import LOW, enqueue_once, retry_from
+from workers.queues import LOW, enqueue_once, is_final_attempt, retry_from
 from workers.recovery import metric
 
 log = logging.getLogger("flowgate.completion")
@@ -224,49 +224,43 @@ def _dotted(path: str):
 
 
 def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str | None) -> str:
-    sender, sessions, redis = ext["sender"], ext["sessions"], ext["redis"]
+    router, sessions, redis = ext["router"], ext["sessions"], ext["redis"]
     key = f"confirm:{msg_id}"
-    if sender.channel_name == "none":  # FOLLOWUP_CHANNEL=none: the submission is stored, no message
+    if router.sends_nothing:  # FOLLOWUP_CHANNEL=none: the submission is stored, no message
         if token:
             sessions.note(token, "confirmation_skipped", "FOLLOWUP_CHANNEL=none")
         return "not_sent"
+    # Sent from the number the user wrote to (protocol doc 7.1); the completion itself opened the
+    # window, so the contact record's idea of it is not consulted (Meta answers 131047 if closed).
+    out = Outbound(to=to, text=cfg["CONFIRMATION_TEXT"], key=key, sender_id=sender_id)
 
     def send() -> dict:
         try:
-            # Reply from the number the user wrote to (protocol doc 7.1).
-            sent = sender.text(to, cfg["CONFIRMATION_TEXT"], callback=key, sender_id=sender_id)
-        except GraphError as exc:
-            if exc.kind == RETRYABLE:
-                raise  # released by Effects, retried by RQ after at least exc.retry_after
-            return {"failed": exc.kind, "code": exc.code, "status": exc.status}
-        return {"wamid": sent, "channel": sender.channel_name, "kind": "text"}
+            return router.deliver(out, final_attempt=is_final_attempt(), in_window=True).to_dict()
+        except Refused as exc:  # recorded: a re-run does not try again (retryable errors raise)
+            return {"failed": exc.kind or "refused", "code": exc.code, "reason": exc.reason[:300],
+                    "unreachable": exc.unreachable}
 
-    try:
-        outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
-            key, send, safe_to_retry=nothing_sent, when_lost=SKIP)
-    except Refused as exc:  # the sender's consent check (the ledger): not even a thank-you after a STOP
-        if token:
-            sessions.note(token, "confirmation_skipped", exc.reason[:300])
-        return "opted_out"
+    # The router asks the consent ledger first: after a STOP, not even a thank-you (refused).
+    outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
+        key, send, safe_to_retry=nothing_sent, when_lost=SKIP)
     result = outcome.result or {}
-    record_sent(result, to, key=key, token=token)
+    record_sent(result, to, key=key, token=token)  # the message log (SQL), idempotent
     if outcome.state == "performed" and "failed" in result:
         if token:
-            sessions.note(token, "confirmation_failed", f"{result['failed']} code {result['code']}")
-        if not to.phone:  # no number to try anything else with: ask for it (CONTACT_INFO_TEMPLATE)
-            try:
-                ext["router"].unreachable(to, f"confirmation {result['failed']}", code=result["code"],
-                                          sender_id=sender_id, token=token, message_id=msg_id)
-            except Refused as exc:
-                if token:
-                    sessions.note(token, "unreachable", exc.reason[:300])
-            return result["failed"]
-        fallback.hand_over(redis, sessions, reason=result["failed"], to=to, token=token,
-                           message_id=msg_id, code=result["code"])
+            event = "confirmation_refused" if result["failed"] == "refused" else "confirmation_failed"
+            sessions.note(token, event, f"{result['failed']} code {result['code']}"
+                          if result["code"] is not None else result.get("reason", ""))
+        if result.get("unreachable"):  # no number to try anything else with: asked for it already
+            if token:
+                sessions.note(token, "unreachable", result["reason"])
+        elif result["failed"] != "refused":  # a channel refused it: a person takes the case
+            fallback.hand_over(redis, sessions, reason=result["failed"], to=to, token=token,
+                               message_id=msg_id, code=result["code"])
         return result["failed"]
     if outcome.state == "performed":
         if token:
-            sessions.note(token, "confirmation_sent", f"{result['channel']} {wamid(result['wamid'])}")
+            sessions.note(token, "confirmation_sent", f"{result['channel']} {wamid(result['message_id'])}")
         return "sent"
     if outcome.state == "lost":
         # A worker died while sending: Meta may or may not have it. Never resend blindly.

@@ -12,6 +12,7 @@ Facts behind the choices are in shared/docs/rq-redis-heroku.md:
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 import signal
@@ -216,8 +217,7 @@ class FlowgateWorker(HerokuWorker):
         except (RedisConnectionError, RedisTimeoutError) as exc:
             if self.horse_pid:  # the horse still runs: do not walk away from it
                 raise
-            self.log.warning("Worker %s: Redis unavailable around job %s (%s); waiting for it",
-                             self.name, job.id, type(exc).__name__)
+            redis_unavailable(self.log, f"Worker {self.name}: job {job.id}", exc, "waiting for it")
             self._wait_for_redis()
             self._put_back_if_never_started(job, queue)
 
@@ -277,8 +277,8 @@ class FlowgateWorker(HerokuWorker):
                 pipe.execute()
             self.log.warning("Worker %s: job %s never ran; put back on %s", self.name, job.id, queue.name)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            self.log.error("Worker %s: job %s could not be put back (%s)", self.name, job.id,
-                           type(exc).__name__)
+            redis_unavailable(self.log, f"Worker {self.name}: job {job.id}", exc, "not put back",
+                              level=logging.ERROR)
 
     def _wait_for_redis(self, pause: float = 0.5, longest: float = 30.0) -> None:
         while not self._stop_requested:

@@ -27,7 +27,7 @@ def invite_text(flow) -> str:
 def issue_and_enqueue(app, flow, to: str, data: dict | None = None) -> dict:
     """Create the session and queue its delivery; returns what the API and CLI report.
     ``to``: an international number or a BSUID (ValueError otherwise)."""
-    if app.extensions["router"].mode == "none":
+    if app.extensions["router"].sends_nothing:
         raise ValueError("this deployment sends nothing (FOLLOWUP_CHANNEL=none)")
     ext = app.extensions
     user = ext["contacts"].resolve(parse_address(to), enrich=True)
