@@ -37,6 +37,9 @@ PLAN = (
     ("bench.webhooks", None, "Graph API 300 ms",
      {"BENCH_GRAPH_LATENCY_MS": "300", "BENCH_SECONDS": "2", "BENCH_STEADY_RATE": "80",
       "BENCH_STEADY_SECONDS": "5"}),
+    # The same drain with and without the SQL writes (issue 20), against the commit before them.
+    ("bench.records", None, "Graph API 300 ms, records in SQLite",
+     {"BENCH_GRAPH_LATENCY_MS": "300", "BENCH_SECONDS": "2", "BENCH_ROUNDS": "1"}),
     ("bench.recovery", None, "stand-ins answer at once (0 ms)", {}),
     ("bench.dashboard", None, "no remote party (Redis only)", {}),
 )

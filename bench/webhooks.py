@@ -59,7 +59,7 @@ def _env(redis_url: str, graph_url: str, private_pem: str, **extra) -> dict:
     env.update(PYTHONPATH=str(ROOT), APP_ENV="production", REDIS_URL=redis_url,
                FLOW_PRIVATE_KEY=private_pem, WHATSAPP_APP_SECRET=SECRET, WHATSAPP_API_BASE=graph_url,
                WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID, LOG_LEVEL="WARNING",
-               SECRET_KEY="bench-secret-key")
+               SECRET_KEY="bench-secret-key", DATABASE_URL=f"sqlite:///{tempfile.mkdtemp()}/records.sqlite3")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -139,8 +139,8 @@ class Workers:
     """``count`` worker dynos, each one `flask worker` as the Procfile runs it (its pool of
     WORKER_PROCESSES processes, scheduler included)."""
 
-    def __init__(self, env: dict, count: int, logdir: str):
-        self.procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=ROOT,
+    def __init__(self, env: dict, count: int, logdir: str, root: Path = ROOT):
+        self.procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=root,
                                        env=env, stdout=open(Path(logdir) / f"worker{i}.log", "w"),
                                        stderr=subprocess.STDOUT) for i in range(count)]
 
