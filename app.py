@@ -76,6 +76,7 @@ def start(app: Flask) -> Flask:
     storage.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
+    domain.init_records(app)
     domain.init_app(app)
     playground.init_app(app)
     init_messaging(app)
@@ -84,6 +85,7 @@ def start(app: Flask) -> Flask:
     from workers.effects import Effects
     app.extensions["router"].effects = Effects(app.extensions["redis"], app.config["EFFECT_LEASE_SECONDS"])
     auth.init_app(app)
+    domain.prepare_records(app)
     app.extensions["started"] = True
     return app
 

@@ -99,6 +99,21 @@ def templates(value: str) -> dict:
     return {k: tuple((v.split(":", 1) + ["en_US"])[:2]) for k, v in mapping(value).items()}
 
 
+def database_url(value: str) -> str | None:
+    """Heroku Postgres hands out ``postgres://``, a scheme SQLAlchemy refuses: named here as the
+    psycopg 3 driver's, like ``postgresql://``."""
+    value = (value or "").strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix):]
+    return value or None
+
+
+def development_database(instance_dir: str) -> str:
+    """``make run``'s records: a SQLite file next to the embedded Redis, created on first start."""
+    return f"sqlite:///{Path(instance_dir) / 'flowgate.sqlite3'}"
+
+
 def pem(value: str) -> str:
     # Heroku config vars are one line: tolerate literal "\n" escapes in pasted PEM text.
     return value.replace("\\n", "\n").strip() + "\n"
@@ -321,8 +336,15 @@ SETTINGS = (
             "the message sent after a completed Flow"),
     Setting("WEBHOOK_DEDUPE_SECONDS", 8 * 24 * 3600, integer(),
             "how long a webhook event id is remembered (8 days: longer than Meta's 7-day redelivery)"),
-    Setting("SUBMISSION_RETENTION_SECONDS", 30 * 24 * 3600, integer(),
-            "how long submissions stay readable (30 days)"),
+    Setting("DATABASE_URL", None, database_url,
+            "the records store (submissions, consent ledger, message log; see \"Records\"): PostgreSQL "
+            "(`postgres://…` as Heroku Postgres sets it, or `postgresql://…`, both used through psycopg 3) "
+            "or `sqlite:///PATH`. Production refuses to start without it (a dyno's disk is wiped at every "
+            "restart); development creates the SQLite file and its tables on first start",
+            shown="– (development: `sqlite:///instance/flowgate.sqlite3`)"),
+    Setting("RECORDS_RETENTION_DAYS", 0, integer(at_least=0),
+            "submissions and logged messages older than this are deleted every hour by the worker "
+            "(`0` keeps them for ever); the consent ledger is never purged"),
     Setting("JOB_MAX_RETRIES", 5, integer(),
             "retries of a failed job and the wait before each, in seconds (a Graph `Retry-After` can only "
             "lengthen a wait)"),

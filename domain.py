@@ -14,6 +14,7 @@ from validation.lookups import POLICIES, Lookups, specs_from_config
 from flows.on_meta import FlowIds, StatusCache
 from flows.recovery import Ladder, QuietHours, parse_duration
 from flows.registry import Registry
+from records import Records
 from flows.sessions import SessionStore
 from validation.slots import SlotHolds
 from workers.hooks import RecoveryHooks
@@ -85,6 +86,34 @@ def _served(cfg) -> list:
                           f"(the folder of your flows, importable from {exc.args[0]!r})") from None
 
 
+def init_records(app) -> None:
+    """The records store (records/): submissions, the consent ledger, the message log. Production
+    needs DATABASE_URL (a dyno's disk is wiped at every restart); development keeps a SQLite file
+    under instance/ and creates its tables itself. PostgreSQL is migrated by the release phase."""
+    cfg = app.config
+    url = cfg.get("DATABASE_URL")
+    if not url:
+        if not is_development(cfg):
+            raise ConfigError("DATABASE_URL is not set (add Postgres: heroku addons:create "
+                              "heroku-postgresql; a dyno's disk is wiped at every restart, so "
+                              "production keeps no SQLite file)")
+        url = cfg["DATABASE_URL"] = config.development_database(cfg["INSTANCE_DIR"])
+    try:
+        records = Records.open(url)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL is not usable: {exc} (use postgres://user:pass@host/db, or "
+                          "sqlite:///path for a single machine)") from None
+    app.extensions["records"] = records
+
+
+def prepare_records(app) -> None:
+    """A SQLite file is on this machine: every process may create or upgrade it (under a file
+    lock), once every setting was accepted (a refused start writes nothing and logs one line)."""
+    records = app.extensions["records"]
+    if records.backend == "sqlite":
+        log.info("records: %s", records.upgrade())
+
+
 def init_app(app) -> None:
     cfg = app.config
     if cfg["FLOW_TOKEN_POLICY"] not in ("open", "strict"):
@@ -99,7 +128,7 @@ def init_app(app) -> None:
     )
     app.extensions["flows"] = registry
     app.extensions["sessions"] = sessions
-    app.extensions["contacts"] = Contacts(app.extensions["redis"])
+    app.extensions["contacts"] = Contacts(app.extensions["redis"], ledger=app.extensions["records"].consent)
     app.extensions["intents"] = Intents(extra_stop_words=cfg["STOP_WORDS"])
     default_ladder = _parsed(cfg, "RECOVERY_STEPS", Ladder.from_spec)
     default_quiet = _parsed(cfg, "QUIET_HOURS", QuietHours.parse)

@@ -16,9 +16,11 @@ wsgi_app = "wsgi:app"
 bind = [f"{_server['host']}:{_server['port']}"]
 # Flow requests are CPU-bound decryption plus I/O-bound lookups: processes for the CPU, threads
 # so a slow lookup does not hold a whole process. 64 threads each (config.server): with the
-# business API at 200 ms, 4 gave 38 req/s and a p90 of 6 s to 200 users, 64 the CPU's ~350-550
-# req/s with a p90 under 1 s (bench/latency.py, docs/benchmarks.md). gevent measured no better
-# under the same load and would need the whole app monkey-patched before preload.
+# business API at 200 ms, 4 gave 38 req/s and a p90 of 6 s to 200 users; 64 serves misses at
+# 0.62-0.64 of the cached rate with a p90 of 0.6-1 s at 150-200 users, where 32 ran short of
+# threads (0.40) and 128 was no faster and outgrew the 64 pooled lookup connections
+# (bench/latency.py, docs/benchmarks.md "Issue 16"). gevent measured no better and would need
+# the whole app monkey-patched before preload.
 worker_class = "gthread"
 workers = _server["workers"]
 threads = _server["threads"]

@@ -1,6 +1,9 @@
 """Where a request's CPU goes, without HTTP: each app called as WSGI in this process.
 
-    .venv/bin/python -m bench.breakdown
+    .venv/bin/python -m bench.breakdown [--profile]
+
+``--profile``: then Flowgate's exchange under cProfile, 1,000 calls, the top of the cumulative
+times (docs/benchmarks.md, "Profile first").
 
 Subtracting these from the server CPU per request that bench.endpoint measures under gunicorn
 gives gunicorn's own share (HTTP parsing, gthread's poller and thread pool, the access log).
@@ -16,12 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import RedisServer, print_table
+from bench.common import RedisServer, median, print_table
 from bench.endpoint import APP_SECRET, PATH, VALID_ID
 from flows import crypto, keys
 from flows.signing import sign
 
 N = 1500
+ROUNDS = 3
 
 
 def _environ(payload: dict, public_key) -> tuple[dict, bytes]:
@@ -68,7 +72,31 @@ def _serve_demo_api():
     return server
 
 
-def main() -> None:
+def profile(call, n: int = 1000, top: int = 40) -> None:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        call()
+    profiler.disable()
+    print(f"\nFlowgate's exchange under cProfile, {n} calls, by cumulative time:")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+def main(argv=None) -> None:
+    # Its settings go through os.environ (config.load() reads nothing else); put them back after,
+    # or `python -m bench` hands FOLLOWUP_CHANNEL=console to the webhooks benchmark's workers.
+    saved = dict(os.environ)
+    try:
+        _main(argv or [])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _main(argv: list) -> None:
     private_pem, public_pem = keys.generate()
     private_key, public_key = keys.load_private_key(private_pem), keys.load_public_key(public_pem)
     with tempfile.TemporaryDirectory(prefix="flowgate-breakdown-") as tmp, RedisServer(Path(tmp)) as redis:
@@ -89,22 +117,35 @@ def main() -> None:
             apps["pywa"] = pywa_app.app
         except ModuleNotFoundError:
             print("pywa is not installed: Flowgate only")
+        from bench import floor_app
+        apps["floor"] = floor_app.app
         wrapped = public_key.encrypt(os.urandom(16), crypto.OAEP)
         rsa = _per_call_us(lambda: private_key.decrypt(wrapped, crypto.OAEP))
         payloads = {"ping": {"version": "3.0", "action": "ping"},
                     "exchange": {"version": "3.0", "action": "data_exchange", "screen": "MEMBER_LOOKUP",
                                  "data": {"member_id": VALID_ID}, "flow_token": "bench-breakdown"}}
-        rows = [["RSA-2048 OAEP decrypt alone", "-", rsa, 1.0]]
+        rows = [["RSA-2048 OAEP decrypt alone", "-", rsa, 1.0, "-"]]
         try:
             for kind, payload in payloads.items():
-                for name, app in apps.items():
-                    us = _per_call_us(_wsgi_call(app, *_environ(payload, public_key)))
-                    rows.append([f"{name} app, {kind}", kind, us, rsa / us])
+                calls = {name: _wsgi_call(app, *_environ(payload, public_key)) for name, app in apps.items()}
+                # Interleaved rounds, medians: a neighbour's burst hits every app alike.
+                runs = {name: [] for name in apps}
+                for _ in range(ROUNDS):
+                    for name, call in calls.items():
+                        runs[name].append(_per_call_us(call, N // ROUNDS))
+                floor = median(runs["floor"])
+                for name in apps:
+                    us = median(runs[name])
+                    rows.append([f"{name} app, {kind}", kind, us, rsa / us, us / floor])
+            if "--profile" in argv:
+                profile(_wsgi_call(apps["flowgate"], *_environ(payloads["exchange"], public_key)))
         finally:  # before this Redis goes: `python -m bench` runs on in this process
             flush_this_process(apps["flowgate"])
-    print_table("CPU per request inside the app (WSGI call, no HTTP server; µs of this process's CPU)",
-                ["what", "kind", "CPU µs/req", "RSA share"], rows)
+    print_table("CPU per request inside the app (WSGI call, no HTTP server; µs of this process's CPU; "
+                f"business API 0 ms, a cached lookup; medians of {ROUNDS} interleaved rounds; load average "
+                f"{os.getloadavg()[0]:.2f})",
+                ["what", "kind", "CPU µs/req", "RSA share", "÷ floor app"], rows)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

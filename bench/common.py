@@ -89,7 +89,7 @@ class Gunicorn:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
                     return resp.status == 200
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError):  # refused, reset, or slow to answer under load
                 return False
 
         wait_for(healthy, timeout=30, message=f"{self.name} /health")

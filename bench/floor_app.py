@@ -1,10 +1,10 @@
 """The least any Flow endpoint can do under this gunicorn: a bare WSGI callable (no Flask, no
 Redis, no signature check) that unwraps the key, decrypts, and answers a fixed reply.
 
-Served by the same gunicorn.conf.py as Flowgate and pywa (``bench.floor_app:app``). Its
-achieved/bound ratio is the ceiling for *every* Python endpoint on this server and machine: what
-the RSA bound leaves once gunicorn has parsed the request and written the reply. A target above
-it cannot be met by endpoint code.
+Served by the same gunicorn.conf.py as Flowgate and pywa (``bench.floor_app:app``). Its CPU per
+request is the least *any* Python endpoint spends on this server and machine (the key unwrap, the
+AES, and gunicorn parsing the request and writing the reply): bench.endpoint reports Flowgate's
+CPU per request as a multiple of it (aim ≤ 1.3 for exchange, ≤ 1.1 for ping).
 """
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def _env(redis_url: str, graph_url: str, private_pem: str, **extra) -> dict:
     env.update(PYTHONPATH=str(ROOT), APP_ENV="production", REDIS_URL=redis_url,
                FLOW_PRIVATE_KEY=private_pem, WHATSAPP_APP_SECRET=SECRET, WHATSAPP_API_BASE=graph_url,
                WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID, LOG_LEVEL="WARNING",
-               SECRET_KEY="bench-secret-key")
+               SECRET_KEY="bench-secret-key", DATABASE_URL=f"sqlite:///{tempfile.mkdtemp()}/records.sqlite3")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -143,9 +143,9 @@ class Workers:
     """``count`` worker dynos, each one `flask worker` as the Procfile runs it (its processes and
     threads as shipped, scheduler included)."""
 
-    def __init__(self, env: dict, count: int, logdir: str):
+    def __init__(self, env: dict, count: int, logdir: str, root: Path = ROOT):
         cmd = [sys.executable, "-m", "flask", "--app", "app", "worker"]
-        self.procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.STDOUT,
+        self.procs = [subprocess.Popen(cmd, cwd=root, env=env, stderr=subprocess.STDOUT,
                                        stdout=open(Path(logdir) / f"worker{i}.log", "a"))
                       for i in range(count)]
 
@@ -179,7 +179,7 @@ def accepted(graph: GraphStandIn) -> int:
         return sum(1 for _, status in graph.answers if status == 200)
 
 
-def drain(graph: GraphStandIn, work: Queues, expected: int, dynos: Workers) -> dict:
+def drain(graph: GraphStandIn, work: Queues, expected: int, workers: int, dynos: Workers) -> dict:
     """The workers (started, suspended) work off ``expected`` queued completions and whatever the
     completion jobs enqueue; timed from the first job's start to the last job's end."""
     from rq.suspension import resume
@@ -197,7 +197,7 @@ def drain(graph: GraphStandIn, work: Queues, expected: int, dynos: Workers) -> d
     jobs = work.finished_jobs()
     start = min(j.started_at for j in jobs).timestamp()
     span = max(j.ended_at for j in jobs).timestamp() - start
-    return {"completions": expected, "jobs": len(jobs), "seconds": round(span, 2),
+    return {"completions": expected, "jobs": len(jobs), "workers": workers, "seconds": round(span, 2),
             "messages_per_s": round(expected / span, 1), "jobs_per_s": round(len(jobs) / span, 1),
             "failed_jobs": work.failed(), "dyno_memory_mib": [round(m) for m in peak]}
 
@@ -284,7 +284,7 @@ def run_row(ctx: dict, label: str, latency: float, dynos: int, throughput: str, 
         ack, _ = post_webhooks(ctx["base"], 400, completions / 400, tag, f"1557{len(ctx['rows'])}")
         wait_for(lambda: work.redis.scard("rq:workers") >= dynos, timeout=60, message="the dynos")
         row = {"row": label, "graph_ms": round(latency * 1000), "dynos": dynos, "throughput": throughput,
-               **drain(graph, work, ack["statuses"].get(200, 0), workers)}
+               **drain(graph, work, ack["statuses"].get(200, 0), dynos, workers)}
         if steady_rate:
             row["steady"] = steady(ctx["base"], graph, work, steady_rate, steady_seconds)
     finally:

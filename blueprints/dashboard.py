@@ -8,19 +8,21 @@ from __future__ import annotations
 import logging
 
 from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
-                   url_for)
+                   stream_with_context, url_for)
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from werkzeug.exceptions import TooManyRequests
 
 import storage
 from blueprints import auth, charts, params
+from blueprints.submissions import filters as submission_filters
 from config import is_development
 from dashboard import activity
 from workers import jobs
 from dashboard.prometheus import build_registry
 from flows.redact import redis_unavailable
 from metrics.snapshot import top_validation_errors
+from records import export
 from workers import deadletters
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
@@ -69,7 +71,8 @@ def index():
                for name, data in snap["flows"].items()]
     return render_template(
         "dashboard/index.html", snap=snap, days=days, funnels=funnels, latency=charts.latency(snap),
-        validation=top_validation_errors(snap), sessions=activity.recent_sessions(redis),
+        validation=top_validation_errors(snap),
+        sessions=activity.recent_sessions(redis, records=current_app.extensions["records"]),
         queues=jobs.queue_figures(redis), failed=jobs.failed_jobs(redis),
         wasender=activity.wasender_status(redis), redis_memory=storage.memory(redis),
         dead=deadletters.overview(redis), on_meta=_on_meta(snap),
@@ -112,6 +115,21 @@ def metrics_json():
     dead = deadletters.overview(redis, limit=0)
     snap["dead_letters"] = {k: dead[k] for k in ("pending", "failed_jobs", "evicted")}
     return snap
+
+
+@bp.get("/dashboard/submissions.csv")
+def submissions_csv():
+    """Every submission as CSV (filters as in the API: flow, since, until, user), streamed. The
+    first chunk is read before the answer starts, so a database outage is a 503, not a cut file."""
+    chunks = export.rows(current_app.extensions["records"].submissions, submission_filters())
+    first = next(chunks)
+    return Response(stream_with_context(_chained(first, chunks)), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="submissions.csv"'})
+
+
+def _chained(first: str, rest):
+    yield first
+    yield from rest
 
 
 @bp.post("/dashboard/jobs/<queue_name>/<job_id>/requeue")

@@ -1,5 +1,5 @@
-"""App-wide error answers: JSON for HTTP errors, 503 whenever Redis fails, and a bare 500 that
-says nothing of the cause.
+"""App-wide error answers: JSON for HTTP errors, 503 whenever Redis or the records database fails,
+and a bare 500 that says nothing of the cause.
 
 A blueprint may answer a Redis failure its own way (the dashboard's pages say it in text); every
 other route gets the 503 below, so no view needs its own ``except RedisError``.
@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from flows.redact import redis_unavailable
+from records import DatabaseError
 from redis_budget import RedisSkipped
 
 log = logging.getLogger("flowgate.errors")
@@ -51,6 +52,25 @@ def init_app(app) -> None:
             log.error("Redis refused a command on %s %s: answering 503", request.method, route,
                       exc_info=exc)
         response = jsonify(error="Service Unavailable", description="storage unavailable; try again shortly")
+        response.headers["Retry-After"] = str(REDIS_RETRY_AFTER)
+        return response, 503
+
+    @app.errorhandler(DatabaseError)
+    def database_unavailable(exc: DatabaseError):
+        """The records store (records/) down, restarting or refusing: 503, never a traceback page.
+        A connection problem is a warning; anything else keeps its trace in the log."""
+        from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        route = request.url_rule.rule if request.url_rule else "-"
+        if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
+            log.warning("database unavailable (%s) on %s %s: answering 503", type(exc).__name__,
+                        request.method, route)
+        else:
+            log.error("database refused a statement on %s %s: answering 503", request.method, route,
+                      exc_info=exc)
+        response = jsonify(error="Service Unavailable",
+                           description="records store unavailable; try again shortly")
         response.headers["Retry-After"] = str(REDIS_RETRY_AFTER)
         return response, 503
 

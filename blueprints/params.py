@@ -89,3 +89,36 @@ def object_field(body: dict, name: str) -> dict:
     if not isinstance(value, dict):
         raise BadParameter(name, f"{name} must be a JSON object")
     return value
+
+
+def text_arg(name: str, max_length: int) -> str | None:
+    """A short printable string, or None when absent or empty: no control characters (PostgreSQL
+    refuses a NUL in text; a 500 must never be the answer to one)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > max_length or not raw.isprintable():
+        raise BadParameter(name, f"{name} must be printable text of at most {max_length} characters")
+    return raw
+
+
+def time_arg(name: str) -> float | None:
+    """A point in time as UNIX seconds: ISO 8601 (``2026-03-01``, ``2026-03-01T09:30:00Z``; UTC
+    when no offset is given) or a number of seconds. None when absent; else 400."""
+    from datetime import datetime, timezone
+
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    message = f"{name} must be an ISO 8601 date or time (2026-03-01, 2026-03-01T09:30:00Z) or UNIX seconds"
+    if len(raw) > 40 or not raw.isascii():
+        raise BadParameter(name, message)
+    if raw.replace(".", "", 1).isdigit():
+        return float(raw)
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    except (ValueError, OverflowError):  # not a date; or one whose offset leaves year 1
+        raise BadParameter(name, message) from None

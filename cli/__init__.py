@@ -1,4 +1,4 @@
-"""flask command groups: keys, flows, endpoint, messages, worker, doctor.
+"""flask command groups: keys, flows, endpoint, messages, records, worker, doctor.
 
 Every command starts the app's subsystems (Redis, keys, domain, channels: ``app.start``) before
 it runs, except the ones marked ``@offline``, which need none of them and so run with an empty
@@ -31,6 +31,7 @@ def init_app(app) -> None:
     from cli.lint import lint_command
     from cli.messages import messages_group, submissions_command
     from cli.new import new_command
+    from cli.records import records_group
     from cli.worker import worker_command
 
     flows_group.add_command(lint_command)
@@ -38,7 +39,7 @@ def init_app(app) -> None:
     flows_group.add_command(status_command)
     flows_group.add_command(submissions_command)
     flows_group.add_command(new_command)
-    for command in (keys_group, flows_group, worker_command, endpoint_group, messages_group):
+    for command in (keys_group, flows_group, worker_command, endpoint_group, messages_group, records_group):
         _guard(command)
         app.cli.add_command(command)
     # The doctor reports a configuration the app refuses as one of its lines: it builds and starts

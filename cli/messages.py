@@ -6,6 +6,7 @@ were acknowledged but could not become work (``workers/deadletters.py``), masked
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import click
 from flask import current_app
@@ -13,7 +14,8 @@ from flask.cli import AppGroup, with_appcontext
 
 from flows.identity import mask_bsuid
 from flows.identity import mask_phone as phone
-from stores.submissions import SubmissionStore
+from records import export
+from records.submissions import Filters
 from messaging import fallback
 from messaging.console import ConsoleChannel
 from workers import deadletters
@@ -26,25 +28,47 @@ messages_group = AppGroup("messages", help="Outbound messages: console outbox, f
 @click.command("submissions")
 @click.argument("submission_id", required=False)
 @click.option("--limit", default=20, show_default=True, help="How many of the newest to list.")
+@click.option("--flow", default=None, help="Only this flow's.")
+@click.option("--since", default=None, help="Received at or after (ISO 8601 date or time, UTC).")
+@click.option("--until", default=None, help="Received before (ISO 8601 date or time, UTC).")
+@click.option("--user", default=None, help="Only this phone number or BSUID's.")
+@click.option("--csv", "csv_path", default=None, metavar="FILE",
+              help="Every matching submission as CSV into FILE ('-': standard output).")
 @with_appcontext
-def submissions_command(submission_id, limit):
-    """List completed Flow submissions (newest first), or print one in full by id."""
-    store = SubmissionStore(current_app.extensions["redis"],
-                            current_app.config["SUBMISSION_RETENTION_SECONDS"])
+def submissions_command(submission_id, limit, flow, since, until, user, csv_path):
+    """List completed Flow submissions (newest first), print one in full by id, or export CSV."""
+    store = current_app.extensions["records"].submissions
     if submission_id:
         document = store.get(submission_id)
         if document is None:
-            raise click.ClickException(f"no submission {submission_id!r} (unknown or past retention)")
+            raise click.ClickException(f"no submission {submission_id!r} (unknown, erased or past retention)")
         click.echo(json.dumps(document, indent=2, sort_keys=True))
         return
-    documents = store.recent(limit)
+    chosen = Filters(flow=flow, since=_moment(since, "--since"), until=_moment(until, "--until"),
+                     user=user.removeprefix("+") if user else None)
+    if csv_path:
+        with click.open_file(csv_path, "w", encoding="utf-8") as out:  # rows end in \r\n (RFC 4180)
+            for chunk in export.rows(store, chosen):
+                out.write(chunk)
+        return
+    documents, _ = store.page(limit, None, chosen)
     if not documents:
-        click.echo("no submissions yet (a completed Flow's webhook stores one; kept "
-                   f"{current_app.config['SUBMISSION_RETENTION_SECONDS'] // 86400} days)")
+        click.echo("no submissions (a completed Flow's webhook stores one)")
     for doc in documents:
         fields = ", ".join(sorted((doc.get("response") or {}).keys())) or doc.get("problem") or "-"
         click.echo(f"{doc['id']}  {doc.get('flow') or '?':16} from "
                    f"{phone(doc.get('from'))}  fields: {fields}")
+
+
+def _moment(value: str | None, option: str) -> float | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
+        raise click.BadParameter("an ISO 8601 date or time, like 2026-03-01 or 2026-03-01T09:30:00Z",
+                                 param_hint=option) from None
 
 
 @messages_group.command("console")

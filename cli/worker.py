@@ -5,6 +5,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from workers import retention
 from workers.pool import run_pool
 from workers.queues import QUEUES, build_worker, import_job_modules
 
@@ -24,6 +25,7 @@ def worker_command(burst, queue_names, name, processes):
     """
     cfg = current_app.config
     processes = processes or cfg["WORKER_PROCESSES"]
+    retention.schedule(current_app.extensions["redis"], cfg)  # the hourly purge of old records
 
     def run_one(index: int | None) -> None:
         worker = build_worker(current_app.extensions["redis"], queue_names or QUEUES,

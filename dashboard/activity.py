@@ -6,6 +6,7 @@ digits, WhatsApp usernames and business-scoped user IDs likewise, message texts 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 
 from flows.identity import mask_bsuid, mask_phone, mask_text, of_session, shown
@@ -13,6 +14,9 @@ from flows.sessions import SessionStore, short
 from messaging.console import OUTBOX as CONSOLE_OUTBOX_KEY  # the console channel owns it
 from messaging.wasender import STATUS_KEY as WASENDER_STATUS_KEY
 from metrics.store import RECENT_KEY
+from records import DatabaseError
+
+log = logging.getLogger("flowgate.dashboard")
 
 # Redis list the development console channel pushes outgoing messages onto (newest first, JSON
 # objects {"at", "to", "text", "channel"}); capped by the writer. The dashboard only reads it.
@@ -26,7 +30,7 @@ def _when(ts) -> str:
         return ""
 
 
-def recent_sessions(redis, limit: int = 20) -> list[dict]:
+def recent_sessions(redis, limit: int = 20, records=None) -> list[dict]:
     tokens = [t.decode() if isinstance(t, bytes) else t for t in redis.zrevrange(RECENT_KEY, 0, limit - 1)]
     pipe = redis.pipeline(transaction=False)
     for token in tokens:
@@ -50,8 +54,32 @@ def recent_sessions(redis, limit: int = 20) -> list[dict]:
         rows.append({"token": short(token), "flow": session.get("flow", ""),
                      "state": session.get("state", ""), "screen": session.get("screen", ""),
                      "phone": user, "updated": _when(session.get("updated_at")),
-                     "timeline": events})
+                     "timeline": events, "full_token": token})
+    sent = _messages(records, [r["full_token"] for r in rows])
+    for row in rows:
+        token = row.pop("full_token")
+        row["messages"] = sent.get(token, []) if sent is not None else None
     return rows
+
+
+def _messages(records, tokens: list[str]) -> dict | None:
+    """The messages each session sent and their statuses, from the message log (SQL); None when
+    the database cannot be read (the page says so and shows the rest)."""
+    if records is None:
+        return None
+    try:
+        found = records.messages.for_tokens(tokens)
+    except DatabaseError as exc:
+        log.warning("dashboard: records unavailable (%s)", type(exc).__name__)
+        return None
+    out = {}
+    for token, messages in found.items():
+        out[token] = [{"at": _when(m["sent_at"]), "channel": m["channel"], "kind": m["kind"] or "",
+                       "template": m["template"] or "",
+                       "statuses": [{"status": st["status"], "at": _when(st["at"]),
+                                     "error_code": st["error_code"]} for st in m["statuses"]]}
+                      for m in messages]
+    return out
 
 
 def console_outbox(redis, limit: int = 20) -> list[dict]:

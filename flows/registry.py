@@ -36,6 +36,9 @@ class Context:
     _carried: dict | None = None
     to_carry: dict = field(default_factory=dict)  # written by the engine with the reply
     lookup_failures: int = 0  # closed-policy lookups this session could not answer, so far
+    # Called before anything with an effect beyond this request (a write, a call to a business
+    # API): the engine checks the token there, so a refused token never causes one.
+    before_effect: Callable[[], None] | None = None
 
     @property
     def data(self) -> dict:
@@ -79,7 +82,7 @@ class Context:
         if name not in self.flow.lookups:
             raise KeyError(f"flow {self.flow.name} does not declare lookup {name!r} (Flow(lookups=[...]))")
         return self.deps["lookups"][name].fetch(str(value), deadline=self.deadline, flow=self.flow.name,
-                                                fresh=fresh)
+                                                fresh=fresh, before_call=self.before_effect)
 
     def lookup_policy(self, name: str) -> str:
         """What ``name`` does without an answer, as configured: "closed" or "open"."""
@@ -88,11 +91,18 @@ class Context:
     @property
     def slots(self):
         """The slot holds (``validation.slots.SlotHolds``): hold, book, release a time slot."""
+        self.effect()
         return self.deps["slots"]
 
     def dependency(self, name: str):
         """Anything else the app hands handlers (``"slots"``, ``"metrics"``), by name."""
+        self.effect()
         return self.deps[name]
+
+    def effect(self) -> None:
+        """Say the handler is about to do something beyond reading (the token is checked first)."""
+        if self.before_effect is not None:
+            self.before_effect()
 
     def carry(self, **values) -> None:
         """Keep values on the session: later screens and a recovery resend's prefill read them.

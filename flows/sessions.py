@@ -93,6 +93,43 @@ return prev
 """
 
 
+# The endpoint's usual request in one round trip (an optimistic check-and-commit): the visit above,
+# and unless it refuses the token, the reply's carried values and then the visit of the screen shown
+# or the move. The two scripts run verbatim as functions (their KEYS/ARGV are parameters here).
+# KEYS: session, timeline, carried. ARGV: the 8 visit args, then mode ('shown' | 'move' | ''), the
+# 8 args of that second visit or 6 of the move, then carry TTL, then field, value, field, value, ...
+# Returns {state, created, opened_now, previous state of the move or ''}.
+_VISIT_COMMIT = (
+    "local function visit(KEYS, ARGV)\n" + _VISIT + "\nend\n"
+    "local function move(KEYS, ARGV)\n" + _MOVE + "\nend\n" + """
+local function slice(from, n)
+  local out = {}
+  for i = 1, n do out[i] = ARGV[from + i - 1] end
+  return out
+end
+local keys = {KEYS[1], KEYS[2]}
+local v = visit(keys, slice(1, 8))
+local st = v[1]
+if st == 'completed' or st == 'expired' or st == 'revoked' or st == 'gave_up' or st == 'unknown' then
+  return {st, v[2], v[3], ''}
+end
+local mode = ARGV[9]
+local n = (mode == 'shown' and 8) or (mode == 'move' and 6) or 0
+local at = 10 + n
+if #ARGV > at then
+  for i = at + 1, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[at]))
+end
+local prev = ''
+if mode == 'shown' then
+  visit(keys, slice(10, 8))
+elseif mode == 'move' then
+  prev = move(keys, slice(10, 6)) or ''
+end
+return {st, v[2], v[3], prev}
+""")
+
+
 def wamid_key(wamid: str) -> str:
     """wamid of a Flow message we sent → its token (a completion without flow_token names it)."""
     return f"fg:flowmsg:{wamid}"
@@ -126,6 +163,7 @@ class SessionStore:
         self.strict = strict
         self._visit = redis.register_script(_VISIT)
         self._move = redis.register_script(_MOVE)
+        self._visit_commit = redis.register_script(_VISIT_COMMIT)
 
     @staticmethod
     def key(token: str) -> str:
@@ -178,6 +216,26 @@ class SessionStore:
         elif isinstance(answer, Exception):
             raise answer
         return _s(answer) if (move is not None and answer) else None
+
+    def visit_and_commit(self, token: str, flow: str, screen: str | None, now: float, *,
+                         carry: dict | None = None, shown: tuple[str, str] | None = None,
+                         move: dict | None = None) -> tuple[Visit, str | None]:
+        """``visit()`` then, unless it refuses the token, ``commit()``: one round trip, for a
+        request whose handler did nothing but read. ``now`` is when the request arrived (the
+        visit's time, as if it had run first). Returns the visit and the move's answer."""
+        if move is not None:
+            mode, second = "move", self._move_args(**move)
+        elif shown is not None:
+            mode, second = "shown", self._visit_args(token, shown[0], shown[1], None)
+        else:
+            mode, second = "", []
+        pairs = [x for k, v in (carry or {}).items() for x in (k, json.dumps(v))]
+        args = [*self._visit_args(token, flow, screen, now), mode, *second,
+                self.lifetime + TOMBSTONE_SECONDS, *pairs]
+        state, created, opened_now, prev = self._visit_commit(
+            keys=[*self._keys(token), self.key(token) + ":carried"], args=args)
+        visit = Visit(state=_s(state), created=bool(created), opened_now=bool(opened_now))
+        return visit, (_s(prev) or None) if move is not None else None
 
     def issue(self, token: str, flow: str, user: User | str | None, prefill: dict | None = None,
               origin: str | None = None, now: float | None = None) -> None:

@@ -39,7 +39,8 @@ class CloudChannel:
     def send(self, out: Outbound, in_window: bool) -> Delivery:
         message = self.render(out, in_window or self.always_in_window)
         wamid = self.transport.send(out.to, message, out.key, out.sender_id)
-        return Delivery(self.name, wamid, message["type"])
+        template = message.get("template") if message["type"] == "template" else None
+        return Delivery(self.name, wamid, message["type"], template=(template or {}).get("name"))
 
     def render(self, out: Outbound, in_window: bool) -> dict:
         if out.contact_request:

@@ -38,8 +38,10 @@ class Outbound:
 class Delivery:
     channel: str  # cloud | wasender | console
     message_id: str
-    detail: str = ""
+    detail: str = ""  # what was sent: the Cloud API's message type (text, interactive, template, ...)
+    template: str | None = None  # the template's name, when one was sent (the message log keeps it)
 
     def to_dict(self) -> dict:
         """What an exactly-once record keeps (JSON)."""
-        return {"channel": self.channel, "message_id": self.message_id, "detail": self.detail}
+        return {"channel": self.channel, "message_id": self.message_id, "detail": self.detail,
+                "template": self.template}

@@ -88,6 +88,7 @@ def run(environ=None, *, offline: bool = False, build_app=None) -> Report:
     if cfg is None:
         return report
     datastore.check(report, cfg)
+    datastore.check_records(report, cfg)
     app = _build(report, cfg, build_app)
     if app is not None:
         settings.check_flow_names(report, app)

@@ -1,4 +1,5 @@
-"""Redis: reachable, never evicting, not nearly full.
+"""Redis: reachable, never evicting, not nearly full. The records database: reachable, its schema
+at the newest revision (or about to be, by the release phase).
 
 Everything lives in Redis: RQ's queues and jobs, Flow sessions, dedupe marks. An evicting
 ``maxmemory-policy`` (allkeys-lru, volatile-ttl, ...) deletes some of them when memory fills up:
@@ -60,9 +61,49 @@ def check(report, cfg) -> None:
         report.ok("redis-policy", "maxmemory-policy noeviction")
     if memory.level == "full":
         report.fail("redis-memory", f"{memory.describe()}: Redis refuses writes",
-                    "a larger Redis plan, or lower SUBMISSION_RETENTION_SECONDS / FLOW_SESSION_LIFETIME")
+                    "a larger Redis plan, or lower FLOW_SESSION_LIFETIME")
     elif memory.share is not None and memory.share > storage.MEMORY_WARN_SHARE:
         report.warn("redis-memory", f"{memory.describe()}: above {storage.MEMORY_WARN_SHARE:.0%}",
                     "a larger Redis plan before it fills (writes are refused when it is full)")
     else:
         report.ok("redis-memory", memory.describe())
+
+
+def check_records(report, cfg) -> None:
+    """The SQL store (records/): a failure here is a deploy that would lose no data but answer
+    503 on every submissions read and retry every completion job."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from records import Records
+    from records.engine import current, head
+
+    url = cfg.get("DATABASE_URL")
+    if not url:
+        if report.production:
+            report.fail("records", "DATABASE_URL is not set: submissions and opt-outs have nowhere to go",
+                        "heroku addons:create heroku-postgresql (it sets DATABASE_URL)")
+        else:
+            report.skip("records", "DATABASE_URL not set: development uses instance/flowgate.sqlite3")
+        return
+    try:
+        records = Records.open(url)
+    except ValueError as exc:
+        report.fail("records", f"DATABASE_URL is not usable: {exc}",
+                    "postgres://… (Heroku Postgres) or sqlite:///PATH")
+        return
+    shown_url = shown(records.engine.url.render_as_string(hide_password=False))
+    try:
+        revision = current(records.engine)
+    except SQLAlchemyError as exc:
+        report.fail("records", f"cannot reach {shown_url}: {type(exc).__name__}",
+                    "check DATABASE_URL (heroku config:get DATABASE_URL) and the database's status "
+                    "(heroku pg:info)")
+        return
+    finally:
+        records.engine.dispose()
+    if revision == head():
+        report.ok("records", f"{records.backend} at {shown_url}, schema {revision}")
+    else:
+        report.warn("records", f"{records.backend} at {shown_url}: schema {revision or 'not created'}, "
+                               f"the code needs {head()}",
+                    "flask --app app records migrate (the release phase runs it after this check)")

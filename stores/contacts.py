@@ -103,8 +103,12 @@ def _default_key(user: User) -> str:
 
 
 class Contacts:
-    def __init__(self, redis):
+    def __init__(self, redis, ledger=None):
         self.redis = redis
+        # The consent ledger (records.consent.ConsentLedger), the authority on opt-outs: it lasts,
+        # where this record expires 90 days after the user's last message. Without one (a tool
+        # that has no database) the record's own mark is read.
+        self.ledger = ledger
         self._inbound = redis.register_script(_INBOUND)
         self._absorb = redis.register_script(_ABSORB)
 
@@ -154,12 +158,26 @@ class Contacts:
         phone number does not (a carrier may give it to someone else)."""
         before, after = coerce(before), coerce(after)
         old = self.resolve(before).key
+        was_out = self.ledger is not None and self.ledger.opted_out(self.subjects(before))
         ids = _ids(after) + [i for i in _ids(before) if i[0] == "b" and i not in _ids(after)]
         # A new number is named when there is one (user_changed_number); a BSUID-only change keeps it.
         dropped = ([alias_key("p", before.phone)]
                    if before.phone and after.phone and before.phone != after.phone else [])
         key = self._link(ids, after, also=[old], drop=dropped)
-        return self.resolve(replace(after, key=key), enrich=True)
+        moved = self.resolve(replace(after, key=key), enrich=True)
+        if self.ledger is not None:
+            self._carry_consent(before, moved, was_out, dropped)
+        return moved
+
+    def _carry_consent(self, before: User, moved: User, was_out: bool, dropped: list[str]) -> None:
+        """The ledger follows the person: their opt-out holds for their new identifiers, and a
+        number they gave up is released (its next owner has not opted out)."""
+        cause = f"rename:{'|'.join(v for _, v in _ids(before))}"[:200]
+        if was_out:
+            self.ledger.record([f"{k}:{v}" for k, v in _ids(moved)], "opt_out", "identity_change",
+                               message_id=cause)
+        if dropped and before.phone:
+            self.ledger.record([f"p:{before.phone}"], "released", "identity_change", message_id=cause)
 
     def _link(self, ids: list[tuple[str, str]], profile: User, also=(), drop=()) -> str:
         aliases = [alias_key(*i) for i in ids]
@@ -242,15 +260,19 @@ class Contacts:
         return [json.loads(x) for x in self.redis.lrange(self._key(who) + ":texts", 0, -1)]
 
     # --- opt-out -----------------------------------------------------------------------------
-    def opt_out(self, who, channel: str, at: float | None = None) -> bool:
-        """Record the opt-out; True if it is new (so the confirmation goes out once)."""
+    def opt_out(self, who, channel: str, at: float | None = None, message_id: str | None = None) -> bool:
+        """Record the opt-out (the ledger first: a job that fails there is retried); True if it
+        is new (so the confirmation goes out once)."""
         at = time.time() if at is None else at
         user = coerce(who)
+        new = None
+        if self.ledger is not None:
+            new = self.ledger.record(self.subjects(user), "opt_out", channel, at=at, message_id=message_id)
         key = self._key(user)
-        new = self._opt_out(key, channel, at)
+        marked = self._opt_out(key, channel, at)
         if not user.key and _ids(user) and self._key(user) != key:
             self._opt_out(self._key(user), channel, at)  # a merge moved the record meanwhile
-        return new
+        return marked if new is None else new
 
     def _opt_out(self, key: str, channel: str, at: float) -> bool:
         new = self.redis.hsetnx(key, "opted_out", f"{at:.3f}")
@@ -259,12 +281,32 @@ class Contacts:
             self.redis.expire(key, RETENTION)
         return bool(new)
 
-    def opt_in(self, who) -> bool:
+    def opt_in(self, who, channel: str = "", message_id: str | None = None) -> bool:
         """The user asked for messages again (RESUME after STOP); True if they had opted out."""
-        return bool(self.redis.hdel(self._key(who), "opted_out", "opt_out_channel"))
+        user = coerce(who)
+        cleared = bool(self.redis.hdel(self._key(user), "opted_out", "opt_out_channel"))
+        if self.ledger is None:
+            return cleared
+        subjects = self.subjects(user)
+        if not self.ledger.opted_out(subjects):
+            return False
+        return self.ledger.record(subjects, "opt_in", channel or "-", message_id=message_id)
 
     def opted_out(self, who) -> bool:
-        return bool(self.redis.hexists(self._key(who), "opted_out"))
+        """Checked before every send, on every channel: the ledger, by every identifier the
+        person's record knows (a STOP from their phone holds for their BSUID)."""
+        if self.ledger is None:
+            return bool(self.redis.hexists(self._key(who), "opted_out"))
+        return self.ledger.opted_out(self.subjects(who))
+
+    def subjects(self, who) -> list[str]:
+        """The ledger's names for this person: each identifier the record and the caller know."""
+        user = coerce(who)
+        try:
+            user = self.resolve(user, enrich=True) if _ids(user) else user
+        except ValueError:
+            pass
+        return [f"{kind}:{value}" for kind, value in _ids(user)]
 
     # --- sessions per user -------------------------------------------------------------------
     def add_session(self, who, token: str, at: float | None = None) -> None:

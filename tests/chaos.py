@@ -127,6 +127,7 @@ class Scenario:
         self.rng = random.Random(plan.seed)
         self.outcome = Outcome(plan)
         self.redis_server = RedisServer(workdir)
+        self.database_url = f"sqlite:///{workdir / 'records.sqlite3'}"  # the records store (SQL)
         self.graph = GraphStandIn()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -141,6 +142,7 @@ class Scenario:
         p = self.plan
         return {
             "APP_ENV": "production", "REDIS_URL": self.redis_server.url, "FLOW_PRIVATE_KEY": self.keypair[0],
+            "DATABASE_URL": self.database_url,
             "WHATSAPP_APP_SECRET": APP_SECRET, "SECRET_KEY": SECRET_KEY, "DEMO_FLOWS": True,
             "LOOKUP_BASE_URL": demo_api_url(),
             "WHATSAPP_API_BASE": self.graph.url, "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,35 @@ def redis_client(redis_url):
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster of this test session's own (tests/pg.py): initdb'ed in a temporary
+    folder, on a free port, never the machine's own server. Skipped only without the binaries."""
+    from pg import PostgresCluster, binaries
+
+    bindir = binaries()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql, as .ci/run does")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres):
+    """A fresh, empty database on the session's cluster."""
+    return postgres.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """The records store's two backends: each test using it runs against both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
 def keypair():
     private, public = keys.generate()
     return private, public
@@ -122,6 +152,9 @@ def app_config(redis_url, keypair, tmp_path):
         # Production refuses to start without Cloud API credentials unless the channel is chosen;
         # tests that talk to the Graph stand-in set FOLLOWUP_CHANNEL=cloud with the credentials.
         "FOLLOWUP_CHANNEL": "console",
+        # The records store: a SQLite file of this test's own (tests/test_records*.py run the same
+        # checks against a real PostgreSQL cluster too: the ``database_url`` fixture).
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'records.sqlite3'}",
     }
 
 
@@ -137,9 +170,12 @@ def client(app):
 
 def served_settings(**overrides) -> dict:
     """The environment a production process of the tests needs besides Redis and its keys (the
-    same choices as ``app_config``): SECRET_KEY, a channel, the demo flows and their lookups."""
+    same choices as ``app_config``): SECRET_KEY, a channel, the demo flows and their lookups, and
+    a records database of its own (a fresh SQLite file each call)."""
     return {"SECRET_KEY": SECRET_KEY, "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": "true",
-            "LOOKUP_BASE_URL": demo_api_url(), "FLOW_REPLY_CHECK": "true", **overrides}
+            "LOOKUP_BASE_URL": demo_api_url(), "FLOW_REPLY_CHECK": "true",
+            "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='flowgate-records-')}/records.sqlite3",
+            **overrides}
 
 
 class LiveServer(ServedApp):

@@ -16,7 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from conftest import APP_SECRET, wait_for
-from stores.submissions import SubmissionStore, submission_id
+from records.submissions import submission_id
 from flows.webhook import digest
 from messaging import fallback
 from dashboard.activity import recent_sessions
@@ -81,7 +81,7 @@ def test_username_user_completes_is_confirmed_once_through_recipient_and_the_cha
         stack.whatsapp(done, contacts=username_only())  # Meta redelivers: deduplicated
         wait_for(lambda: stack.sessions.get(token)["state"] == "recovered", message="the chain recovered")
         wait_for(lambda: stack.scheduled() == 0, message="the rest of the ladder cancelled")
-        document = SubmissionStore(stack.redis, 3600).get(submission_id(done["id"]))
+        document = stack.app.extensions["records"].submissions.get(submission_id(done["id"]))
         rows = recent_sessions(stack.redis)
         log = stack.workers.output()
     flow, step, resumed, confirmation = graph.sent_messages()

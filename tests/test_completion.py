@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 
 from app import create_app
 from stores.contacts import Contacts
-from stores.submissions import submission_id
+from records.submissions import submission_id
 from messaging import fallback
 from messaging.graph import GraphError
 from standins.graph import ACCESS_TOKEN, graph_error
@@ -98,8 +98,8 @@ def test_missing_token_falls_back_to_the_flow_messages_wamid(app, graph):
     result = run(app, completion(token=None, context_id=flow_wamid))
     assert result["flow_token"] == "fg_ctx"
     assert app.extensions["sessions"].get("fg_ctx")["state"] == "completed"
-    doc = app.extensions["redis"].get(f"fg:submission:{result['submission']}")
-    assert json.loads(doc)["correlated_by"] == "context"
+    doc = app.extensions["records"].submissions.get(result["submission"])
+    assert doc["correlated_by"] == "context"
 
 
 @pytest.mark.parametrize("raw", ["{not json", "[1, 2]"])

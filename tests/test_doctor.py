@@ -46,6 +46,7 @@ def env(app_config, graph, wasender, live_server, keypair, tmp_path):
         "FLOW_TEMPLATES": "member_check=resume_member:en_US", "PUBLIC_BASE_URL": live_server.url,
         "DEMO_FLOWS": "true", "LOOKUP_BASE_URL": app_config["LOOKUP_BASE_URL"],
         "FLOWGATE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "DATABASE_URL": app_config["DATABASE_URL"],  # the records store, migrated by the app's start
     }
 
 
@@ -378,3 +379,15 @@ def test_an_endpoint_with_another_private_key_gets_421(env, graph, other_keypair
 def test_nothing_listening_at_the_public_url(env):
     check = failures(run(env, PUBLIC_BASE_URL=f"http://127.0.0.1:{free_port()}"))["endpoint member_check"]
     assert "did not answer" in check.summary and "connection refused" in check.fix
+
+
+def test_the_records_database_is_checked_and_a_schema_behind_is_a_warning(env, tmp_path):
+    """Before the release phase's migration the schema is behind: a warning naming the command
+    (the doctor runs first in the release); an unreachable database is a failure."""
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    report = run(env, offline=True, DATABASE_URL=fresh)
+    check = by_name(report)["records"]
+    assert check.status == "warn" and "records migrate" in check.fix and "not created" in check.summary
+    gone = run(env, offline=True, DATABASE_URL="postgresql://nobody@/db?host=/nonexistent&port=1")
+    assert by_name(gone)["records"].status == "fail"
+    assert by_name(run(env, offline=True, DATABASE_URL=None))["records"].status == "fail"

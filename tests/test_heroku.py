@@ -21,7 +21,7 @@ from standins.meta_webhooks import (USER, body_of, completion, messages_change, 
 
 PHONE_ID = "106540352242922"
 # Set by Heroku or its add-on, never typed into app.json; FLOWGATE_INSTANCE_DIR is development's.
-PROVIDED = {"PORT", "DYNO", "REDIS_URL", "REDIS_TLS_URL", "FLOWGATE_INSTANCE_DIR"}
+PROVIDED = {"PORT", "DYNO", "REDIS_URL", "REDIS_TLS_URL", "DATABASE_URL", "FLOWGATE_INSTANCE_DIR"}
 GENERATED = {"SECRET_KEY", "API_TOKEN", "DASHBOARD_PASSWORD", "WHATSAPP_VERIFY_TOKEN"}
 
 
@@ -71,20 +71,21 @@ def test_app_json_declares_every_variable_the_app_reads_with_a_description():
     for name, entry in manifest["env"].items():
         assert len(entry.get("description", "")) > 20, name
     assert {n for n, e in manifest["env"].items() if e.get("generator") == "secret"} == GENERATED
-    assert [a["plan"] for a in manifest["addons"]] == ["heroku-redis:mini"]
+    assert [a["plan"] for a in manifest["addons"]] == ["heroku-redis:mini", "heroku-postgresql:essential-0"]
     assert set(manifest["formation"]) == {"web", "worker"}
     assert list(procfile()) == ["release", "web", "worker"]
     assert "doctor --offline" in procfile()["release"]
+    assert procfile()["release"].endswith("&& flask --app app records migrate")  # fails the release loudly
 
 
-def test_required_is_exactly_what_the_release_refuses_without(redis_url, keypair, graph):
+def test_required_is_exactly_what_the_release_refuses_without(redis_url, postgres_url, keypair, graph):
     manifest = app_json()
     required = {n for n, e in manifest["env"].items()
                 if e.get("required", True) and "value" not in e and "generator" not in e}
     assert required == {"FLOW_PRIVATE_KEY", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN",
                         "WHATSAPP_PHONE_NUMBER_ID"}
     typed = {n: v for n, v in typed_by_the_user(keypair, graph.url).items() if n in required}
-    env = config_vars(manifest, typed, {"heroku-redis": redis_url})
+    env = config_vars(manifest, typed, {"heroku-redis": redis_url, "heroku-postgresql": postgres_url})
     code, output = Dyno("release", env).run()
     assert code == 0, output  # nothing optional is needed
     for name in sorted(required | {"SECRET_KEY"}):  # SECRET_KEY: generated, and refused if deleted
@@ -93,9 +94,9 @@ def test_required_is_exactly_what_the_release_refuses_without(redis_url, keypair
         assert code == 1 and len(failed) == 1 and failed[0].startswith(f"✗ {name}:"), (name, output)
 
 
-def test_a_bad_config_fails_the_release_in_one_line(redis_url, keypair, graph):
+def test_a_bad_config_fails_the_release_in_one_line(redis_url, postgres_url, keypair, graph):
     typed = typed_by_the_user(keypair, graph.url, FLOW_PRIVATE_KEY="paste the key here")
-    env = config_vars(app_json(), typed, {"heroku-redis": redis_url})
+    env = config_vars(app_json(), typed, {"heroku-redis": redis_url, "heroku-postgresql": postgres_url})
     code, output = Dyno("release", env).run()
     failed = [line for line in output.splitlines() if line.startswith("✗")]
     assert code == 1
@@ -104,12 +105,15 @@ def test_a_bad_config_fails_the_release_in_one_line(redis_url, keypair, graph):
     assert "Traceback" not in output and "paste the key here" not in output
 
 
-def test_deploy_release_web_worker_then_a_flow_completed_and_confirmed_once(redis_url, keypair, graph):
+def test_deploy_release_web_worker_then_a_flow_completed_and_confirmed_once(redis_url, postgres_url, keypair,
+                                                                            graph):
     graph.add_phone_number(PHONE_ID)
     port = free_port()
     web_url = f"http://127.0.0.1:{port}"
+    # Heroku Postgres's own form of the URL (postgres://), which SQLAlchemy alone refuses.
+    heroku_postgres = postgres_url.replace("postgresql://", "postgres://", 1)
     env = config_vars(app_json(), typed_by_the_user(keypair, graph.url, PUBLIC_BASE_URL=web_url),
-                      {"heroku-redis": redis_url})
+                      {"heroku-redis": redis_url, "heroku-postgresql": heroku_postgres})
 
     code, output = Dyno("release", env).run()
     assert code == 0 and "✗" not in output, output

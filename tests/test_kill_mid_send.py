@@ -29,7 +29,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from conftest import wait_for
-from stores.submissions import submission_id
+from records.submissions import submission_id
 from flows.webhook import digest
 from messaging import fallback
 from procs import Workers

@@ -17,13 +17,13 @@ LAYERS = [
     ("metrics writer", {"metrics"}),
     ("developer tools", {"devtools"}),
     ("validation", {"validation"}),
-    ("stores", {"stores"}),
+    ("stores", {"stores", "records"}),  # Redis's hot state and SQL's lasting records, peers
     ("protocol core", {"flows"}),
     ("redis", {"storage", "redis_budget"}),
     ("settings", {"config"}),
 ]
 # The domain gets what it needs passed in: no settings, no metrics writer.
-DOMAIN = {"flows", "validation", "stores", "devtools"}
+DOMAIN = {"flows", "validation", "stores", "records", "devtools"}
 NOT_FOR_THE_DOMAIN = {"config", "metrics"}
 LEVEL = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 

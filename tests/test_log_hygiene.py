@@ -53,7 +53,8 @@ def test_no_secret_phone_token_or_form_value_in_any_log(redis_url, keypair, tmp_
                "FLOW_TEMPLATES": {"member_check": ("member_check_invite", "en_US"),
                                   "service_area": ("service_area_invite", "en_US")},
                "RECOVERY_STEPS": "1s", "RECOVERY_GIVE_UP_AFTER": "1s",
-               "JOB_RETRY_BACKOFF": (1,), "JOB_MAX_RETRIES": 1, "PORT": port, "WEB_CONCURRENCY": 2}
+               "JOB_RETRY_BACKOFF": (1,), "JOB_MAX_RETRIES": 1, "PORT": port, "WEB_CONCURRENCY": 2,
+               "DATABASE_URL": f"sqlite:///{tmp_path / 'records.sqlite3'}"}
         log_path = tmp_path / "gunicorn.log"
         with open(log_path, "w") as log:
             web = subprocess.Popen([venv_bin("gunicorn"), "--config", "gunicorn.conf.py"], cwd=ROOT,

@@ -234,3 +234,41 @@ def test_more_lookups_at_once_than_pooled_connections_all_succeed(redis_client):
         server.shutdown()
         server.server_close()
     assert outcomes.count("miss") == 400, {o: outcomes.count(o) for o in set(outcomes)}
+
+
+def _commands(redis_client, command: str) -> int:
+    return redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+def test_a_fresh_answer_is_served_from_memory_for_at_most_a_second(redis_client, api):
+    lookup = make(redis_client, api)
+    assert lookup.fetch("MEM123").outcome == "miss"
+    gets = _commands(redis_client, "get")
+    assert lookup.fetch("MEM123").outcome == "hit"
+    assert _commands(redis_client, "get") == gets  # this process wrote it a moment ago: no round trip
+    another = make(redis_client, api)  # another process: no memory of it, reads Redis
+    assert another.fetch("MEM123").outcome == "hit" and _commands(redis_client, "get") == gets + 1
+    wait_for(lambda: lookup.fetch("MEM123") and _commands(redis_client, "get") > gets + 1,
+             timeout=lookup_cache.LOCAL_SECONDS + 2, message="the memory tier to hand back to Redis")
+    assert api.calls("members") == 1
+
+
+def test_memory_never_serves_what_redis_no_longer_calls_fresh(redis_client, api):
+    lookup = make(redis_client, api, ttl=300, negative_ttl=0)
+    lookup.fetch("NOPE")
+    assert lookup.fetch("NOPE").outcome == "miss"  # a negative TTL of 0: the copy in memory is not fresh
+    changed = lookup.fetch("MEM123")
+    changed.record["name"] = "changed by a handler"
+    assert lookup.fetch("MEM123").record["name"] == "Ana Silva"  # each hit gets its own copy
+    assert lookup.fetch("MEM123", fresh=True).outcome == "miss"  # fresh=True skips memory too
+    assert api.calls("members") == 4  # NOPE twice, MEM123 once, and the fresh one
+
+
+
+def test_a_closed_breaker_is_read_with_the_cache_and_runs_no_script(redis_client, api):
+    lookup = make(redis_client, api)
+    scripts = _commands(redis_client, "evalsha") + _commands(redis_client, "eval")
+    assert lookup.fetch("MEM123").outcome == "miss"
+    assert lookup.fetch("NOPE", fresh=True).not_found
+    assert _commands(redis_client, "evalsha") + _commands(redis_client, "eval") == scripts
+    assert _commands(redis_client, "hget") >= 2  # the breaker's state was read, each time

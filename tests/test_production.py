@@ -237,9 +237,7 @@ def test_channel_none_stores_completions_and_sends_nothing(app_config, graph, re
 
 
 def _submissions(app) -> int:
-    from stores.submissions import SubmissionStore
-
-    return len(SubmissionStore(app.extensions["redis"], 3600).recent(10))
+    return len(app.extensions["records"].submissions.recent(10))
 
 
 # --- 3. no demo in production: see test_demo_backend.py; refusal without lookup URLs above ---------
@@ -313,6 +311,7 @@ def test_home_page(app_config):
 
 def test_empty_lists_say_so(app):
     runner = app.test_cli_runner()
-    assert "no submissions yet" in runner.invoke(args=["flows", "submissions"]).output
+    listed = runner.invoke(args=["flows", "submissions"]).output
+    assert "no submissions (a completed Flow's webhook stores one)" in listed
     assert "the console outbox is empty" in runner.invoke(args=["messages", "console"]).output
     assert "no undeliverable messages" in runner.invoke(args=["messages", "fallback"]).output

@@ -30,7 +30,9 @@ BASIC = {"Authorization": "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 # Routes that never touch Redis, and what they answer; every other route must answer 503.
 WITHOUT_REDIS = {"home.index": 200, "dashboard.login": 200, "webhooks.verify": 403,
-                 "endpoint.flow_endpoint": 200, "static": 404}
+                 "endpoint.flow_endpoint": 200, "static": 404,
+                 # The records live in SQL (records/): readable while Redis is away.
+                 "submissions.list_submissions": 200, "submissions.get_submission": 404}
 # These catch the error themselves and answer 503 in their own words, without Retry-After (Meta
 # and WASender redeliver on their own schedule); every other 503 comes with one.
 OWN_503 = {"webhooks.receive", "wasender_webhook.wasender_webhook", "media.media", "health.health"}
@@ -80,6 +82,7 @@ def probes(base: str, keypair) -> dict:
                                           "Content-Type": "application/json"}),
         "submissions.list_submissions": get("/api/submissions?limit=5", headers=BEARER),
         "submissions.get_submission": get("/api/submissions/abc", headers=BEARER),
+        "dashboard.submissions_csv": get("/dashboard/submissions.csv", headers=BASIC),
         "media.media": None,  # needs a link signed by the app: built in check_every_route
     }
 
@@ -119,7 +122,8 @@ def config(app_config, redis_url):
 def test_every_route_with_redis_stopped(app_config, keypair, caplog):
     app = create_app(config(app_config, f"redis://127.0.0.1:{free_port()}/0"))  # nothing listens
     answers = check_every_route(app, keypair)
-    assert answers["submissions.list_submissions"].json()["error"] == "Service Unavailable"
+    assert answers["send_api.send_flow"].json()["error"] == "Service Unavailable"
+    assert answers["submissions.list_submissions"].json()["submissions"] == []  # SQL, not Redis
     assert "Exception on" not in caplog.text  # Flask's line for an unhandled exception (a 500)
 
 
@@ -188,5 +192,5 @@ def test_every_route_while_redis_is_loading(app_config, keypair, tmp_path, caplo
         check_every_route(app, keypair)
         with pytest.raises(redis_lib.exceptions.BusyLoadingError):  # still loading at the end
             redis_lib.Redis.from_url(loading.url).ping()
-    assert "GET /api/submissions: Redis unavailable (BusyLoadingError)" in caplog.text
+    assert "POST /api/flows/<flow_name>/send: Redis unavailable (BusyLoadingError)" in caplog.text
     assert "Exception on" not in caplog.text

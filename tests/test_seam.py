@@ -10,7 +10,7 @@ import pytest
 
 from app import create_app
 from config import ConfigError
-from conftest import APP_SECRET, ROOT, LiveServer
+from conftest import APP_SECRET, ROOT, LiveServer, served_settings
 from devtools.scaffold import scaffold
 from devtools.simulator import FlowClient
 from procs import Gunicorn
@@ -72,7 +72,8 @@ def test_gunicorn_serves_the_business_package_and_not_the_examples(business, cat
     env = dict(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
                WHATSAPP_APP_SECRET=APP_SECRET,
                SECRET_KEY="s" * 40, FOLLOWUP_CHANNEL="console", DEMO_FLOWS="false", FLOWS_PACKAGE=PACKAGE,
-               CATALOG_API_URL=catalog_api.url("catalog"), PYTHONPATH=f"{ROOT}:{business}")
+               CATALOG_API_URL=catalog_api.url("catalog"), PYTHONPATH=f"{ROOT}:{business}",
+               DATABASE_URL=served_settings()["DATABASE_URL"])
     with Gunicorn(**env) as server:
         client = FlowClient(f"{server.url}/flows/quote", keypair[1], APP_SECRET)
         assert client.init("tok-s1").screen == "START"
@@ -92,7 +93,7 @@ def test_a_declared_lookup_without_its_url_stops_start_up_in_one_line(business, 
     env = dict(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
                WHATSAPP_APP_SECRET=APP_SECRET,
                SECRET_KEY="s" * 40, FOLLOWUP_CHANNEL="console", DEMO_FLOWS="false", FLOWS_PACKAGE=PACKAGE,
-               PYTHONPATH=f"{ROOT}:{business}")
+               PYTHONPATH=f"{ROOT}:{business}", DATABASE_URL=served_settings()["DATABASE_URL"])
     with pytest.raises(AssertionError) as refused:
         with Gunicorn(**env):
             pass

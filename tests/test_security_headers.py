@@ -92,7 +92,8 @@ def test_redis_down_answers_carry_them_too(app_config):
     app = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "API_TOKEN": API_TOKEN,
                       "DASHBOARD_PASSWORD": PASSWORD})
     with LiveServer(app) as server:
-        for resp in (requests.get(f"{server.url}/api/submissions", headers=BEARER),
+        for resp in (requests.post(f"{server.url}/api/flows/member_check/send", json={"to": "+15550001234"},
+                                   headers=BEARER),
                      requests.get(f"{server.url}/dashboard", headers=BASIC)):
             assert resp.status_code == 503
             assert_secure(resp)

@@ -50,7 +50,7 @@ class WorkerProcess:
         env = project_env(APP_ENV="production", REDIS_URL=redis_url, FLOW_PRIVATE_KEY=keypair[0],
                           WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_API_BASE=graph.url,
                           WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID=PHONE_ID,
-                          **served_settings(FOLLOWUP_CHANNEL="cloud"), **{**FAST, **settings})
+                          **{**served_settings(FOLLOWUP_CHANNEL="cloud"), **FAST, **settings})
         self.log_path = log
         self.log = open(log, "w")
         self.proc = subprocess.Popen([venv_bin("flask"), "--app", "app", "worker"], cwd=ROOT, env=env,
@@ -97,10 +97,12 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def workers(redis_url, graph, keypair, tmp_path, redis_client):
+def workers(redis_url, graph, keypair, tmp_path, redis_client, app_config):
     started = []
 
     def start(**settings) -> WorkerProcess:
+        # The records store of the test's app (app_config's SQLite file), shared with the workers.
+        settings.setdefault("DATABASE_URL", app_config["DATABASE_URL"])
         worker = WorkerProcess(redis_url, graph, keypair, tmp_path / f"worker{len(started)}.log", **settings)
         started.append(worker)
         worker.wait_ready(redis_client)
@@ -274,4 +276,4 @@ def test_worker_killed_mid_send_is_recovered_without_a_second_confirmation(
     (case,) = fallback.pending(redis_client)
     assert case["reason"] == "unknown_outcome" and case["flow_token"] == "fg_kill"
     assert app.extensions["sessions"].get("fg_kill")["state"] == "completed"
-    assert redis_client.exists(f"fg:submission:sub_{digest(message['id'])[:24]}")
+    assert app.extensions["records"].submissions.get(f"sub_{digest(message['id'])[:24]}") is not None

@@ -40,6 +40,17 @@ class Breaker:
         self._allow = redis.register_script(_ALLOW)
         self._fail = redis.register_script(_FAIL)
 
+    def queue_closed(self, pipe) -> None:
+        """Queue the read that says whether the breaker is closed, on the caller's pipeline (the
+        lookup's cache read goes with it); ``closed`` reads its answer."""
+        pipe.hget(self.keys[0], "open_until")
+
+    @staticmethod
+    def closed(answer) -> bool:
+        """Closed: no open_until, exactly the first test of the allow script, which only a
+        breaker that opened needs to run (it alone may take the half-open probe)."""
+        return answer is None
+
     def allow(self, probe_seconds: float = 5.0) -> bool:
         """May a call go out now? (False while open, and for all but one caller when half-open.)"""
         return bool(self._allow(keys=self.keys, args=[f"{time.time():.3f}", int(probe_seconds * 1000)]))
@@ -48,9 +59,10 @@ class Breaker:
         """Count a failure; True when the breaker is (now) open."""
         return bool(self._fail(keys=self.keys, args=[f"{time.time():.3f}", self.failures, self.open_seconds]))
 
-    def success(self) -> None:
-        # Only a breaker that counted failures has state to clear: the common path costs one DEL.
-        self.redis.delete(*self.keys)
+    def success(self, pipe=None) -> None:
+        # Only a breaker that counted failures has state to clear: the common path costs one DEL,
+        # queued on ``pipe`` when the caller sends other writes with it.
+        (self.redis if pipe is None else pipe).delete(*self.keys)
 
     def state(self) -> str:
         until = self.redis.hget(self.keys[0], "open_until")

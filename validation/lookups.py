@@ -41,6 +41,8 @@ log = logging.getLogger("flowgate.lookups")
 # sending the reply; under load, waiting for the GIL): measured, 50 ms was not enough at p99.
 RESERVE_SECONDS = 0.1
 MIN_CALL_SECONDS = 0.02
+# What requests sent on every call, kept so a business API sees the same request as before.
+DEFAULT_HEADERS = {"User-Agent": requests.utils.default_user_agent(), "Accept-Encoding": "gzip, deflate"}
 
 
 @dataclass(frozen=True)
@@ -84,25 +86,27 @@ class _Failure(Exception):
 
 
 class Lookup:
-    def __init__(self, spec: LookupSpec, redis, http: requests.Session, metrics):
+    def __init__(self, spec: LookupSpec, redis, http: requests.Session, metrics,
+                 pool: urllib3.PoolManager | None = None):
         if spec.policy not in POLICIES:
             raise ValueError(f"lookup {spec.name}: policy must be one of {POLICIES}")
         self.spec = spec
         self.name = spec.name
         self.policy = spec.policy
         self.redis = redis
-        self.http = http
+        self.http, self.pool = http, pool
         self.metrics = metrics  # the app's metrics writer, passed in: the domain imports no metrics
         self.cache = lookup_cache.AnswerCache(redis, spec.name, spec.ttl, spec.negative_ttl,
                                               spec.stale_max_age)
         self.breaker = Breaker(redis, spec.name, spec.breaker_failures, spec.breaker_seconds)
 
     def fetch(self, value: str, *, deadline: Deadline | None = None, flow: str = "-",
-              fresh: bool = False) -> LookupResult:
-        """The answer for ``value``; ``fresh=True`` skips the cache (a final re-check)."""
+              fresh: bool = False, before_call=None) -> LookupResult:
+        """The answer for ``value``; ``fresh=True`` skips the cache (a final re-check).
+        ``before_call`` runs before the API is called (not for a cached answer) and may raise."""
         deadline = deadline or Deadline(self.spec.timeout + RESERVE_SECONDS)
         started = time.perf_counter()
-        result = self._fetch(value, deadline, fresh)
+        result = self._fetch(value, deadline, fresh, before_call)
         # Every outcome and its latency go to the shared metrics (dashboard, /metrics).
         self._quietly(self.metrics.lookup, flow, self.name, result.outcome, time.perf_counter() - started)
         if result.outcome not in ("hit", "miss"):
@@ -110,11 +114,16 @@ class Lookup:
                      result.status)
         return result
 
-    def _fetch(self, value: str, deadline: Deadline, fresh: bool) -> LookupResult:
-        cached = None if fresh else self._quietly(self.cache.get, value)
+    def _fetch(self, value: str, deadline: Deadline, fresh: bool, before_call) -> LookupResult:
+        cached = None if fresh else self.cache.remembered(value)
+        if cached is not None:
+            return LookupResult(cached.status, cached.record, "hit")
+        cached, closed = self._quietly(self._read_redis, value, fresh, default=(None, False))
         if cached is not None and self.cache.is_fresh(cached):
             return LookupResult(cached.status, cached.record, "hit")
-        if self._quietly(self.breaker.allow, self.spec.timeout, default=True) is False:
+        if before_call is not None:
+            before_call()
+        if not closed and self._quietly(self.breaker.allow, self.spec.timeout, default=True) is False:
             return self._fallback(cached, "breaker_open")
         budget = min(self.spec.timeout, deadline.remaining() - RESERVE_SECONDS)
         if budget < MIN_CALL_SECONDS:
@@ -125,9 +134,27 @@ class Lookup:
             log.warning("lookup=%s call failed: %s", self.name, failure)
             self._quietly(self.breaker.failure)
             return self._fallback(cached, failure.outcome)
-        self._quietly(self.breaker.success)
-        self._quietly(self.cache.put, value, status, record)
+        self._quietly(self._succeeded, value, status, record)
         return LookupResult(status, record, "miss")
+
+    def _succeeded(self, value: str, status: str, record: dict | None) -> None:
+        """The breaker's reset and the answer's caching: one round trip, not two."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.breaker.success(pipe)
+        self.cache.put(value, status, record, pipe)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                raise result
+
+    def _read_redis(self, value: str, fresh: bool):
+        """The cached answer (unless ``fresh``) and whether the breaker is closed: one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        if not fresh:
+            self.cache.queue_get(pipe, value)
+        self.breaker.queue_closed(pipe)
+        answers = pipe.execute()
+        cached = None if fresh else self.cache.parse(value, answers[0])
+        return cached, self.breaker.closed(answers[-1])
 
     def _fallback(self, cached, outcome: str) -> LookupResult:
         if cached is not None and self.cache.is_servable_stale(cached):
@@ -140,29 +167,22 @@ class Lookup:
         quoted = quote(value, safe="")
         url = (self.spec.url.replace("{value}", quoted) if "{value}" in self.spec.url
                else f"{self.spec.url.rstrip('/')}/{quoted}")
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **DEFAULT_HEADERS}
         if self.spec.auth:
             headers["Authorization"] = self.spec.auth
         started = time.monotonic()
+        status, raw, close = self._get(url, headers, budget)
         try:
-            # The timeouts bound the connect and the wait for the headers; _read bounds the body.
-            resp = self.http.get(url, headers=headers, timeout=(budget, budget), stream=True,
-                                 allow_redirects=False)
-        except requests.Timeout:
-            raise _Failure("timeout", f"no answer within {budget:.2f}s") from None
-        except requests.RequestException as exc:
-            raise _Failure("error", type(exc).__name__) from None
-        try:
-            body = self._read(resp, started + budget)
+            body = self._read(raw, started + budget)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             late = time.monotonic() - started >= budget * 0.95
             raise _Failure("timeout" if late else "error", type(exc).__name__) from None
         finally:
-            resp.close()
-        if resp.status_code == 404:
+            close()
+        if status == 404:
             return "not_found", None
-        if resp.status_code != 200:
-            raise _Failure("error", f"HTTP {resp.status_code}")
+        if status != 200:
+            raise _Failure("error", f"HTTP {status}")
         try:
             record = json.loads(body)
         except (ValueError, RecursionError):
@@ -171,11 +191,41 @@ class Lookup:
             raise _Failure("error", "body is not a JSON object")
         return "found", record
 
-    def _read(self, resp, until: float) -> bytes:
+    def _get(self, url: str, headers: dict, budget: float):
+        """Send the GET: (status, urllib3 response, how to close it). http(s) goes straight through
+        urllib3's pool (requests' Session costs ~0.5 ms of CPU a call on top: bench/breakdown.py);
+        other schemes (the demo backend's in-process ``demo://``) through the mounted requests
+        transport. The timeouts bound the connect and the wait for the headers; _read bounds the body."""
+        if self.pool is not None and url.startswith(("http://", "https://")):
+            try:
+                raw = self.pool.request("GET", url, headers=headers, preload_content=False, redirect=False,
+                                        retries=False, timeout=urllib3.Timeout(connect=budget, read=budget))
+            except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError by descent
+                raise _Failure("error", type(exc).__name__) from None
+            except urllib3.exceptions.TimeoutError:
+                raise _Failure("timeout", f"no answer within {budget:.2f}s") from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _Failure("error", type(exc).__name__) from None
+
+            def close():  # what requests' Response.close does
+                raw.close()
+                raw.release_conn()
+
+            return raw.status, raw, close
+        try:
+            resp = self.http.get(url, headers=headers, timeout=(budget, budget), stream=True,
+                                 allow_redirects=False)
+        except requests.Timeout:
+            raise _Failure("timeout", f"no answer within {budget:.2f}s") from None
+        except requests.RequestException as exc:
+            raise _Failure("error", type(exc).__name__) from None
+        return resp.status_code, resp.raw, resp.close
+
+    def _read(self, raw, until: float) -> bytes:
         """The body, at most ``max_body_bytes``, finished by ``until``: each wait for bytes is
         limited to the time left (a body that trickles in cannot stretch the budget)."""
         limit = self.spec.max_body_bytes
-        declared = resp.headers.get("Content-Length", "")
+        declared = raw.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Failure("error", f"body of {declared} bytes is over the limit")
         chunks, size = [], 0
@@ -186,10 +236,10 @@ class Lookup:
             # Looked up each time: once the whole body is in, urllib3 hands the connection back
             # to the pool, where another thread may be using its socket (or the pool, when full,
             # has closed it). Only a connection this response still holds gets the timeout.
-            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
             if sock is not None:
                 sock.settimeout(left)
-            chunk = resp.raw.read1(16 * 1024, decode_content=True)  # one wait on the socket at most
+            chunk = raw.read1(16 * 1024, decode_content=True)  # one wait on the socket at most
             if not chunk:
                 return b"".join(chunks)
             size += len(chunk)
@@ -217,7 +267,10 @@ class Lookups:
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
-        self._lookups = {spec.name: Lookup(spec, redis, self.http, metrics) for spec in specs}
+        # The same pool sizes and CA bundle as that adapter; http(s) lookups go through it.
+        self.pool = urllib3.PoolManager(num_pools=8, maxsize=pool_size, retries=False,
+                                        ca_certs=requests.certs.where())
+        self._lookups = {spec.name: Lookup(spec, redis, self.http, metrics, self.pool) for spec in specs}
 
     def __getitem__(self, name: str) -> Lookup:
         return self._lookups[name]

@@ -22,14 +22,14 @@ from stores.correlation import Correlation
 from flows.identity import User, masked, of_job, session_fields, shown
 from flows.redact import wamid
 from flows.sessions import short
-from stores.submissions import SubmissionStore, submission_id
+from records.submissions import submission_id
 from flows.webhook import as_number, clean_strings
 from messaging import fallback
 from messaging.forward import ForwardError, post_signed
 from messaging.outbound import Outbound
 from messaging.router import Refused
 from workers import receipts
-from workers.effects import RESEND, SKIP, Effects, nothing_sent
+from workers.effects import RESEND, SKIP, Effects, nothing_sent, record_sent
 from workers.queues import LOW, enqueue_once, is_final_attempt, retry_from
 from workers.recovery import metric
 
@@ -92,23 +92,24 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     token = (response or {}).get("flow_token")
     token = token if isinstance(token, str) and token and token != UNUSED_TOKEN else None
 
-    # Stored first, with what the message itself says; completed below once the session is known.
-    # A re-run keeps what an earlier run stored (a forward may be reading it).
+    # Stored first (SQL: records/submissions.py), with what the message itself says; completed
+    # below once the session is known. Unique on the message id: a re-run inserts nothing and
+    # keeps what an earlier run stored (a forward may be reading it). A database error fails the
+    # job before anything else happened; RQ retries it.
     sid = submission_id(msg_id)
     received_at = as_number(message.get("timestamp")) or time.time()
-    store = SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"])
-    document = store.get(sid)
-    if document is None:
-        document = {
-            "id": sid, "message_id": msg_id, "from": sender.phone,
-            "user_id": sender.bsuid or sender.parent_bsuid, "username": sender.username,
-            "phone_number_id": phone_number_id,
-            "flow_token": token, "correlated_by": "flow_token" if token else None,
-            "flow": None, "session_known": False,
-            "received_at": received_at, "response": response, "problem": problem,
-            "raw": None if response is not None else str(_response_json(message))[:65536],
-        }
-        store.save(document)
+    store = ext["records"].submissions
+    document = {
+        "id": sid, "message_id": msg_id, "from": sender.phone,
+        "user_id": sender.bsuid or sender.parent_bsuid, "username": sender.username,
+        "phone_number_id": phone_number_id,
+        "flow_token": token, "correlated_by": "flow_token" if token else None,
+        "flow": None, "session_known": False,
+        "received_at": received_at, "response": response, "problem": problem,
+        "raw": None if response is not None else str(_response_json(message))[:65536],
+    }
+    if not store.add(document):
+        document = store.get(sid) or document
     # Linked to one contact record before anything else is written for them.
     user = ext["contacts"].learn(sender)
 
@@ -123,7 +124,8 @@ def process_completion(message: dict, phone_number_id: str | None = None, extra:
     completed = {**document, "flow_token": token, "correlated_by": via if token else None,
                  "flow": (session or {}).get("flow"), "session_known": bool(session and session.get("known"))}
     if completed != document:
-        store.save(completed)
+        store.correlate(sid, flow_token=completed["flow_token"], correlated_by=completed["correlated_by"],
+                        flow=completed["flow"], session_known=completed["session_known"])
 
     # The nfm_reply is itself an inbound message: it opens the 24 h window (its text is form data:
     # not kept with the contact).
@@ -239,9 +241,11 @@ def _confirm(ext, cfg, to: User, msg_id: str, token: str | None, sender_id: str 
             return {"failed": exc.kind or "refused", "code": exc.code, "reason": exc.reason[:300],
                     "unreachable": exc.unreachable}
 
+    # The router asks the consent ledger first: after a STOP, not even a thank-you (refused).
     outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
         key, send, safe_to_retry=nothing_sent, when_lost=SKIP)
     result = outcome.result or {}
+    record_sent(result, to, key=key, token=token)  # the message log (SQL), idempotent
     if outcome.state == "performed" and "failed" in result:
         if token:
             event = "confirmation_refused" if result["failed"] == "refused" else "confirmation_failed"
@@ -273,10 +277,11 @@ def forward_submission(sid: str) -> str:
     COMPLETION_FORWARD_SECRET) and carrying ``Idempotency-Key``: after a worker died mid-POST it is
     sent again with the same key, so the receiver can drop the duplicate."""
     ext, cfg = current_app.extensions, current_app.config
-    document = SubmissionStore(ext["redis"], cfg["SUBMISSION_RETENTION_SECONDS"]).get(sid)
+    document = ext["records"].submissions.get(sid)
     url = cfg["COMPLETION_FORWARD_URL"]
     if document is None or not url:
-        log.warning("forward %s skipped: %s", sid, "submission expired" if url else "no URL configured")
+        log.warning("forward %s skipped: %s", sid,
+                    "submission erased or purged" if url else "no URL configured")
         return "skipped"
     payload = {k: document.get(k) for k in (
         "id", "message_id", "from", "user_id", "flow_token", "flow", "received_at", "response")}

@@ -65,8 +65,8 @@ def handle_reply(channel: str, who, text: str | None, button_id: str | None,
     intent = _ext("intents").classify(text, button_id)
     origin = conversation_for(user)
     if intent == STOP:
-        return _stop(channel, user, origin, sender_id)
-    if intent == RESUME and contacts.opt_in(user):
+        return _stop(channel, user, origin, sender_id, message_id)
+    if intent == RESUME and contacts.opt_in(user, channel, message_id):
         # STOP_TEXT promises it: RESUME after a STOP undoes the opt-out (then resumes, if it can).
         log.info("user %s opted back in via %s", masked(user), channel)
         if origin:
@@ -94,9 +94,10 @@ def _resume(origin: str, user: User, sender_id: str | None) -> str:
     return "resumed" if result == "sent" else result
 
 
-def _stop(channel: str, user: User, origin: str | None, sender_id: str | None) -> str:
+def _stop(channel: str, user: User, origin: str | None, sender_id: str | None, message_id: str) -> str:
     contacts, sessions = _ext("contacts"), _ext("sessions")
-    new = contacts.opt_out(user, channel)
+    # Into the consent ledger (SQL, for ever) with the message that said it; a retried job adds nothing.
+    new = contacts.opt_out(user, channel, message_id=message_id)
     if origin:
         sessions.note(origin, "opted_out", f"via {channel}")
         ladder = [s for s in (sessions.get(origin) or {}).get("ladder", "").split(",") if s]

@@ -50,6 +50,7 @@ from messaging.graph import GraphError
 from messaging.outbound import Outbound
 from messaging.router import Refused
 from messaging.wasender import WASenderError
+from records import DatabaseError
 
 SKIP, RESEND = "skip", "resend"
 KEEP_SECONDS = 8 * 24 * 3600  # longer than Meta's webhook retry window: a redelivery finds "done"
@@ -207,11 +208,12 @@ class Effects:
 
 
 def nothing_sent(exc: BaseException) -> bool:
-    """True when a failed send certainly did not reach the user: the router refused it, or the API
-    answered with an error, or could not be reached. False for a read timeout, where the request
-    left and no answer came back (the transports raise their error inside the ``except`` for the
-    ``requests`` exception, so it is the error's context)."""
-    if isinstance(exc, Refused):
+    """True when a failed send certainly did not reach the user: the router refused it, the API
+    answered with an error or could not be reached, or the consent check before it could not read
+    the database. False for a read timeout, where the request left and no answer came back (the
+    transports raise their error inside the ``except`` for the ``requests`` exception, so it is
+    the error's context)."""
+    if isinstance(exc, (Refused, DatabaseError)):  # the consent ledger is read before a send, never after
         return True
     if isinstance(exc, (GraphError, WASenderError)):
         return not isinstance(exc.__context__, requests.ReadTimeout)
@@ -235,7 +237,23 @@ def deliver_once(out: Outbound, *, token: str | None, final: bool = False, via: 
         safe_to_retry=nothing_sent, when_lost=SKIP)
     if outcome.state == "lost":
         _hand_over_unknown(out.key, out.to, token)
+    record_sent(outcome.result, out.to, key=out.key, token=token or out.flow_token)
     return outcome
+
+
+def record_sent(delivery: dict | None, to, *, key: str, token: str | None) -> None:
+    """Into the outbound message log (SQL), after the effect: written by every run that finds the
+    message sent (this one or an earlier one), so a database error here fails the job, RQ retries
+    it, the effect is found done and the row is written then, once (unique on the message id)."""
+    message_id = (delivery or {}).get("message_id") or (delivery or {}).get("wamid")
+    if not message_id:
+        return
+    user = coerce(to) if to else None
+    current_app.extensions["records"].messages.sent(
+        str(message_id), channel=str(delivery.get("channel") or "-"),
+        kind=delivery.get("detail") or delivery.get("kind"), template=delivery.get("template"), key=key,
+        flow_token=token,
+        phone=user.phone if user else None, user_id=(user.bsuid or user.parent_bsuid) if user else None)
 
 
 def settle_delivery(key: str, to, *, token: str | None) -> str | None:

@@ -89,11 +89,16 @@ def record_status(status: dict, phone_number_id: str | None = None, extra: dict 
         pipe.hset(key, "callback", str(status["biz_opaque_callback_data"])[:512])
     pipe.expire(key, STATUS_KEEP_SECONDS)
     pipe.execute()
-    if state != "failed":
-        return state
     errors = status.get("errors") if isinstance(status.get("errors"), list) else []
     error = errors[0] if errors and isinstance(errors[0], dict) else {}
     code = error.get("code") if isinstance(error.get("code"), int) else None
+    # The outbound message log (SQL): one row per message and status, so a redelivery adds nothing.
+    ext["records"].messages.status(
+        str(msg_id), str(state), at=as_number(status.get("timestamp")) or time.time(), error_code=code,
+        error_title=str(error.get("title") or "") or None,
+        recipient=str(status.get("recipient_id") or "") or (user.phone or user.bsuid if user else None))
+    if state != "failed":
+        return state
     if receipts.failed_status(status.get("biz_opaque_callback_data"), code, str(error.get("title") or "")):
         return "failed"  # a receipt: recorded on its session; the confirmation was not affected
     token = Correlation(redis, sessions).token_for(msg_id)

@@ -118,6 +118,17 @@ def enqueue_once(connection, func: str, *args, job_id: str, **kwargs):
         return None
 
 
+def schedule_hourly(connection, func: str, name: str, now: float | None = None):
+    """Run ``func`` at the top of the next hour, once however many workers ask: the job id names
+    the hour, and the job schedules its successor the same way (a cron without a cron process:
+    RQ's scheduler, which worker 0 of each dyno runs, enqueues it when it is due)."""
+    from datetime import datetime, timezone
+
+    due = (int((time.time() if now is None else now) // 3600) + 1) * 3600
+    return enqueue_once(connection, func, job_id=f"{name}-{due}", queue_name=LOW,
+                        at=datetime.fromtimestamp(due, timezone.utc))
+
+
 def is_final_attempt() -> bool:
     """Inside a job: True when a failure now would not be retried (fall back instead of raising)."""
     from rq import get_current_job

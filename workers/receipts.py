@@ -20,13 +20,12 @@ from flask import current_app
 from flows.identity import User
 from flows.redact import wamid
 from flows.sessions import short
-from stores.submissions import SubmissionStore
 from messaging import fallback, pdf
 from messaging.graph import GraphError
 from messaging.outbound import Outbound
 from messaging.router import Refused
 from messaging.wasender import WASenderError
-from workers.effects import SKIP, Effects, nothing_sent
+from workers.effects import SKIP, Effects, nothing_sent, record_sent
 from workers.queues import LOW, enqueue_once, is_final_attempt, retry_from
 
 log = logging.getLogger("flowgate.receipts")
@@ -87,7 +86,7 @@ def build(document: dict) -> Outbound:
 def send_receipt(sid: str) -> str:
     ext, cfg = current_app.extensions, current_app.config
     redis, sessions = ext["redis"], ext["sessions"]
-    document = SubmissionStore(redis, cfg["SUBMISSION_RETENTION_SECONDS"]).get(sid)
+    document = ext["records"].submissions.get(sid)
     if document is None or not configured(cfg):
         return "skipped"
     token = document.get("flow_token")
@@ -113,6 +112,8 @@ def send_receipt(sid: str) -> str:
     outcome = Effects(redis, cfg["EFFECT_LEASE_SECONDS"]).once(
         CALLBACK_PREFIX + document["message_id"], send, safe_to_retry=nothing_sent, when_lost=SKIP)
     result = outcome.result or {}
+    if out is not None:
+        record_sent(result, out.to, key=out.key, token=token)
     if outcome.state == "lost":
         # An earlier attempt died mid-send: the receipt may or may not have arrived. Not resent.
         log.warning("receipt for %s: outcome unknown (an attempt died mid-send)",
@@ -139,8 +140,7 @@ def failed_status(callback: str | None, code: int | None, title: str = "") -> bo
     if not callback or not callback.startswith(CALLBACK_PREFIX):
         return False
     ext, cfg = current_app.extensions, current_app.config
-    document = SubmissionStore(ext["redis"], cfg["SUBMISSION_RETENTION_SECONDS"]).get(
-        callback[len(CALLBACK_PREFIX):])
+    document = ext["records"].submissions.get(callback[len(CALLBACK_PREFIX):])
     if document and document.get("flow_token"):
         ext["sessions"].note(document["flow_token"], "receipt_failed",
                              f"status failed, code {code}{': ' + title if title else ''}"[:300])
