@@ -48,10 +48,11 @@ def make_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
         # pre_ping: a connection the server dropped (a restart, a failover) is replaced before use,
-        # not handed to a job that then fails; timeouts so an outage fails a request fast. One
-        # connection kept per process (a worker runs one job at a time; few web requests read SQL),
-        # three at most: a plan's connection limit (heroku pg:info) bounds the processes, not threads.
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=2, pool_timeout=5,
+        # not handed to a job that then fails; timeouts so an outage fails a request fast. Jobs run
+        # in threads (WORKER_THREADS), but each holds a connection for one short transaction,
+        # never across a send: five per process at most keep a web dyno's two processes and a
+        # worker dyno within Heroku's smallest plan (20 connections, heroku pg:info).
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=3, pool_timeout=10,
                                   connect_args={"connect_timeout": 5})
     # A forked child (gunicorn's workers, the worker pool) must not share its parent's sockets.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
