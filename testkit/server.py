@@ -72,10 +72,14 @@ class FlowgateServer:
         if FlowgateServer._keypair is None:
             FlowgateServer._keypair = keys.generate()
         private, self.public_key = FlowgateServer._keypair
+        instance = tempfile.mkdtemp(prefix="flowgate-instance-")
+        # Production settings, with the records in a SQLite file of this server's own (it creates
+        # its tables at start) rather than a PostgreSQL server the test would have to provide.
         config = {"APP_ENV": "production", "REDIS_URL": redis_url, "FLOW_PRIVATE_KEY": private,
                   "WHATSAPP_APP_SECRET": APP_SECRET, "SECRET_KEY": "testkit-secret-key-" + "x" * 32,
                   "FOLLOWUP_CHANNEL": "console", "DEMO_FLOWS": False, "FLOW_REPLY_CHECK": True,
-                  "INSTANCE_DIR": tempfile.mkdtemp(prefix="flowgate-instance-"), **settings}
+                  "INSTANCE_DIR": instance, "DATABASE_URL": f"sqlite:///{instance}/flowgate.sqlite3",
+                  **settings}
         self.app = create_app(config)
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

@@ -97,15 +97,10 @@ def redis_client(redis_url):
 def postgres():
     """A PostgreSQL cluster of this test session's own (tests/pg.py): initdb'ed in a temporary
     folder, on a free port, never the machine's own server. Skipped only without the binaries."""
-    from pg import PostgresCluster, binaries
+    from pg import started_cluster
 
-    bindir = binaries()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql, as .ci/run does")
-    cluster = PostgresCluster(bindir)
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    with started_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

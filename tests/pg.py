@@ -13,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from support import free_port, wait_for
@@ -88,3 +89,20 @@ class PostgresCluster:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def started_cluster():
+    """A cluster started for the ``with`` block and destroyed after it; the test is skipped, with
+    the fix, on a machine without the binaries."""
+    import pytest
+
+    bindir = binaries()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql, as .ci/run does")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -11,7 +11,7 @@ import requests
 import sqlalchemy as sa
 
 from conftest import wait_for
-from pg import PostgresCluster, binaries
+from pg import started_cluster
 from stack import API, PHONE, Stack, stack_config
 from standins.meta_webhooks import completion
 
@@ -23,13 +23,8 @@ STOP = {"event": "messages.upsert", "timestamp": 1, "data": {"messages": [
 @pytest.fixture
 def own_cluster():
     """A cluster this test may stop and start (the session's is shared by other tests)."""
-    bindir = binaries()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql, as .ci/run does")
-    cluster = PostgresCluster(bindir)
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    with started_cluster() as cluster:
+        yield cluster
 
 
 def test_a_stop_on_wasender_blocks_a_later_cloud_api_send(app_config, database_url, keypair, graph, wasender):
