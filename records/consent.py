@@ -56,9 +56,6 @@ class ConsentLedger:
         with self.engine.connect() as conn:
             return self._latest(conn, subjects_) == OPT_OUT
 
-    def allows(self, subjects_: list[str]) -> bool:
-        return not self.opted_out(subjects_)
-
     def history(self, subjects_: list[str]) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(table).where(table.c.subject.in_(subjects_))
